@@ -1,0 +1,1 @@
+"""Generated from proto/ by bin/genproto; never edited by hand."""
