@@ -1,0 +1,1 @@
+"""The etcd services: protobuf and JSON requests translated into server calls."""

@@ -1,0 +1,665 @@
+"""The member's configuration: flags, ``ETCD_*`` environment variables and a YAML file.
+
+Precedence follows etcd 3.5: a ``--config-file`` replaces flags and environment
+entirely; otherwise a flag given on the command line wins over its ``ETCD_<NAME>``
+variable, which wins over the default. Parsing has no side effects: it returns a
+:class:`Config` or raises :class:`ConfigError` with a one-line message naming the flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024
+#: gRPC accepts this much more than ``--max-request-bytes`` (etcd's ``grpcOverheadBytes``).
+GRPC_OVERHEAD_BYTES = 512 * 1024
+
+
+class ConfigError(Exception):
+    """A bad flag, environment variable or config file; the message is one line."""
+
+
+class HelpRequested(Exception):  # noqa: N818 - a request, not an error
+    """``-h``/``--help`` was given; ``str()`` is the help text."""
+
+
+class VersionRequested(Exception):  # noqa: N818 - a request, not an error
+    """``--version`` was given."""
+
+
+# --- value parsers: each takes the raw string and returns the typed value or raises ValueError.
+
+
+def _parse_str(raw: str) -> str:
+    return raw
+
+
+def _parse_uint(raw: str) -> int:
+    value = int(raw.strip(), 0)
+    if value < 0:
+        raise ValueError("negative")
+    return value
+
+
+def _parse_int(raw: str) -> int:
+    return int(raw.strip(), 0)
+
+
+_TRUE = {"1", "t", "T", "true", "TRUE", "True"}
+_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
+
+
+def _parse_bool(raw: str) -> bool:
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ValueError("not a boolean")
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_duration(raw: str) -> float:
+    """Parse a Go duration ("1h30m", "100ms", "0") into seconds."""
+    text = raw.strip()
+    if text in ("0", ""):
+        if text == "":
+            raise ValueError("empty duration")
+        return 0.0
+    sign = -1.0 if text.startswith("-") else 1.0
+    text = text.lstrip("+-")
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or pos == 0:
+        raise ValueError("not a duration")
+    return sign * total
+
+
+_URL_SCHEMES = {"http", "https", "unix", "unixs"}
+
+
+def _parse_urls(raw: str) -> list[str]:
+    urls = [part.strip() for part in raw.split(",") if part.strip()]
+    for url in urls:
+        _check_url(url)
+    return urls
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in _URL_SCHEMES:
+        raise ValueError(f"URL scheme must be http, https, unix, or unixs: {url}")
+    if not parts.netloc:
+        raise ValueError(f'URL address does not have the form "host:port": {url}')
+    if parts.path not in ("", "/"):
+        raise ValueError(f"URL must not contain a path: {url}")
+    if parts.scheme in ("http", "https"):
+        try:
+            port = parts.port
+        except ValueError as e:
+            raise ValueError(f"invalid port in URL: {url}") from e
+        if port is None:
+            raise ValueError(f'URL address does not have the form "host:port": {url}')
+
+
+def parse_initial_cluster(raw: str) -> dict[str, list[str]]:
+    """Parse ``name1=url1,name1=url2,name2=url3`` into ``{name: [urls]}``, in order."""
+    members: dict[str, list[str]] = {}
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, url = part.partition("=")
+        if not sep or not name:
+            raise ValueError(f"{part!r} is not of the form name=url")
+        _check_url(url)
+        members.setdefault(name, []).append(url)
+    return members
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return raw
+
+    return parse
+
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """One command-line flag: its etcd name, parser, default (as etcd prints it) and help."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: str
+    help: str
+
+    @property
+    def attr(self) -> str:
+        """The :class:`Config` attribute this flag sets."""
+        return self.name.replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        """The environment variable that can set this flag."""
+        return "ETCD_" + self.name.upper().replace("-", "_")
+
+    @property
+    def is_bool(self) -> bool:
+        return self.parse is _parse_bool
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("name", _parse_str, "default", "Human-readable name for this member."),
+    Flag("data-dir", _parse_str, "${name}.etcd", "Path to the data directory."),
+    Flag("wal-dir", _parse_str, "", "Path to the dedicated wal directory."),
+    Flag(
+        "snapshot-count",
+        _parse_uint,
+        "100000",
+        "Number of committed transactions to trigger a snapshot to disk.",
+    ),
+    Flag(
+        "heartbeat-interval", _parse_uint, "100", "Time (in milliseconds) of a heartbeat interval."
+    ),
+    Flag(
+        "election-timeout",
+        _parse_uint,
+        "1000",
+        "Time (in milliseconds) for an election to timeout.",
+    ),
+    Flag(
+        "listen-peer-urls",
+        _parse_urls,
+        "http://localhost:2380",
+        "List of URLs to listen on for peer traffic.",
+    ),
+    Flag(
+        "listen-client-urls",
+        _parse_urls,
+        "http://localhost:2379",
+        "List of URLs to listen on for client traffic.",
+    ),
+    Flag(
+        "listen-metrics-urls",
+        _parse_urls,
+        "",
+        "List of URLs to listen on for the metrics and health endpoints.",
+    ),
+    Flag(
+        "max-snapshots",
+        _parse_uint,
+        "5",
+        "Maximum number of snapshot files to retain (0 is unlimited).",
+    ),
+    Flag("max-wals", _parse_uint, "5", "Maximum number of wal files to retain (0 is unlimited)."),
+    Flag(
+        "quota-backend-bytes",
+        _parse_int,
+        "0",
+        "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).",
+    ),
+    Flag(
+        "backend-batch-interval",
+        parse_duration,
+        "100ms",
+        "The maximum time before committing the backend transaction.",
+    ),
+    Flag(
+        "backend-batch-limit",
+        _parse_uint,
+        "10000",
+        "The maximum operations before committing the backend transaction.",
+    ),
+    Flag(
+        "max-txn-ops",
+        _parse_uint,
+        "128",
+        "Maximum number of operations permitted in a transaction.",
+    ),
+    Flag(
+        "max-request-bytes",
+        _parse_uint,
+        "1572864",
+        "Maximum client request size in bytes the server will accept.",
+    ),
+    Flag(
+        "grpc-keepalive-min-time",
+        parse_duration,
+        "5s",
+        "Minimum duration interval that a client should wait before pinging server.",
+    ),
+    Flag(
+        "grpc-keepalive-interval",
+        parse_duration,
+        "2h",
+        "Frequency duration of server-to-client ping to check if a connection is alive.",
+    ),
+    Flag(
+        "grpc-keepalive-timeout",
+        parse_duration,
+        "20s",
+        "Additional duration of wait before closing a non-responsive connection.",
+    ),
+    Flag(
+        "initial-advertise-peer-urls",
+        _parse_urls,
+        "http://localhost:2380",
+        "List of this member's peer URLs to advertise to the rest of the cluster.",
+    ),
+    Flag(
+        "initial-cluster",
+        parse_initial_cluster,
+        "default=http://localhost:2380",
+        "Initial cluster configuration for bootstrapping.",
+    ),
+    Flag(
+        "initial-cluster-state",
+        _choice("new", "existing"),
+        "new",
+        "Initial cluster state ('new' or 'existing').",
+    ),
+    Flag(
+        "initial-cluster-token",
+        _parse_str,
+        "etcd-cluster",
+        "Initial cluster token for the etcd cluster during bootstrap.",
+    ),
+    Flag(
+        "advertise-client-urls",
+        _parse_urls,
+        "http://localhost:2379",
+        "List of this member's client URLs to advertise to the public.",
+    ),
+    Flag(
+        "strict-reconfig-check",
+        _parse_bool,
+        "true",
+        "Reject reconfiguration requests that would cause quorum loss.",
+    ),
+    Flag("pre-vote", _parse_bool, "true", "Enable to run an additional Raft election phase."),
+    Flag(
+        "auto-compaction-retention",
+        _parse_str,
+        "0",
+        "Auto compaction retention length. 0 means disable auto compaction.",
+    ),
+    Flag(
+        "auto-compaction-mode",
+        _choice("periodic", "revision"),
+        "periodic",
+        "Interpret 'auto-compaction-retention' as periodic (a duration) or revision.",
+    ),
+    Flag("enable-grpc-gateway", _parse_bool, "true", "Enable GRPC gateway."),
+    Flag("cert-file", _parse_str, "", "Path to the client server TLS cert file."),
+    Flag("key-file", _parse_str, "", "Path to the client server TLS key file."),
+    Flag("client-cert-auth", _parse_bool, "false", "Enable client cert authentication."),
+    Flag("trusted-ca-file", _parse_str, "", "Path to the client server TLS trusted CA cert file."),
+    Flag("auto-tls", _parse_bool, "false", "Client TLS using generated certificates."),
+    Flag("peer-cert-file", _parse_str, "", "Path to the peer server TLS cert file."),
+    Flag("peer-key-file", _parse_str, "", "Path to the peer server TLS key file."),
+    Flag("peer-client-cert-auth", _parse_bool, "false", "Enable peer client cert authentication."),
+    Flag("peer-trusted-ca-file", _parse_str, "", "Path to the peer server TLS trusted CA file."),
+    Flag("peer-auto-tls", _parse_bool, "false", "Peer TLS using self-generated certificates."),
+    Flag(
+        "auth-token",
+        _parse_str,
+        "simple",
+        "Specify a v3 authentication token type and its options ('simple' or 'jwt').",
+    ),
+    Flag(
+        "bcrypt-cost",
+        _parse_uint,
+        "10",
+        "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords.",
+    ),
+    Flag("auth-token-ttl", _parse_uint, "300", "Time (in seconds) of the auth-token-ttl."),
+    Flag("logger", _choice("zap"), "zap", "Currently only supports 'zap' for structured logging."),
+    Flag(
+        "log-level",
+        _choice("debug", "info", "warn", "error", "panic", "fatal"),
+        "info",
+        "Configures log level.",
+    ),
+    Flag("log-outputs", _parse_str, "default", "'stdout', 'stderr' or 'default'."),
+    Flag("log-format", _choice("text", "json"), "text", "Log line format: text or json."),
+    Flag("force-new-cluster", _parse_bool, "false", "Force to create a new one-member cluster."),
+    Flag(
+        "experimental-watch-progress-notify-interval",
+        parse_duration,
+        "10m",
+        "Duration of periodical watch progress notification.",
+    ),
+    Flag(
+        "experimental-enable-lease-checkpoint",
+        _parse_bool,
+        "false",
+        "Persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.",
+    ),
+)
+
+FLAGS_BY_NAME: dict[str, Flag] = {flag.name: flag for flag in FLAGS}
+
+#: YAML sections that group TLS flags in etcd's config file format.
+_YAML_TLS_SECTIONS = {
+    "client-transport-security": "",
+    "peer-transport-security": "peer-",
+}
+_YAML_TLS_KEYS = {"cert-file", "key-file", "client-cert-auth", "trusted-ca-file", "auto-tls"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A validated member configuration. Attribute names are the flag names in snake_case."""
+
+    name: str
+    data_dir: str
+    wal_dir: str
+    snapshot_count: int
+    heartbeat_interval: int
+    election_timeout: int
+    listen_peer_urls: list[str]
+    listen_client_urls: list[str]
+    listen_metrics_urls: list[str]
+    max_snapshots: int
+    max_wals: int
+    quota_backend_bytes: int
+    backend_batch_interval: float
+    backend_batch_limit: int
+    max_txn_ops: int
+    max_request_bytes: int
+    grpc_keepalive_min_time: float
+    grpc_keepalive_interval: float
+    grpc_keepalive_timeout: float
+    initial_advertise_peer_urls: list[str]
+    initial_cluster: dict[str, list[str]]
+    initial_cluster_state: str
+    initial_cluster_token: str
+    advertise_client_urls: list[str]
+    strict_reconfig_check: bool
+    pre_vote: bool
+    auto_compaction_retention: str
+    auto_compaction_mode: str
+    enable_grpc_gateway: bool
+    cert_file: str
+    key_file: str
+    client_cert_auth: bool
+    trusted_ca_file: str
+    auto_tls: bool
+    peer_cert_file: str
+    peer_key_file: str
+    peer_client_cert_auth: bool
+    peer_trusted_ca_file: str
+    peer_auto_tls: bool
+    auth_token: str
+    bcrypt_cost: int
+    auth_token_ttl: int
+    logger: str
+    log_level: str
+    log_outputs: str
+    log_format: str
+    force_new_cluster: bool
+    experimental_watch_progress_notify_interval: float
+    experimental_enable_lease_checkpoint: bool
+    config_file: str = ""
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def member_dir(self) -> str:
+        """``DATA_DIR/member``: where etcd keeps ``snap/`` and (by default) ``wal/``."""
+        return os.path.join(self.data_dir, "member")
+
+    @property
+    def wal_path(self) -> str:
+        """The WAL directory: ``--wal-dir`` or ``DATA_DIR/member/wal``."""
+        return self.wal_dir or os.path.join(self.member_dir, "wal")
+
+    @property
+    def snap_path(self) -> str:
+        """``DATA_DIR/member/snap``: snapshot files and the backend database."""
+        return os.path.join(self.member_dir, "snap")
+
+    @property
+    def quota_bytes(self) -> int:
+        """The backend quota in bytes (``--quota-backend-bytes`` 0 means 2 GiB)."""
+        return self.quota_backend_bytes if self.quota_backend_bytes > 0 else DEFAULT_QUOTA_BYTES
+
+    @property
+    def max_receive_bytes(self) -> int:
+        """The largest gRPC message accepted: ``--max-request-bytes`` + 512 KiB."""
+        return self.max_request_bytes + GRPC_OVERHEAD_BYTES
+
+    @property
+    def election_ticks(self) -> int:
+        """The election timeout in heartbeat ticks, as raft counts it."""
+        return self.election_timeout // self.heartbeat_interval
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some attributes changed (no re-validation)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _invalid(source: str, raw: str, reason: str) -> ConfigError:
+    return ConfigError(f'invalid value "{raw}" for {source}: {reason}')
+
+
+def _parse_value(flag: Flag, raw: str, source: str) -> Any:
+    try:
+        return flag.parse(raw)
+    except ValueError as e:
+        reason = str(e) or "parse error"
+        if reason.startswith(("invalid literal", "could not convert")):
+            reason = "parse error"
+        raise _invalid(source, raw, reason) from None
+
+
+def _split_argv(argv: Sequence[str]) -> dict[str, str]:
+    """Parse Go-style flags (``-f``, ``--f``, ``--f=v``, ``--f v``) into raw strings."""
+    given: dict[str, str] = {}
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            if i < len(args):
+                raise ConfigError(f"'{args[i]}' is not a valid flag")
+            break
+        if not arg.startswith("-") or arg in ("-", "---") or arg.startswith("---"):
+            raise ConfigError(f"'{arg}' is not a valid flag")
+        body = arg.lstrip("-")
+        name, has_value, value = body.partition("=")
+        if name in ("h", "help"):
+            raise HelpRequested(help_text())
+        if name == "version":
+            raise VersionRequested()
+        if name == "config-file":
+            if not has_value:
+                if i >= len(args):
+                    raise ConfigError(f"flag needs an argument: -{name}")
+                value = args[i]
+                i += 1
+            given[name] = value
+            continue
+        flag = FLAGS_BY_NAME.get(name)
+        if flag is None:
+            raise ConfigError(f"flag provided but not defined: -{name}")
+        if not has_value:
+            if flag.is_bool:
+                value = "true"
+            elif i < len(args):
+                value = args[i]
+                i += 1
+            else:
+                raise ConfigError(f"flag needs an argument: -{name}")
+        given[name] = value
+    return given
+
+
+def _raw_from_yaml(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"cannot parse config file {path}{where}: invalid YAML") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"config file {path} must be a YAML mapping of flag names to values")
+    raw: dict[str, str] = {}
+    for key, value in document.items():
+        key = str(key)
+        if key in _YAML_TLS_SECTIONS and isinstance(value, dict):
+            prefix = _YAML_TLS_SECTIONS[key]
+            for sub_key, sub_value in value.items():
+                if sub_key in _YAML_TLS_KEYS:
+                    raw[prefix + sub_key] = _yaml_scalar(sub_value)
+            continue
+        if key in FLAGS_BY_NAME:
+            raw[key] = _yaml_scalar(value)
+    return raw
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if value is None:
+        return ""
+    return str(value)
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Build a :class:`Config` from command-line arguments and the environment."""
+    env = dict(os.environ if environ is None else environ)
+    given = _split_argv(argv)
+    warnings: list[str] = []
+    sources: dict[str, str] = {}
+    config_file = given.pop("config-file", "") or env.get("ETCD_CONFIG_FILE", "")
+    if config_file:
+        if given:
+            warnings.append("a config file is given: other flags and environment are ignored")
+        raw = _raw_from_yaml(config_file)
+        sources = {name: f"{name} in {config_file}" for name in raw}
+    else:
+        raw = dict(given)
+        sources = {name: f"flag --{name}" for name in given}
+        for flag in FLAGS:
+            if flag.env in env:
+                if flag.name in given:
+                    warnings.append(
+                        f"recognized environment variable {flag.env}, but unused: "
+                        "shadowed by corresponding flag"
+                    )
+                    continue
+                raw[flag.name] = env[flag.env]
+                sources[flag.name] = flag.env
+        known_env = {flag.env for flag in FLAGS} | {"ETCD_CONFIG_FILE"}
+        for key in sorted(env):
+            if key.startswith("ETCD_") and key not in known_env:
+                warnings.append(f"unrecognized environment variable {key}")
+    values: dict[str, Any] = {}
+    for flag in FLAGS:
+        if flag.name in raw:
+            values[flag.attr] = _parse_value(flag, raw[flag.name], sources[flag.name])
+        else:
+            values[flag.attr] = flag.parse(flag.default) if flag.default != "${name}.etcd" else ""
+    _apply_defaults(values, raw)
+    _validate(values, sources)
+    return Config(**values, config_file=config_file, warnings=tuple(warnings))
+
+
+def _apply_defaults(values: dict[str, Any], raw: Mapping[str, str]) -> None:
+    """Fill in the defaults that depend on other values, as etcd does."""
+    if not values["data_dir"]:
+        values["data_dir"] = f"{values['name']}.etcd"
+    default_cluster = parse_initial_cluster(FLAGS_BY_NAME["initial-cluster"].default)
+    if "initial-cluster" not in raw and values["initial_cluster"] == default_cluster:
+        values["initial_cluster"] = {values["name"]: list(values["initial_advertise_peer_urls"])}
+
+
+def _validate(values: dict[str, Any], sources: Mapping[str, str]) -> None:
+    heartbeat, election = values["heartbeat_interval"], values["election_timeout"]
+    if heartbeat == 0:
+        raise ConfigError("--heartbeat-interval must be greater than 0")
+    if election < 5 * heartbeat:
+        raise ConfigError(
+            f"--election-timeout[{election}ms] should be at least as 5 times as "
+            f"--heartbeat-interval[{heartbeat}ms]"
+        )
+    if election > 50000:
+        raise ConfigError(
+            f"--election-timeout[{election}ms] is too long, and should be set less than 50000ms"
+        )
+    if values["auto_compaction_mode"] == "revision":
+        try:
+            _parse_uint(values["auto_compaction_retention"])
+        except ValueError:
+            raise _invalid(
+                sources.get("auto-compaction-retention", "flag --auto-compaction-retention"),
+                values["auto_compaction_retention"],
+                "revision retention must be a non-negative integer",
+            ) from None
+    else:
+        periodic_retention(values["auto_compaction_retention"], sources)
+    if bool(values["cert_file"]) != bool(values["key_file"]):
+        raise ConfigError("--cert-file and --key-file must be given together")
+    if bool(values["peer_cert_file"]) != bool(values["peer_key_file"]):
+        raise ConfigError("--peer-cert-file and --peer-key-file must be given together")
+    if not values["listen_client_urls"]:
+        raise ConfigError("--listen-client-urls must not be empty")
+
+
+def periodic_retention(raw: str, sources: Mapping[str, str] | None = None) -> float:
+    """The periodic auto-compaction retention in seconds (a bare number means hours)."""
+    try:
+        return float(int(raw)) * 3600.0
+    except ValueError:
+        pass
+    try:
+        return parse_duration(raw)
+    except ValueError:
+        source = (sources or {}).get(
+            "auto-compaction-retention", "flag --auto-compaction-retention"
+        )
+        raise _invalid(source, raw, "not an integer number of hours nor a duration") from None
+
+
+def help_text() -> str:
+    """The help text listing every flag with its default, in etcd's layout."""
+    lines = ["Usage:", "", "  twistd etcd [flags]", "    Start an etcd-twisted member.", ""]
+    lines.append("  --config-file ''")
+    lines.append(
+        "    Path to the server configuration file (other flags and ETCD_* are then ignored)."
+    )
+    for flag in FLAGS:
+        lines.append(f"  --{flag.name} '{flag.default}'")
+        lines.append(f"    {flag.help}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,111 @@
+"""One client port, two protocols: route each connection by its first bytes.
+
+A connection that opens with the HTTP/2 client preface goes to the gRPC factory; one
+that opens like an HTTP/1 request line (an upper-case method token and a space) goes to
+the HTTP factory. Bytes read while deciding are replayed to the chosen protocol, which
+then talks to the real transport directly; only inbound data passes through here.
+A connection that stalls before it can be classified is timed out, and one that sends
+anything else is closed.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITransport
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#: The longest HTTP/1 method token we wait for before calling a connection garbage.
+_MAX_METHOD_LENGTH = 16
+DEFAULT_SNIFF_TIMEOUT = 10.0
+
+
+def classify(prefix: bytes) -> str | None:
+    """Say what a connection's first bytes are: "h2", "http", "garbage", or None (need more)."""
+    if HTTP2_PREFACE.startswith(prefix[: len(HTTP2_PREFACE)]):
+        return "h2" if len(prefix) >= len(HTTP2_PREFACE) else None
+    space = prefix.find(b" ", 0, _MAX_METHOD_LENGTH + 1)
+    method = prefix if space < 0 else prefix[:space]
+    if not method.isalpha() or not method.isupper():
+        return "garbage"
+    if space >= 0:
+        return "http"
+    return None if len(prefix) <= _MAX_METHOD_LENGTH else "garbage"
+
+
+class SniffingProtocol(Protocol):
+    """Buffers a connection's first bytes, then hands it to the protocol they call for."""
+
+    log = Logger()
+
+    def __init__(self, factory: SniffingFactory, addr: IAddress) -> None:
+        self._factory = factory
+        self._addr = addr
+        self._buffer = b""
+        self._inner: Protocol | None = None
+        self._timeout: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        self._timeout = self._factory.clock.callLater(self._factory.timeout, self._timed_out)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._inner is not None:
+            self._inner.dataReceived(data)
+            return
+        self._buffer += data
+        kind = classify(self._buffer)
+        if kind is None:
+            return
+        self._cancel_timeout()
+        if kind == "garbage":
+            self._factory.garbage_connections += 1
+            self.transport.abortConnection()
+            return
+        target = self._factory.grpc if kind == "h2" else self._factory.http
+        inner = target.buildProtocol(self._addr)
+        if inner is None:
+            self.transport.loseConnection()
+            return
+        self._inner = inner
+        buffered, self._buffer = self._buffer, b""
+        inner.makeConnection(self.transport)
+        inner.dataReceived(buffered)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self._cancel_timeout()
+        if self._inner is not None:
+            self._inner.connectionLost(reason)
+
+    def _timed_out(self) -> None:
+        self._timeout = None
+        self._factory.timed_out_connections += 1
+        transport: ITransport = self.transport
+        transport.abortConnection()
+
+    def _cancel_timeout(self) -> None:
+        if self._timeout is not None:
+            if self._timeout.active():
+                self._timeout.cancel()
+            self._timeout = None
+
+
+class SniffingFactory(Factory):
+    """Builds :class:`SniffingProtocol` s that route to a gRPC or an HTTP factory."""
+
+    def __init__(
+        self,
+        grpc: Factory,
+        http: Factory,
+        clock: IReactorTime,
+        timeout: float = DEFAULT_SNIFF_TIMEOUT,
+    ) -> None:
+        self.grpc = grpc
+        self.http = http
+        self.clock = clock
+        self.timeout = timeout
+        self.garbage_connections = 0
+        self.timed_out_connections = 0
+
+    def buildProtocol(self, addr: IAddress) -> SniffingProtocol:
+        return SniffingProtocol(self, addr)
