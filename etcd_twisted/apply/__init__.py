@@ -1,0 +1,1 @@
+"""The applier: committed requests run against mvcc, lease, auth and membership."""

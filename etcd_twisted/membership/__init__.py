@@ -1,0 +1,1 @@
+"""Members, their ids, the cluster id, and learners."""

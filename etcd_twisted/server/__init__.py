@@ -1,0 +1,1 @@
+"""The etcd server: proposals through raft, reads, and the raft service."""
