@@ -91,9 +91,7 @@ class Backend:
     records: dict[Revision, tuple[bytes, bool, int, int]] = field(default_factory=dict)
 
     def compact(self, at_rev: int, available: set[Revision]) -> None:
-        self.records = {
-            r: v for r, v in self.records.items() if r.main > at_rev or r in available
-        }
+        self.records = {r: v for r, v in self.records.items() if r.main > at_rev or r in available}
 
     def rebuild(self) -> TreeIndex:
         ti = TreeIndex()
@@ -122,7 +120,9 @@ class TreeIndexModelTests(SynchronousTestCase):
             for key, end in QUERIES:
                 self.assertEqual(ti.range_since(key, end, rev), model.since(key, end, rev))
 
-    def check_nothing_lost(self, model: Model, backend: Backend, compacted: int, current: int):
+    def check_nothing_lost(
+        self, model: Model, backend: Backend, compacted: int, current: int
+    ) -> None:
         for at_rev in range(compacted, current + 1):
             for key in KEYS:
                 found = model.get(key, at_rev)
