@@ -1,0 +1,496 @@
+"""gRPC over HTTP/2: the connection protocol and its factory.
+
+`GrpcProtocol` feeds bytes to an ``h2`` state machine, turns its events into
+`Call` steps, and writes back whatever the calls queued: once per
+``dataReceived`` batch, or once per reactor turn for output produced later.
+Flow control runs both ways: a call's output leaves only as the peer's window
+allows (its ``send`` Deferreds wait meanwhile), and a streaming call's window
+is reopened only as its handler takes the messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    RemoteSettingsChanged,
+    RequestReceived,
+    StreamEnded,
+    StreamReset,
+    WindowUpdated,
+)
+from h2.exceptions import ProtocolError
+from h2.settings import SettingCodes
+from hyperframe.frame import GoAwayFrame
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from etcd_twisted.grpc.call import Call
+from etcd_twisted.grpc.framing import MessageDecoder
+from etcd_twisted.grpc.metadata import Metadata, parse_timeout
+from etcd_twisted.grpc.service import Registry
+from etcd_twisted.grpc.status import GrpcError, StatusCode, percent_encode
+
+__all__ = ["GrpcFactory", "GrpcProtocol"]
+
+log = Logger()
+
+#: Per-stream receive window: what a client may send on a stream before the
+#: handler takes it.
+STREAM_WINDOW = 1 << 20
+#: Connection receive window, shared by all streams.
+CONNECTION_WINDOW = 1 << 26
+#: Largest DATA frame we accept.
+MAX_FRAME_SIZE = 1 << 20
+#: Seconds a connection gets to close cleanly before it is aborted.
+ABORT_TIMEOUT = 5.0
+
+_RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+_DEFAULT_WINDOW = 65535
+
+
+def _is_grpc_content_type(value: bytes | None) -> bool:
+    if value is None or not value.startswith(b"application/grpc"):
+        return False
+    return len(value) == 16 or value[16] in b"+;"
+
+
+@implementer(IPushProducer)
+class GrpcProtocol(Protocol):
+    """One HTTP/2 connection carrying gRPC calls."""
+
+    def __init__(self, factory: GrpcFactory) -> None:
+        self._factory = factory
+        self._clock = factory.clock
+        self._h2 = H2Connection(
+            H2Configuration(
+                client_side=False,
+                header_encoding=None,
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
+        )
+        self._peer: IAddress | None = None
+        self._calls: dict[int, Call] = {}
+        self._ready: dict[int, Call] = {}
+        self._blocked: dict[int, Call] = {}
+        self._in_receive = False
+        self._flush_pending = False
+        self._paused = False
+        self._lost = False
+        self._goaway_sent = False
+        self._closing = False
+        self._lost_waiters: list[Deferred[None]] = []
+        self._preface_timer: IDelayedCall | None = None
+        self._idle_timer: IDelayedCall | None = None
+        self._idle_since = 0.0
+        self._grace_timer: IDelayedCall | None = None
+        self._abort_timer: IDelayedCall | None = None
+        self._dispatch: dict[type, Callable] = {
+            DataReceived: self._data_received,
+            RequestReceived: self._request_received,
+            StreamEnded: self._stream_ended,
+            StreamReset: self._stream_reset,
+            WindowUpdated: self._window_opened,
+            RemoteSettingsChanged: self._settings_changed,
+            ConnectionTerminated: self._peer_went_away,
+        }
+
+    # -- IProtocol
+
+    def connectionMade(self) -> None:
+        self._factory._connections.add(self)
+        self._peer = self.transport.getPeer()
+        if ITCPTransport.providedBy(self.transport):
+            self.transport.setTcpNoDelay(True)
+        self.transport.registerProducer(self, True)
+        h2 = self._h2
+        h2.initiate_connection()
+        h2.update_settings(
+            {
+                SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                SettingCodes.MAX_FRAME_SIZE: MAX_FRAME_SIZE,
+                SettingCodes.MAX_CONCURRENT_STREAMS: self._factory.max_concurrent_streams,
+            }
+        )
+        h2.increment_flow_control_window(CONNECTION_WINDOW - _DEFAULT_WINDOW)
+        self.transport.write(h2.data_to_send())
+        self._preface_timer = self._clock.callLater(
+            self._factory.preface_timeout, self._preface_expired
+        )
+        self._became_idle()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._lost:
+            return
+        try:
+            events = self._h2.receive_data(data)
+        except ProtocolError as e:
+            log.info("HTTP/2 protocol error from {peer}: {error}", peer=self._peer, error=e)
+            self._write_pending()
+            self._close(abort=False)
+            return
+        dispatch = self._dispatch
+        self._in_receive = True
+        try:
+            for event in events:
+                handler = dispatch.get(type(event))
+                if handler is not None:
+                    handler(event)
+        finally:
+            self._in_receive = False
+        self._flush()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._lost = True
+        self._factory._connections.discard(self)
+        for timer in (self._preface_timer, self._idle_timer, self._grace_timer, self._abort_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        calls, self._calls = self._calls, {}
+        self._ready.clear()
+        self._blocked.clear()
+        error = GrpcError(StatusCode.CANCELLED, "context canceled: connection lost")
+        for call in calls.values():
+            call.cancel(error)
+        waiters, self._lost_waiters = self._lost_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    # -- IPushProducer (the transport's write buffer)
+
+    def pauseProducing(self) -> None:
+        """The peer is not reading: hold output and stop reading requests."""
+        self._paused = True
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self.transport.resumeProducing()
+        self._flush()
+
+    def stopProducing(self) -> None:
+        self._paused = True
+
+    # -- CallSink
+
+    def call_ready(self, call: Call) -> None:
+        """Queue ``call`` for writing at the end of this batch or reactor turn."""
+        self._ready[call.stream_id] = call
+        self._schedule_flush()
+
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        """Return flow-control credit for ``size`` bytes the handler took."""
+        if size and not self._lost:
+            self._h2.acknowledge_received_data(size, stream_id)
+            self._schedule_flush()
+
+    # -- shutdown
+
+    def shutdown(self, grace: float) -> Deferred[None]:
+        """Send GOAWAY, let calls finish for ``grace`` seconds, then cancel the
+        rest and close. Fires when the connection is closed."""
+        if self._lost:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._lost_waiters.append(d)
+        if not self._goaway_sent:
+            self._send_goaway()
+            if self._calls:
+                self._grace_timer = self._clock.callLater(grace, self._grace_expired)
+            self._flush()
+        return d
+
+    # -- h2 events
+
+    def _request_received(self, event: RequestReceived) -> None:
+        sid = event.stream_id
+        if self._goaway_sent:
+            self._h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            return
+        path = http_method = content_type = timeout = encoding = None
+        for name, value in event.headers:
+            if name == b":path":
+                path = value
+            elif name == b":method":
+                http_method = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"grpc-timeout":
+                timeout = value
+            elif name == b"grpc-encoding":
+                encoding = value
+        ended = event.stream_ended is not None
+        if http_method != b"POST":
+            message = f"http2Server.operateHeaders parsed a :method field: {http_method!r} which should be POST"
+            self._reject(sid, b"405", GrpcError(StatusCode.INTERNAL, message), ended)
+            return
+        if not _is_grpc_content_type(content_type):
+            ct = (content_type or b"").decode("latin-1")
+            message = f'invalid gRPC request content-type "{ct}"'
+            self._reject(sid, b"415", GrpcError(StatusCode.INVALID_ARGUMENT, message), ended)
+            return
+        try:
+            seconds = None if timeout is None else parse_timeout(timeout)
+            metadata = Metadata.from_headers(event.headers)
+        except ValueError as e:
+            self._reject(sid, b"400", GrpcError(StatusCode.INTERNAL, str(e)), ended)
+            return
+        try:
+            method = self._factory.registry.lookup((path or b"").decode("utf-8", "replace"))
+        except GrpcError as e:
+            self._reject(sid, b"200", e, ended)
+            return
+        decoder = MessageDecoder(
+            self._factory.max_receive_bytes,
+            None if encoding is None else encoding.decode("latin-1"),
+        )
+        call = Call(self, sid, method, decoder, metadata, self._peer, self._clock, seconds)
+        self._calls[sid] = call
+        if method.kind.streams_requests:
+            call.start()
+
+    def _data_received(self, event: DataReceived) -> None:
+        call = self._calls.get(event.stream_id)
+        if call is not None:
+            call.data_received(event.data, event.flow_controlled_length)
+        elif event.flow_controlled_length:
+            self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+
+    def _stream_ended(self, event: StreamEnded) -> None:
+        call = self._calls.get(event.stream_id)
+        if call is not None:
+            call.end_of_input()
+
+    def _stream_reset(self, event: StreamReset) -> None:
+        call = self._calls.pop(event.stream_id, None)
+        if call is not None:
+            self._forget(call)
+            call.cancel(GrpcError(StatusCode.CANCELLED, "context canceled"))
+
+    def _window_opened(self, event: WindowUpdated | None = None) -> None:
+        if self._blocked:
+            self._ready.update(self._blocked)
+            self._blocked.clear()
+
+    def _settings_changed(self, event: RemoteSettingsChanged) -> None:
+        if self._preface_timer is not None:
+            if self._preface_timer.active():
+                self._preface_timer.cancel()
+            self._preface_timer = None
+        self._window_opened()
+
+    def _peer_went_away(self, event: ConnectionTerminated) -> None:
+        self._close(abort=False)
+
+    # -- writing
+
+    def _schedule_flush(self) -> None:
+        if not self._in_receive and not self._flush_pending and not self._lost:
+            self._flush_pending = True
+            self._clock.callLater(0, self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_pending = False
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write what the ready calls queued, as far as windows allow."""
+        if self._lost:
+            return
+        written: list[Call] = []
+        if self._ready and not self._paused:
+            ready, self._ready = self._ready, {}
+            calls = self._calls
+            for sid, call in ready.items():
+                if calls.get(sid) is call:
+                    self._write_call(call)
+                    written.append(call)
+        self._write_pending()
+        for call in written:
+            call.written()
+        if self._goaway_sent and not self._calls and not self._closing:
+            self._close(abort=False)
+
+    def _write_call(self, call: Call) -> None:
+        h2 = self._h2
+        sid = call.stream_id
+        out = call.out
+        if not call.headers_sent:
+            call.headers_sent = True
+            if not out and call.trailers is not None:
+                h2.send_headers(sid, _RESPONSE_HEADERS + call.trailers, end_stream=True)
+                self._finished(call)
+                return
+            h2.send_headers(sid, _RESPONSE_HEADERS + call.initial_metadata)
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            window = h2.local_flow_control_window(sid)
+            frame = h2.max_outbound_frame_size
+            size = len(data)
+            sent = 0
+            while sent < size and window > 0:
+                n = min(size - sent, window, frame)
+                h2.send_data(sid, data[sent : sent + n] if n < size else data)
+                sent += n
+                window -= n
+            if sent < size:
+                call.out = [data[sent:]]
+                call.out_bytes = size - sent
+                self._blocked[sid] = call
+                return
+            call.out = []
+            call.out_bytes = 0
+        if call.trailers is not None:
+            h2.send_headers(sid, call.trailers, end_stream=True)
+            self._finished(call)
+
+    def _finished(self, call: Call) -> None:
+        """The trailers are queued: close our side and forget the call."""
+        if not call.input_ended:
+            self._h2.reset_stream(call.stream_id, ErrorCodes.NO_ERROR)
+        del self._calls[call.stream_id]
+        self._forget(call)
+        call.done()
+
+    def _forget(self, call: Call) -> None:
+        self._blocked.pop(call.stream_id, None)
+        if not self._calls:
+            self._became_idle()
+
+    def _reject(self, sid: int, http_status: bytes, error: GrpcError, ended: bool) -> None:
+        """Answer a call that cannot start with a trailers-only response."""
+        headers = [
+            (b":status", http_status),
+            (b"content-type", b"application/grpc"),
+            (b"grpc-status", b"%d" % error.code),
+            (b"grpc-message", percent_encode(error.message)),
+        ]
+        self._h2.send_headers(sid, headers, end_stream=True)
+        if not ended:
+            self._h2.reset_stream(sid, ErrorCodes.NO_ERROR)
+
+    def _write_pending(self) -> None:
+        data = self._h2.data_to_send()
+        if data:
+            self.transport.write(data)
+
+    # -- timers and closing
+
+    def _became_idle(self) -> None:
+        timeout = self._factory.idle_timeout
+        if timeout is None:
+            return
+        self._idle_since = self._clock.seconds()
+        if self._idle_timer is None:
+            self._idle_timer = self._clock.callLater(timeout, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        if self._calls:
+            return
+        timeout = self._factory.idle_timeout
+        assert timeout is not None
+        remaining = self._idle_since + timeout - self._clock.seconds()
+        if remaining > 0:
+            self._idle_timer = self._clock.callLater(remaining, self._idle_check)
+            return
+        log.info("closing idle connection from {peer}", peer=self._peer)
+        self._send_goaway()
+        self._close(abort=False)
+
+    def _preface_expired(self) -> None:
+        self._preface_timer = None
+        log.info("no HTTP/2 preface from {peer} in time", peer=self._peer)
+        self._close(abort=True)
+
+    def _grace_expired(self) -> None:
+        self._grace_timer = None
+        calls, self._calls = self._calls, {}
+        error = GrpcError(StatusCode.UNAVAILABLE, "grpc: the server has been stopped")
+        for call in calls.values():
+            call.cancel(error)
+        self._close(abort=False)
+
+    def _send_goaway(self) -> None:
+        """GOAWAY(NO_ERROR) naming the last stream we accept; h2's own
+        ``close_connection`` would forbid finishing the streams in flight."""
+        self._goaway_sent = True
+        self._write_pending()
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = self._h2.highest_inbound_stream_id
+        frame.error_code = ErrorCodes.NO_ERROR
+        self.transport.write(frame.serialize())
+
+    def _close(self, abort: bool) -> None:
+        if self._lost:
+            return
+        self._closing = True
+        if abort:
+            self.transport.abortConnection()
+            return
+        self.transport.loseConnection()
+        if self._abort_timer is None:
+            self._abort_timer = self._clock.callLater(ABORT_TIMEOUT, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_timer = None
+        self.transport.abortConnection()
+
+
+class GrpcFactory(Factory):
+    """Builds `GrpcProtocol` connections serving ``registry``.
+
+    ``clock`` schedules deadlines, timeouts and write batching. Requests larger
+    than ``max_receive_bytes`` fail with RESOURCE_EXHAUSTED. ``idle_timeout``
+    (seconds without calls, ``None`` for never) closes quiet connections;
+    ``preface_timeout`` closes those that never speak HTTP/2.
+    """
+
+    protocol = GrpcProtocol
+
+    def __init__(
+        self,
+        registry: Registry,
+        clock: IReactorTime,
+        max_receive_bytes: int = 4 * 1024 * 1024,
+        max_concurrent_streams: int = 2**32 - 1,
+        idle_timeout: float | None = None,
+        preface_timeout: float = 10.0,
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.max_receive_bytes = max_receive_bytes
+        self.max_concurrent_streams = max_concurrent_streams
+        self.idle_timeout = idle_timeout
+        self.preface_timeout = preface_timeout
+        self._connections: set[GrpcProtocol] = set()
+        self._stopping = False
+
+    def buildProtocol(self, addr: IAddress) -> GrpcProtocol | None:
+        if self._stopping:
+            return None
+        return GrpcProtocol(self)
+
+    def shutdown(self, grace: float) -> Deferred[None]:
+        """Stop taking connections, send GOAWAY on each, let calls in flight
+        finish for up to ``grace`` seconds, then cancel the rest and close.
+        Fires when every connection is closed."""
+        self._stopping = True
+        d = gatherResults([c.shutdown(grace) for c in list(self._connections)])
+        return d.addCallback(lambda _: None)
