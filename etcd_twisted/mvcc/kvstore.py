@@ -14,7 +14,7 @@ large compaction never stalls the reactor.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -95,6 +95,9 @@ class KVStore:
         #: The last compacted main revision (-1: never compacted).
         self.compact_main_rev = -1
         self._compaction: _Compaction | None = None
+        #: Called with ``(rev, changes)`` after every write that changed something
+        #: (the watchable store listens here).
+        self.on_write: Callable[[int, list[Change]], None] | None = None
         self._restore()
 
     # --- reads
@@ -349,6 +352,9 @@ class WriteTxn:
 
     def end(self) -> int:
         """Finish the write; the store revision moves on if anything changed. Returns it."""
+        store = self._store
         if self.changes:
-            self._store.current_rev = self.begin_rev + 1
-        return self._store.current_rev
+            store.current_rev = self.begin_rev + 1
+            if store.on_write is not None:
+                store.on_write(store.current_rev, self.changes)
+        return store.current_rev
