@@ -110,8 +110,9 @@ class ServerStream:
         """Queue a response message.
 
         The Deferred fires at once while little is buffered, else when the peer
-        has opened its flow-control window enough; it fails with `GrpcError`
-        if the call is cancelled or already finished.
+        has opened its flow-control window enough (or the call is cancelled:
+        watch ``ctx``). Sending on a finished or cancelled call fails with
+        `GrpcError`.
         """
         return self._call.send(message)
 
@@ -268,7 +269,7 @@ class Call:
 
     def cancel(self, reason: GrpcError) -> None:
         """The stream is gone (reset, connection lost, shutdown): nothing more is
-        written; pending sends fail and cancellation watchers fire."""
+        written; pending sends fire and cancellation watchers fire."""
         self.out = []
         self.out_bytes = 0
         self._abandon(reason)
@@ -347,7 +348,7 @@ class Call:
         self.done()
         waiters, self._waiters = self._waiters, []
         for d in waiters:
-            d.errback(reason)
+            d.callback(None)
         watchers, self._cancel_waiters = self._cancel_waiters, []
         for w in watchers:
             w.callback(reason)

@@ -11,7 +11,6 @@ from etcd_twisted.grpc.status import GrpcError, StatusCode
 
 __all__ = ["HealthService"]
 
-ServingStatus = health_pb2.HealthCheckResponse.ServingStatus
 _SERVICE = "/grpc.health.v1.Health"
 
 

@@ -235,26 +235,25 @@ class GrpcProtocol(Protocol):
                 timeout = value
             elif name == b"grpc-encoding":
                 encoding = value
-        ended = event.stream_ended is not None
         if http_method != b"POST":
             message = f"http2Server.operateHeaders parsed a :method field: {http_method!r} which should be POST"
-            self._reject(sid, b"405", GrpcError(StatusCode.INTERNAL, message), ended)
+            self._reject(sid, b"405", GrpcError(StatusCode.INTERNAL, message))
             return
         if not _is_grpc_content_type(content_type):
             ct = (content_type or b"").decode("latin-1")
             message = f'invalid gRPC request content-type "{ct}"'
-            self._reject(sid, b"415", GrpcError(StatusCode.INVALID_ARGUMENT, message), ended)
+            self._reject(sid, b"415", GrpcError(StatusCode.INVALID_ARGUMENT, message))
             return
         try:
             seconds = None if timeout is None else parse_timeout(timeout)
             metadata = Metadata.from_headers(event.headers)
         except ValueError as e:
-            self._reject(sid, b"400", GrpcError(StatusCode.INTERNAL, str(e)), ended)
+            self._reject(sid, b"400", GrpcError(StatusCode.INTERNAL, str(e)))
             return
         try:
             method = self._factory.registry.lookup((path or b"").decode("utf-8", "replace"))
         except GrpcError as e:
-            self._reject(sid, b"200", e, ended)
+            self._reject(sid, b"200", e)
             return
         decoder = MessageDecoder(
             self._factory.max_receive_bytes,
@@ -362,8 +361,7 @@ class GrpcProtocol(Protocol):
 
     def _finished(self, call: Call) -> None:
         """The trailers are queued: close our side and forget the call."""
-        if not call.input_ended:
-            self._h2.reset_stream(call.stream_id, ErrorCodes.NO_ERROR)
+        self._close_stream(call.stream_id)
         del self._calls[call.stream_id]
         self._forget(call)
         call.done()
@@ -373,7 +371,7 @@ class GrpcProtocol(Protocol):
         if not self._calls:
             self._became_idle()
 
-    def _reject(self, sid: int, http_status: bytes, error: GrpcError, ended: bool) -> None:
+    def _reject(self, sid: int, http_status: bytes, error: GrpcError) -> None:
         """Answer a call that cannot start with a trailers-only response."""
         headers = [
             (b":status", http_status),
@@ -382,7 +380,13 @@ class GrpcProtocol(Protocol):
             (b"grpc-message", percent_encode(error.message)),
         ]
         self._h2.send_headers(sid, headers, end_stream=True)
-        if not ended:
+        self._close_stream(sid)
+
+    def _close_stream(self, sid: int) -> None:
+        """After our END_STREAM: reset the stream if the client has not ended
+        its side, as grpc-go does, so that it does not linger half-open."""
+        stream = self._h2.streams.get(sid)
+        if stream is not None and not stream.closed:
             self._h2.reset_stream(sid, ErrorCodes.NO_ERROR)
 
     def _write_pending(self) -> None:
