@@ -1,0 +1,77 @@
+"""The durable store under MVCC, lease, auth and membership: LMDB with etcd's buckets.
+
+API (pure; everything on one owner thread unless noted)::
+
+    be = Backend(path, quota_bytes=0, batch_interval=0.1, batch_limit=10_000,
+                 headroom_bytes=None, sync_commits=False)
+    be.batch_tx.put(bucket, key, value)          # bucket: buckets.KEY, buckets.META, ...
+    be.batch_tx.delete(bucket, key) -> bool
+    be.batch_tx.get(bucket, key) -> bytes | None
+    be.batch_tx.range(bucket, start, end=None, limit=0) -> [(key, value)]   # end exclusive;
+                                                  # None = the single key ``start``
+    be.batch_tx.items(bucket) -> iterator of (key, value)                   # etcd's ForEach
+    be.set_consistent_index(index, term); be.consistent_index() -> (index, term)
+    be.maybe_commit(now) -> bool; be.force_commit(); be.pending; be.commits
+    be.would_exceed(nbytes) -> bool; be.size(); be.size_in_use(); be.quota_bytes
+    be.defragment(); be.hash() -> int
+    be.snapshot() -> BackendSnapshot   # .chunks() may run on another thread; .close()
+    restore_snapshot(path, chunks, map_size=map_size_for(quota))   # backend closed
+    be.sync()                          # fdatasync; may run on another thread
+    be.close()
+
+Reads through ``batch_tx`` see the pending batch. ``DatabaseSpaceExceededError``
+("database space exceeded") means LMDB's map filled up: the whole pending batch
+(everything since the last commit) was discarded, the database and its
+consistent index are as of the last commit, and the backend stays usable. The
+caller must then treat applied-but-uncommitted entries as not applied (replay
+them from the WAL, e.g. by restarting). ``would_exceed`` lets the server refuse
+a write before it gets there; the map is the quota plus headroom.
+
+Durability design. The consistent index (the raft index of the last applied
+entry, and its term) is written to the meta bucket in the same transaction as
+the data it covers, so after any crash the backend is at some commit point and
+the server replays WAL entries after its consistent index: replay is
+idempotent. The WAL, fdatasync'd before anything is acknowledged, is the source
+of truth.
+
+Commits therefore do not fsync by default (``sync_commits=False``: LMDB's
+NOSYNC), so the 100 ms commit never blocks the reactor on the disk. A commit
+is in the OS page cache as soon as it returns, which survives ``kill -9`` and
+any crash of this process. It does not survive power loss or a kernel crash:
+recent commits can be lost and, because LMDB needs its fsync to order data
+pages before the meta page, the file can be left corrupt. Rule for the server:
+run ``be.sync()`` on a thread and wait for it before a raft snapshot lets the
+WAL release or purge entries the backend covers, so a WAL file is never
+deleted while the backend state it fed is only in memory. Power loss remains
+the trade-off: a member whose database is damaged must be rebuilt from a peer
+snapshot (remove and re-add it).
+
+``sync_commits=True`` opens LMDB with sync but without metasync: each commit
+pays one fdatasync on the calling thread (the meta page follows with the next
+commit), and a power loss costs at most the last commit, never corruption.
+Choose it when the disk is fast enough to sync on the reactor every 100 ms.
+
+LMDB limits keys to 511 bytes; MVCC keys in the key bucket are revisions.
+"""
+
+from etcd_twisted.backend import buckets
+from etcd_twisted.backend.backend import DEFAULT_QUOTA_BYTES, Backend, BatchTx, map_size_for
+from etcd_twisted.backend.errors import (
+    BackendError,
+    CorruptSnapshotStreamError,
+    DatabaseSpaceExceededError,
+)
+from etcd_twisted.backend.snapshot import BackendSnapshot, restore_snapshot
+
+__all__ = [
+    "DEFAULT_QUOTA_BYTES",
+    "Backend",
+    "BackendError",
+    "BackendSnapshot",
+    "BatchTx",
+    "CorruptSnapshotStreamError",
+    "DatabaseSpaceExceededError",
+    "buckets",
+    "map_size_for",
+    "restore_snapshot",
+]
