@@ -9,7 +9,7 @@ from random import Random
 from typing import Any
 
 from etcd_twisted._pb import raft_pb2
-from etcd_twisted.raft import Config, MemoryStorage, RawNode, StateType
+from etcd_twisted.raft import Config, MemoryStorage, RawNode, Ready, StateType
 from etcd_twisted.raft.raft import Raft
 from etcd_twisted.raft.rawnode import conf_changes
 
@@ -128,18 +128,13 @@ class Network:
         **config: Any,
     ) -> None:
         self.rng = Random(seed)
+        self.seed = seed
         config.setdefault("election_tick", 10)
         config.setdefault("heartbeat_tick", 1)
+        self.config = config
         self.nodes: dict[int, Node] = {}
         for i in list(ids) + list(learners):
-            node = Node(
-                i,
-                new_storage(ids, learners, index=index),
-                config,
-                Random(seed * 1000 + i),
-            )
-            node.start()
-            self.nodes[i] = node
+            self.add_node(i, new_storage(ids, learners, index=index))
         self.queue: list[Message] = []
         self.drop_rate = 0.0
         self.dup_rate = 0.0
@@ -149,6 +144,15 @@ class Network:
         self.keep: Any = None
         #: Every (term, leader id) observed, for election-safety checks.
         self.leaders: dict[int, int] = {}
+
+    def add_node(self, node_id: int, storage: MemoryStorage, **config: Any) -> Node:
+        """Start a node over ``storage`` (config overrides the network's defaults)."""
+        config = {**self.config, **config}
+        rng = config.pop("random", None) or Random(self.seed * 1000 + node_id)
+        node = Node(node_id, storage, config, rng)
+        node.start()
+        self.nodes[node_id] = node
+        return node
 
     # -- topology ------------------------------------------------------------------------
 
@@ -223,11 +227,11 @@ class Network:
                 dup.CopyFrom(m)
                 self.queue.append(dup)
 
-    def process_ready(self, node: Node) -> bool:
-        """Handle one ``Ready`` of ``node`` as a server would; whether there was one."""
+    def process_ready(self, node: Node) -> Ready | None:
+        """Handle one ``Ready`` of ``node`` as a server would, and return it."""
         raw = node.raw
         if raw is None or not raw.has_ready():
-            return False
+            return None
         rd = raw.ready()
         if rd.soft_state is not None and rd.soft_state.raft_state == StateType.LEADER:
             term = raw.raft.term
@@ -249,23 +253,28 @@ class Network:
                 raw.apply_conf_change(cc)
         node.read_states.extend((rs.index, rs.request_ctx) for rs in rd.read_states)
         raw.advance(rd)
-        return True
+        return rd
 
     def process_all_ready(self) -> bool:
         """Handle every pending ``Ready``; whether any existed."""
         any_ready = False
         for node in self.nodes.values():
-            while self.process_ready(node):
+            while self.process_ready(node) is not None:
                 any_ready = True
         return any_ready
 
-    def deliver(self, i: int = 0) -> None:
-        """Deliver the ``i``-th queued message (lost if its target is down)."""
+    def deliver(self, i: int = 0, process: bool = True) -> Message:
+        """Deliver the ``i``-th queued message (lost if its target is down) and return it.
+
+        With ``process``, the target handles its ``Ready`` right away.
+        """
         m = self.queue.pop(i)
         node = self.nodes[m.to]
         if node.raw is not None:
             node.raw.step(m)
-            self.process_ready(node)
+            if process:
+                self.process_ready(node)
+        return m
 
     def stabilize(self, limit: int = 100_000) -> None:
         """Process readies and deliver messages, in order, until nothing is left."""
