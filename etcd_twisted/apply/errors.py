@@ -31,3 +31,7 @@ class DuplicateKeyError(ApplyError):
 
 class NoSpaceError(ApplyError):
     """The backend quota is exhausted (the NOSPACE alarm is raised)."""
+
+
+class InvalidSortOptionError(ApplyError):
+    """A range asks for a sort order or target that does not exist."""

@@ -21,13 +21,14 @@ from typing import Protocol
 import crc32c
 
 from etcd_twisted._pb.kv_pb2 import KeyValue
+from etcd_twisted.backend import buckets
 
 from .errors import CompactedError, FutureRevisionError, RevisionNotFoundError
 from .index import TreeIndex
 from .revision import Revision, bytes_to_rev, is_tombstone, rev_to_bytes
 
-KEY_BUCKET = "key"
-META_BUCKET = "meta"
+KEY_BUCKET = buckets.KEY
+META_BUCKET = buckets.META
 SCHEDULED_COMPACT_KEY = b"scheduledCompactRev"
 FINISHED_COMPACT_KEY = b"finishedCompactRev"
 #: Backend deletions per physical compaction step (etcd's ``compactionBatchLimit``).
@@ -37,11 +38,11 @@ COMPACTION_BATCH_LIMIT = 1000
 class BatchTx(Protocol):
     """The backend write transaction the store needs (``etcd_twisted.backend``)."""
 
-    def put(self, bucket: str, key: bytes, value: bytes) -> None: ...
-    def get(self, bucket: str, key: bytes) -> bytes | None: ...
-    def delete(self, bucket: str, key: bytes) -> None: ...
+    def put(self, bucket: bytes, key: bytes, value: bytes) -> None: ...
+    def get(self, bucket: bytes, key: bytes) -> bytes | None: ...
+    def delete(self, bucket: bytes, key: bytes) -> None: ...
     def range(
-        self, bucket: str, start: bytes, end: bytes | None = None, limit: int = 0
+        self, bucket: bytes, start: bytes, end: bytes | None = None, limit: int = 0
     ) -> list[tuple[bytes, bytes]]: ...
 
 
@@ -205,7 +206,7 @@ class KVStore:
         keep = self.index.keep(compact_rev) if compact_rev > 0 else set()
         upper = Revision(rev + 1, 0)
         lower = Revision(compact_rev + 1, 0)
-        crc = crc32c.crc32c(KEY_BUCKET.encode())
+        crc = crc32c.crc32c(KEY_BUCKET)
         for k, v in self._iter_bucket(rev_to_bytes(Revision(0, 0)), rev_to_bytes(upper)):
             kr = bytes_to_rev(k)
             if kr < lower and keep and kr not in keep:

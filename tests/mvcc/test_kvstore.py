@@ -122,13 +122,13 @@ class CompactionTests(SynchronousTestCase):
         for i in range(50):
             put(store, b"k%d" % (i % 5), b"v%d" % i)
         delete(store, b"k0")
-        before = len(backend.batch_tx.buckets["key"])
+        before = len(backend.batch_tx.buckets[b"key"])
         store.compact(store.current_rev)
         steps = 0
         while not store.compaction_step(limit=7):
             steps += 1
         self.assertGreater(steps, 3)
-        self.assertEqual(len(backend.batch_tx.buckets["key"]), 4)
+        self.assertEqual(len(backend.batch_tx.buckets[b"key"]), 4)
         self.assertLess(4, before)
         self.assertEqual(
             [kv.key for kv in store.range(b"\0", b"\0").kvs], [b"k1", b"k2", b"k3", b"k4"]

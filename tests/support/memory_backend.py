@@ -9,19 +9,19 @@ class MemoryBatchTx:
     """Buckets of sorted byte keys; the same calls as the LMDB batch transaction."""
 
     def __init__(self) -> None:
-        self.buckets: dict[str, SortedDict] = {}
+        self.buckets: dict[bytes, SortedDict] = {}
 
-    def put(self, bucket: str, key: bytes, value: bytes) -> None:
+    def put(self, bucket: bytes, key: bytes, value: bytes) -> None:
         self.buckets.setdefault(bucket, SortedDict())[bytes(key)] = bytes(value)
 
-    def get(self, bucket: str, key: bytes) -> bytes | None:
+    def get(self, bucket: bytes, key: bytes) -> bytes | None:
         return self.buckets.get(bucket, {}).get(key)
 
-    def delete(self, bucket: str, key: bytes) -> None:
+    def delete(self, bucket: bytes, key: bytes) -> None:
         self.buckets.get(bucket, {}).pop(key, None)
 
     def range(
-        self, bucket: str, start: bytes, end: bytes | None = None, limit: int = 0
+        self, bucket: bytes, start: bytes, end: bytes | None = None, limit: int = 0
     ) -> list[tuple[bytes, bytes]]:
         data = self.buckets.get(bucket)
         if data is None:
