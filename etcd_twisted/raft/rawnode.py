@@ -36,8 +36,8 @@ class Ready:
     """What the application must persist, send and apply, in that order.
 
     ``soft_state`` and ``hard_state`` are None when unchanged since the last ``Ready``.
-    ``must_sync`` says whether ``entries``/``hard_state`` must reach disk (fsync) before the
-    messages go out; a commit-index-only change need not.
+    ``must_sync`` says whether ``entries``/``hard_state``/``snapshot`` must reach disk (fsync)
+    before the messages go out; a commit-index-only change need not.
     """
 
     soft_state: SoftState | None = None
@@ -215,7 +215,9 @@ class RawNode:
         prev = self._prev_hard
         if hard != prev:
             rd.hard_state = HardState(term=hard[0], vote=hard[1], commit=hard[2])
-        rd.must_sync = bool(rd.entries) or hard[0] != prev[0] or hard[1] != prev[1]
+        rd.must_sync = (
+            bool(rd.entries) or rd.snapshot is not None or hard[0] != prev[0] or hard[1] != prev[1]
+        )
         return rd
 
     def advance(self, rd: Ready) -> None:

@@ -3,7 +3,7 @@ reorder and partition messages, with each node handling ``Ready`` the way a serv
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any
@@ -21,11 +21,30 @@ def conf_state(voters: Iterable[int], learners: Iterable[int] = ()) -> raft_pb2.
     return raft_pb2.ConfState(voters=list(voters), learners=list(learners))
 
 
+class AppStorage(MemoryStorage):
+    """A ``MemoryStorage`` whose ``snapshot()`` is taken on demand from the application's
+    applied state, as a server does when a follower needs one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Returns (applied index, conf state) of the state machine; set by ``Node``.
+        self.applied_state: Callable[[], tuple[int, raft_pb2.ConfState]] | None = None
+
+    def snapshot(self) -> raft_pb2.Snapshot:
+        """A snapshot of the applied state, if that is newer than the stored one."""
+        snap = super().snapshot()
+        if self.applied_state is not None:
+            index, cs = self.applied_state()
+            if index > snap.metadata.index:
+                return self.create_snapshot(index, cs, b"")
+        return snap
+
+
 def new_storage(
     voters: Iterable[int], learners: Iterable[int] = (), index: int = 1, term: int = 1
-) -> MemoryStorage:
+) -> AppStorage:
     """A storage that starts from a snapshot at ``(index, term)`` holding the configuration."""
-    storage = MemoryStorage()
+    storage = AppStorage()
     snap = raft_pb2.Snapshot()
     snap.metadata.index = index
     snap.metadata.term = term
@@ -82,10 +101,11 @@ class Node:
     state machine (the entries applied, in order)."""
 
     id: int
-    storage: MemoryStorage
+    storage: AppStorage
     config: dict[str, Any]
     rng: Random
     raw: RawNode | None = None
+    conf_state: raft_pb2.ConfState = field(default_factory=raft_pb2.ConfState)
     applied: dict[int, tuple[int, bytes]] = field(default_factory=dict)
     applied_index: int = 0
     read_states: list[tuple[int, bytes]] = field(default_factory=list)
@@ -96,13 +116,16 @@ class Node:
             Config(
                 id=self.id,
                 storage=self.storage,
-                applied=self.storage.snapshot().metadata.index,
+                applied=MemoryStorage.snapshot(self.storage).metadata.index,
                 random=self.rng,
                 **self.config,
             )
         )
         # The state machine is rebuilt from the snapshot; later entries are applied again.
-        self.applied_index = self.storage.snapshot().metadata.index
+        snap = MemoryStorage.snapshot(self.storage)
+        self.applied_index = snap.metadata.index
+        self.conf_state = snap.metadata.conf_state
+        self.storage.applied_state = lambda: (self.applied_index, self.conf_state)
 
     @property
     def raft(self) -> Raft:
@@ -145,7 +168,7 @@ class Network:
         #: Every (term, leader id) observed, for election-safety checks.
         self.leaders: dict[int, int] = {}
 
-    def add_node(self, node_id: int, storage: MemoryStorage, **config: Any) -> Node:
+    def add_node(self, node_id: int, storage: AppStorage, **config: Any) -> Node:
         """Start a node over ``storage`` (config overrides the network's defaults)."""
         config = {**self.config, **config}
         rng = config.pop("random", None) or Random(self.seed * 1000 + node_id)
@@ -241,6 +264,7 @@ class Network:
         if rd.snapshot is not None:
             storage.apply_snapshot(rd.snapshot)
             node.applied_index = rd.snapshot.metadata.index
+            node.conf_state = rd.snapshot.metadata.conf_state
         storage.append(rd.entries)
         if rd.hard_state is not None:
             storage.set_hard_state(rd.hard_state)
@@ -250,7 +274,7 @@ class Network:
             node.applied[e.index] = (e.term, e.data)
             node.applied_index = e.index
             for cc in conf_changes([e]):
-                raw.apply_conf_change(cc)
+                node.conf_state = raw.apply_conf_change(cc)
         node.read_states.extend((rs.index, rs.request_ctx) for rs in rd.read_states)
         raw.advance(rd)
         return rd

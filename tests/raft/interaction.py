@@ -20,9 +20,9 @@ from pathlib import Path
 from random import Random
 
 from etcd_twisted._pb import raft_pb2
-from etcd_twisted.raft import MemoryStorage, ProposalDroppedError, RaftError, Ready
+from etcd_twisted.raft import ProposalDroppedError, RaftError, Ready
 from etcd_twisted.raft.raft import StateType
-from tests.raft.harness import Network, new_storage
+from tests.raft.harness import AppStorage, Network, new_storage
 
 REWRITE_ENV = "RAFT_REWRITE_TRANSCRIPTS"
 
@@ -169,10 +169,7 @@ class Interaction:
             config["max_size_per_msg"] = int(kw["max-size"])
         first = max(self.net.nodes, default=0) + 1
         for node_id in range(first, first + count):
-            if index:
-                storage = new_storage(voters, learners, index=index)
-            else:
-                storage = MemoryStorage()
+            storage = new_storage(voters, learners, index=index) if index else AppStorage()
             self.net.add_node(node_id, storage, random=_NoJitter(), **config)
         return []
 
@@ -308,7 +305,7 @@ class Interaction:
         """``compact ID INDEX``: snapshot the state machine at INDEX and drop the log before it."""
         node = self.net.nodes[int(args[0])]
         index = int(args[1])
-        node.storage.create_snapshot(index, node.raft.trk.conf_state(), b"")
+        node.storage.create_snapshot(index, node.conf_state, b"")
         node.storage.compact(index)
         return self.cmd_raft_log(args[:1])
 
@@ -343,9 +340,7 @@ class Interaction:
             kind = "Learner" if r.is_learner else "Voter"
             if r.id not in r.trk.progress:
                 kind = "Non-Voter"
-            out.append(
-                f"{node_id}: {_STATE_NAMES[r.state]} ({kind}) Term:{r.term} Lead:{r.lead}"
-            )
+            out.append(f"{node_id}: {_STATE_NAMES[r.state]} ({kind}) Term:{r.term} Lead:{r.lead}")
         return out
 
     def cmd_status(self, args: list[str]) -> list[str]:
