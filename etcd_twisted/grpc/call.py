@@ -293,15 +293,18 @@ class Call:
     def send(self, message: Any) -> Deferred[None]:
         if self.closed:
             return fail(self.cancel_reason or GrpcError(StatusCode.INTERNAL, "call is finished"))
-        data = encode_message(message.SerializeToString())
-        self.out.append(data)
-        self.out_bytes += len(data)
-        self._sink.call_ready(self)
+        self._queue(message)
         if self.out_bytes <= SEND_BUFFER_BYTES:
             return succeed(None)
         d: Deferred[None] = Deferred()
         self._waiters.append(d)
         return d
+
+    def _queue(self, message: Any) -> None:
+        data = encode_message(message.SerializeToString())
+        self.out.append(data)
+        self.out_bytes += len(data)
+        self._sink.call_ready(self)
 
     def finish(self, error: GrpcError | None = None) -> None:
         if self.closed:
@@ -409,7 +412,7 @@ class Call:
                 self.finish(GrpcError(StatusCode.INTERNAL, "grpc: handler returned no response"))
                 return
             try:
-                self.send(result)
+                self._queue(result)
             except Exception:
                 self._handler_failed(Failure())
                 return
