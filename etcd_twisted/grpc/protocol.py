@@ -24,7 +24,7 @@ from h2.events import (
     StreamReset,
     WindowUpdated,
 )
-from h2.exceptions import ProtocolError
+from h2.exceptions import ProtocolError, StreamClosedError
 from h2.settings import SettingCodes
 from hyperframe.frame import GoAwayFrame
 from twisted.internet.defer import Deferred, gatherResults, succeed
@@ -321,9 +321,17 @@ class GrpcProtocol(Protocol):
             ready, self._ready = self._ready, {}
             calls = self._calls
             for sid, call in ready.items():
-                if calls.get(sid) is call:
+                if calls.get(sid) is not call:
+                    continue
+                try:
                     self._write_call(call)
-                    written.append(call)
+                except StreamClosedError:
+                    # h2 closed the stream itself (a stream-level error).
+                    del calls[sid]
+                    self._forget(call)
+                    call.cancel(GrpcError(StatusCode.CANCELLED, "context canceled"))
+                    continue
+                written.append(call)
         self._write_pending()
         for call in written:
             call.written()

@@ -646,3 +646,39 @@ class TimeoutTests(SynchronousTestCase):
         proto.makeConnection(transport)
         proto.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
         self.assertTrue(transport.disconnecting)
+
+
+class HandoffTests(SynchronousTestCase):
+    def test_sniffed_connection(self) -> None:
+        """A wrapper that read the 24-byte preface first can hand it over in dataReceived."""
+        from h2.config import H2Configuration
+        from h2.connection import H2Connection
+        from twisted.internet.task import Clock
+        from twisted.internet.testing import StringTransport
+
+        from etcd_twisted.grpc.protocol import GrpcFactory
+
+        factory = GrpcFactory(echo_registry(), Clock())
+        proto = factory.buildProtocol(PEER)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        client = H2Connection(H2Configuration(client_side=True, header_encoding=None))
+        client.initiate_connection()
+        client.send_headers(
+            1,
+            [
+                (b":method", b"POST"),
+                (b":scheme", b"http"),
+                (b":path", ECHO.encode()),
+                (b":authority", b"x"),
+                (b"content-type", b"application/grpc"),
+            ],
+        )
+        client.send_data(1, b"\x00\x00\x00\x00\x03\n\x01z", end_stream=True)
+        wire = client.data_to_send()
+        self.assertEqual(wire[:24], b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        proto.dataReceived(wire[:24])
+        proto.dataReceived(wire[24:])
+        events = client.receive_data(transport.value())
+        trailers = [e for e in events if type(e).__name__ == "TrailersReceived"]
+        self.assertEqual(dict(trailers[0].headers)[b"grpc-status"], b"0")
