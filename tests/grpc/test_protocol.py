@@ -302,13 +302,12 @@ class DeadlineTests(SynchronousTestCase):
         h.call(ECHO, Msg(), [(b"grpc-timeout", b"5S")])
         self.assertEqual(h.clock.getDelayedCalls(), [])
 
-
-def test_malformed_timeout(self) -> None:
-    """A malformed grpc-timeout is refused with HTTP 400 and INTERNAL."""
-    h = Harness(echo_registry())
-    resp = h.call(ECHO, Msg(), [(b"grpc-timeout", b"18f6n")])
-    self.assertEqual(resp.headers[b":status"], b"400")
-    self.assertEqual(resp.status, StatusCode.INTERNAL)
+    def test_malformed_timeout(self) -> None:
+        """A malformed grpc-timeout is refused with HTTP 400 and INTERNAL."""
+        h = Harness(echo_registry())
+        resp = h.call(ECHO, Msg(), [(b"grpc-timeout", b"18f6n")])
+        self.assertEqual(resp.headers[b":status"], b"400")
+        self.assertEqual(resp.status, StatusCode.INTERNAL)
 
 
 class StreamingTests(SynchronousTestCase):
