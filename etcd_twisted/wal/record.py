@@ -7,9 +7,11 @@ length; when there is padding, the top byte is ``0x80 | pad``.
 
 The body is the protobuf wire form of ``walpb.Record`` (``type``, ``crc``,
 ``data``; see proto/wal.proto), written and read here by hand so that the
-reader can be strict. ``crc`` chains CRC32-Castagnoli over the ``data`` of
-every record so far; a ``CRC`` record carries the running value into the next
-segment file so the chain survives file boundaries.
+reader can be strict. ``crc`` chains CRC32-Castagnoli over the type byte and
+the ``data`` of every record so far (etcd covers the data only; covering the
+type too means a flipped type cannot pass); a ``CRC`` record carries the
+running value into the next segment file so the chain survives file
+boundaries.
 
 The decoder tells three endings apart (``close()``):
 
@@ -19,8 +21,9 @@ The decoder tells three endings apart (``close()``):
   zeroed sector-aligned chunk (the unwritten part of a write cut short),
   with only zeros after it;
 * corruption (``CorruptRecordError``): a frame that fails its check with no
-  zeroed chunk, a malformed length field, or any non-zero byte after the end
-  of the log or after a torn frame.
+  zeroed chunk, a malformed length field, a length field the record's own
+  header contradicts (a torn write leaves a true prefix; a damaged length does
+  not), or any non-zero byte after the end of the log or after a torn frame.
 """
 
 from __future__ import annotations
@@ -136,9 +139,9 @@ def _decode_body(body: bytes) -> tuple[int, int, bytes]:
     return rtype, crc, data
 
 
-def frame_size(body_len: int) -> int:
-    """Bytes a frame with a body of ``body_len`` bytes occupies."""
-    return 8 + body_len + (-body_len % 8)
+def _chain(crc: int, rtype: int, data: bytes) -> int:
+    """Advance the CRC chain over one record's type byte and data."""
+    return crc32c.crc32c(data, crc32c.crc32c(_TYPE_BYTES[rtype], crc))
 
 
 class Encoder:
@@ -150,7 +153,7 @@ class Encoder:
     def encode(self, rtype: RecordType, data: bytes = b"") -> bytes:
         """Return the frame for one record and advance the CRC chain."""
         if rtype != RecordType.CRC:
-            self.crc = crc32c.crc32c(data, self.crc)
+            self.crc = _chain(self.crc, rtype, data)
         body = _encode_body(rtype, self.crc, data)
         n = len(body)
         pad = -n % 8
@@ -173,6 +176,7 @@ class Decoder:
         #: Offset just past the last good record.
         self.offset = offset
         self._max = max_record_bytes
+        self._start = offset
         self._buf = bytearray()
         self._rpos = 0
         self._stop: Tail | None = None
@@ -208,12 +212,16 @@ class Decoder:
             raise CorruptRecordError(off, f"record length {n} exceeds limit {self._max}")
         size = 8 + n + pad
         if len(buf) - start < size:
+            conflict = _header_conflict(bytes(buf[start + 8 : start + 8 + n]), n)
+            if conflict:
+                raise CorruptRecordError(off, conflict)
             return None
         frame = bytes(buf[start : start + size])
         reason = self._check(frame, n)
         if isinstance(reason, str):
-            if not _has_zero_chunk(frame, off):
-                raise CorruptRecordError(off, reason)
+            conflict = _header_conflict(frame[8 : 8 + n], n)
+            if conflict or not _has_zero_chunk(frame, off):
+                raise CorruptRecordError(off, conflict or reason)
             self._end(Tail(off, torn=True, reason=reason), start + size)
             return None
         self._rpos = start + size
@@ -238,15 +246,17 @@ class Decoder:
         except ValueError as e:
             return f"unparsable record ({e})"
         if rtype == RecordType.CRC:
+            if data or self.offset != self._start:
+                return "crc record with data or not at the start of the input"
             if self.crc and crc != self.crc:
                 return f"crc record {crc:#010x} does not continue the chain {self.crc:#010x}"
             self.crc = crc
         else:
-            expected = crc32c.crc32c(data, self.crc)
-            if crc != expected:
-                return f"crc mismatch (stored {crc:#010x}, computed {expected:#010x})"
             if rtype not in _TYPES:
                 return f"unknown record type {rtype}"
+            expected = _chain(self.crc, rtype, data)
+            if crc != expected:
+                return f"crc mismatch (stored {crc:#010x}, computed {expected:#010x})"
             self.crc = expected
         return Record(RecordType(rtype), crc, data, self.offset)
 
@@ -272,6 +282,39 @@ class Decoder:
 
 
 _TYPES = frozenset(int(t) for t in RecordType)
+_TYPE_BYTES = {int(t): bytes([t]) for t in RecordType}
+
+
+def _header_conflict(body: bytes, n: int) -> str | None:
+    """Why the visible start of a body of length ``n`` contradicts its length field, if it does.
+
+    A torn write leaves a true prefix of the record (then zeros); a damaged
+    length field does not, and its frame must not pass for a torn tail.
+    """
+    if not body or body[0] == 0:
+        return None
+    if body[0] != 0x08:
+        return "record does not start with its type"
+    try:
+        rtype, pos = _read_varint(body, 1)
+        if rtype not in _TYPES:
+            return f"unknown record type {rtype}"
+        if pos < len(body) and body[pos] == 0x10:
+            _, pos = _read_varint(body, pos + 1)
+        if pos >= len(body):
+            return None
+        if body[pos] == 0:  # the record ends here, or its data was never written
+            if rtype == RecordType.CRC and pos != n:
+                return f"length field says {n} bytes, crc record has {pos}"
+            return None
+        if body[pos] != 0x1A:
+            return "unexpected field in record"
+        data_len, pos = _read_varint(body, pos + 1)
+    except ValueError:
+        return None
+    if pos + data_len != n:
+        return f"length field says {n} bytes, record says {pos + data_len}"
+    return None
 
 
 def _has_zero_chunk(frame: bytes, offset: int) -> bool:
