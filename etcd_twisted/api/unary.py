@@ -1,0 +1,66 @@
+"""Turning server calls into gRPC unary handlers: errors, headers and ``hasleader``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.python.failure import Failure
+
+from etcd_twisted._pb import rpc_pb2
+from etcd_twisted.api.errors import to_grpc_error
+from etcd_twisted.grpc import ServerContext
+from etcd_twisted.server.errors import NoLeaderError
+
+
+class HeaderSource(Protocol):
+    """What fills a response header (the server)."""
+
+    cluster_id: int
+    member_id: int
+    leader_id: int
+
+    @property
+    def term(self) -> int: ...
+
+    def header(self, revision: int = 0) -> rpc_pb2.ResponseHeader: ...
+
+
+def fill_header(server: HeaderSource, response: Any) -> Any:
+    """Set cluster id, member id and raft term; the revision too if the handler left it 0."""
+    header = response.header
+    header.cluster_id = server.cluster_id
+    header.member_id = server.member_id
+    header.raft_term = server.term
+    if not header.revision:
+        header.revision = server.header().revision
+    return response
+
+
+def require_leader(server: HeaderSource, ctx: ServerContext) -> None:
+    """Fail with "no leader" when the client asked for one (``hasleader``) and there is none."""
+    if not server.leader_id and ctx.metadata.get("hasleader") == "true":
+        raise NoLeaderError()
+
+
+def unary(
+    server: HeaderSource, call: Callable[[Any], Any]
+) -> Callable[[Any, ServerContext], Deferred[Any]]:
+    """A unary handler running ``call(request)`` (value or Deferred) with etcd's conventions."""
+
+    def handler(request: Any, ctx: ServerContext) -> Deferred[Any]:
+        def run() -> Any:
+            require_leader(server, ctx)
+            return call(request)
+
+        d = maybeDeferred(run)
+        d.addCallback(lambda response: fill_header(server, response))
+        d.addErrback(_raise)
+        return d
+
+    return handler
+
+
+def _raise(failure: Failure) -> None:
+    raise to_grpc_error(failure)

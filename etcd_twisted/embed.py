@@ -1,0 +1,174 @@
+"""Wire a member together: ``build_service(config, reactor) -> MultiService``.
+
+This is the one place that knows every component. The result is the embedding API:
+start it as a Twisted service (``twistd etcd`` does, and so can tests or an
+application), and stop it to shut down gracefully. Its children are named as the
+parts of etcd's ``embed.StartEtcd``: ``raft``, ``peer``, ``client`` and ``metrics``.
+
+Building opens the data dir (a new member creates its WAL and backend, a restarted
+one reads them), so a data dir that cannot be used fails here, before anything
+listens. Starting binds the ports and starts raft; stopping closes the ports (with
+GOAWAY to gRPC clients), then stops raft and flushes the backend and WAL.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from etcd_twisted.api import cluster as cluster_api
+from etcd_twisted.api import kv as kv_api
+from etcd_twisted.api import maintenance as maintenance_api
+from etcd_twisted.api.http import HttpApi
+from etcd_twisted.config import Config
+from etcd_twisted.grpc import GrpcFactory, Registry
+from etcd_twisted.grpc.health import HealthService
+from etcd_twisted.listen import ListeningService, server_endpoint, tls_options
+from etcd_twisted.metrics import Metrics
+from etcd_twisted.peer.http import PeerApi
+from etcd_twisted.server.bootstrap import bootstrap
+from etcd_twisted.server.etcd_server import EtcdServer
+from etcd_twisted.sniff import SniffingFactory
+
+#: Seconds in-flight calls get to finish after GOAWAY on shutdown.
+SHUTDOWN_GRACE = 5.0
+
+
+class ServerService(Service):
+    """The ``raft`` child: starts the server's raft loop and WAL writer, stops them last."""
+
+    name = "raft"
+
+    def __init__(self, server: EtcdServer) -> None:
+        self.server = server
+
+    def startService(self) -> None:
+        super().startService()
+        self.server.start()
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self.server.stop()
+
+
+class EtcdService(MultiService):
+    """A running member: its child services and the objects embedders may reach."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        reactor: Any,
+        on_fatal: Callable[[Failure], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.metrics = Metrics()
+        self.server = EtcdServer(config, bootstrap(config, random.Random()), reactor)
+        self.server.on_fatal = on_fatal or self._stop_on_fatal
+        self.server.on_leader_change = lambda lead: self.metrics.leader_changes.inc()
+        self._watch_server_state()
+        self.registry = Registry()
+        self.health = HealthService()
+        self.health.register(self.registry)
+        kv_api.register(self.registry, self.server)
+        maintenance_api.register(self.registry, self.server)
+        cluster_api.register(self.registry, self.server)
+        self.grpc_factory = GrpcFactory(
+            self.registry, reactor, max_receive_bytes=config.max_receive_bytes
+        )
+        self.http_api = HttpApi(self.metrics, self._health)
+        self.raft = ServerService(self.server)
+        self.peer = ListeningService(
+            "peer",
+            PeerApi().site(),
+            [server_endpoint(reactor, url, self._peer_tls()) for url in config.listen_peer_urls],
+        )
+        self.client = ListeningService(
+            "client",
+            SniffingFactory(self.grpc_factory, self.http_api.site(), reactor),
+            [
+                server_endpoint(reactor, url, self._client_tls())
+                for url in config.listen_client_urls
+            ],
+            before_stop=lambda: self.grpc_factory.shutdown(SHUTDOWN_GRACE),
+        )
+        self.metrics_service = ListeningService(
+            "metrics",
+            HttpApi(self.metrics, self._health).site(),
+            [server_endpoint(reactor, url) for url in config.listen_metrics_urls],
+        )
+        for service in (self.raft, self.peer, self.client, self.metrics_service):
+            service.setServiceParent(self)
+
+    def _client_tls(self) -> Callable[[], Any] | None:
+        c = self.config
+        if not c.cert_file:
+            return None
+        return lambda: tls_options(c.cert_file, c.key_file, c.trusted_ca_file, c.client_cert_auth)
+
+    def _peer_tls(self) -> Callable[[], Any] | None:
+        c = self.config
+        if not c.peer_cert_file:
+            return None
+        return lambda: tls_options(
+            c.peer_cert_file, c.peer_key_file, c.peer_trusted_ca_file, c.peer_client_cert_auth
+        )
+
+    def _watch_server_state(self) -> None:
+        server, metrics = self.server, self.metrics
+        metrics.watch_state(
+            "etcd_server_has_leader",
+            "Whether or not a leader exists. 1 is existence, 0 is not.",
+            lambda: 1 if server.leader_id else 0,
+        )
+        metrics.watch_state(
+            "etcd_server_is_leader",
+            "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+            lambda: 1 if server.is_leader else 0,
+        )
+        metrics.watch_state(
+            "etcd_mvcc_db_total_size_in_bytes",
+            "Total size of the underlying database physically allocated in bytes.",
+            server.backend.size,
+        )
+        metrics.watch_state(
+            "etcd_mvcc_db_total_size_in_use_in_bytes",
+            "Total size of the underlying database logically in use in bytes.",
+            server.backend.size_in_use,
+        )
+        metrics.watch_state(
+            "etcd_debugging_mvcc_current_revision",
+            "The current revision of store.",
+            lambda: server.kv.current_rev,
+        )
+
+    def _health(self, serializable: bool) -> tuple[bool, str]:
+        if not self.server.leader_id:
+            return False, "RAFT NO LEADER"
+        return True, ""
+
+    def _stop_on_fatal(self, failure: Failure) -> None:
+        self.log.critical("member stops after a fatal error: {error}", error=failure.value)
+        if self.running:
+            self.stopService()
+
+    def client_ports(self) -> Deferred[list[IListeningPort]]:
+        """The client listening ports, once bound (useful with port 0)."""
+        return self.client.listening()
+
+
+def build_service(
+    config: Config, reactor: Any, on_fatal: Callable[[Failure], None] | None = None
+) -> EtcdService:
+    """Open the data dir and build a member's service tree from its configuration."""
+    return EtcdService(config, reactor, on_fatal)

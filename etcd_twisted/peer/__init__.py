@@ -1,0 +1,1 @@
+"""Raft transport between members over the peer URLs."""

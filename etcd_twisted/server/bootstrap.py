@@ -1,0 +1,162 @@
+"""Open a member's data dir: a new member's first start, or a restart from disk.
+
+Like etcd's ``bootstrap.go``: a new member computes the member and cluster ids from
+``--initial-cluster`` and ``--initial-cluster-token``, creates the WAL (its metadata
+record names the member and cluster) and the backend, and bootstraps raft with one
+ConfChange per initial member. A restarted member ignores the bootstrap flags: it
+loads the newest snapshot the WAL knows, opens the WAL at it, and rebuilds raft's
+storage from snapshot + WAL; the backend's consistent index says which committed
+entries were already applied.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from random import Random
+
+from etcd_twisted._pb import raft_pb2, wal_pb2
+from etcd_twisted._pb.raft_internal_pb2 import Metadata
+from etcd_twisted.backend import Backend
+from etcd_twisted.config import Config
+from etcd_twisted.membership.cluster import Member
+from etcd_twisted.membership.ids import cluster_id, member_id
+from etcd_twisted.raft import Config as RaftConfig
+from etcd_twisted.raft import MemoryStorage, Peer, RawNode
+from etcd_twisted.wal import (
+    WAL,
+    DirType,
+    NoSnapshotError,
+    Snapshotter,
+    backend_path,
+    identify_data_dir,
+    snap_dir,
+    valid_snapshot_entries,
+)
+from etcd_twisted.wal import exist as wal_exists
+
+#: Raft messages are at most this large (etcd's ``maxSizePerMsg``).
+MAX_SIZE_PER_MSG = 1024 * 1024
+#: Unacknowledged append messages in flight per follower (etcd's ``maxInflightMsgs``).
+MAX_INFLIGHT_MSGS = 4096 // 8
+
+
+class BootstrapError(Exception):
+    """The data dir and flags do not make a member (the message says why)."""
+
+
+@dataclass
+class Bootstrapped:
+    """Everything a member needs from disk to start its server."""
+
+    member_id: int
+    cluster_id: int
+    #: The initial members of a new cluster (empty on restart: the backend has them).
+    initial_members: list[Member]
+    wal: WAL
+    snapshotter: Snapshotter
+    storage: MemoryStorage
+    node: RawNode
+    backend: Backend
+    #: The snapshot the member restarted from, if any.
+    snapshot: raft_pb2.Snapshot | None
+    is_new: bool
+
+
+def bootstrap(config: Config, rng: Random) -> Bootstrapped:
+    """Open or create the member in ``config.data_dir``."""
+    kind = identify_data_dir(config.data_dir).type
+    wal_path = config.wal_path
+    if kind == DirType.EMPTY or not wal_exists(wal_path):
+        return _new_member(config, rng)
+    return _restart(config, rng)
+
+
+def _open_backend(config: Config) -> Backend:
+    os.makedirs(snap_dir(config.data_dir), mode=0o700, exist_ok=True)
+    return Backend(
+        backend_path(config.data_dir),
+        quota_bytes=config.quota_bytes,
+        batch_interval=config.backend_batch_interval,
+        batch_limit=config.backend_batch_limit,
+    )
+
+
+def _raft_config(config: Config, node_id: int, storage: MemoryStorage, rng: Random) -> RaftConfig:
+    return RaftConfig(
+        id=node_id,
+        storage=storage,
+        election_tick=config.election_ticks,
+        heartbeat_tick=1,
+        max_size_per_msg=MAX_SIZE_PER_MSG,
+        max_inflight_msgs=MAX_INFLIGHT_MSGS,
+        max_uncommitted_entries_size=1 << 30,
+        check_quorum=True,
+        pre_vote=config.pre_vote,
+        random=rng,
+    )
+
+
+def _new_member(config: Config, rng: Random) -> Bootstrapped:
+    if config.initial_cluster_state != "new":
+        raise BootstrapError(
+            "joining an existing cluster (--initial-cluster-state existing) needs the "
+            "peer service, which this member does not have yet"
+        )
+    if config.name not in config.initial_cluster:
+        raise BootstrapError(
+            f"couldn't find local name {config.name!r} in the initial cluster configuration"
+        )
+    token = config.initial_cluster_token
+    members = [
+        Member(member_id(urls, token), name, list(urls))
+        for name, urls in config.initial_cluster.items()
+    ]
+    ids = [m.id for m in members]
+    if len(set(ids)) != len(ids):
+        raise BootstrapError("--initial-cluster has two members with the same peer URLs")
+    local = next(m for m in members if m.name == config.name)
+    cid = cluster_id(ids)
+    os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
+    os.makedirs(snap_dir(config.data_dir), mode=0o700, exist_ok=True)
+    metadata = Metadata(NodeID=local.id, ClusterID=cid).SerializeToString()
+    wal = WAL.create(config.wal_path, metadata)
+    backend = _open_backend(config)
+    storage = MemoryStorage()
+    node = RawNode(_raft_config(config, local.id, storage, rng))
+    for m in members:
+        if m.id != local.id:
+            m.name = ""  # others publish their names once they start, as in etcd
+    node.bootstrap([Peer(m.id, m.to_context()) for m in sorted(members, key=lambda m: m.id)])
+    return Bootstrapped(
+        local.id, cid, members, wal, Snapshotter(snap_dir(config.data_dir)), storage, node,
+        backend, None, True,
+    )  # fmt: skip
+
+
+def _restart(config: Config, rng: Random) -> Bootstrapped:
+    snapshotter = Snapshotter(snap_dir(config.data_dir))
+    walsnaps = valid_snapshot_entries(config.wal_path)
+    snapshot: raft_pb2.Snapshot | None
+    try:
+        snapshot = snapshotter.load_newest_available(walsnaps)
+    except NoSnapshotError:
+        snapshot = None
+    walsnap = wal_pb2.Snapshot()
+    if snapshot is not None:
+        md = snapshot.metadata
+        walsnap = wal_pb2.Snapshot(index=md.index, term=md.term, conf_state=md.conf_state)
+    wal = WAL.open(config.wal_path, walsnap)
+    raw_metadata, hard_state, entries = wal.read_all()
+    metadata = Metadata.FromString(raw_metadata)
+    backend = _open_backend(config)
+    storage = MemoryStorage()
+    if snapshot is not None:
+        storage.apply_snapshot(snapshot)
+    storage.set_hard_state(hard_state)
+    storage.append(entries)
+    node = RawNode(_raft_config(config, metadata.NodeID, storage, rng))
+    return Bootstrapped(
+        metadata.NodeID, metadata.ClusterID, [], wal, snapshotter, storage, node, backend,
+        snapshot, False,
+    )  # fmt: skip

@@ -1,0 +1,415 @@
+"""``EtcdServer``: client requests in, responses out, through raft and the applier.
+
+A write is checked, wrapped in an ``InternalRaftRequest`` with a fresh id, proposed
+through the :class:`RaftService`, and answered when the applier has run it: the
+Deferred registered under its id fires with the response (or the error). A
+linearizable read waits for a batched ReadIndex round and then runs locally; a
+serializable read runs locally at once. The applier records the raft index of each
+entry it applies as the backend's consistent index, in the same batch as the
+data, so replaying the WAL after a crash skips what is already applied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.defer import TimeoutError as DeferTimeout
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from etcd_twisted import ETCD_VERSION
+from etcd_twisted._pb import raft_pb2, rpc_pb2
+from etcd_twisted._pb.raft_internal_pb2 import (
+    ClusterMemberAttrSetRequest,
+    InternalRaftRequest,
+    MemberAttributes,
+)
+from etcd_twisted.apply import checks
+from etcd_twisted.apply.kv import KVApplier, is_txn_readonly
+from etcd_twisted.config import Config
+from etcd_twisted.membership.cluster import Cluster, Member
+from etcd_twisted.mvcc.kvstore import KVStore
+from etcd_twisted.raft import ProposalDroppedError, ReadState, SoftState
+from etcd_twisted.server.bootstrap import Bootstrapped
+from etcd_twisted.server.errors import (
+    NoLeaderError,
+    RequestTooLargeError,
+    StoppedError,
+    TimeoutError,
+    TooManyRequestsError,
+)
+from etcd_twisted.server.id_gen import IdGenerator
+from etcd_twisted.server.raft_service import RaftService
+from etcd_twisted.server.read_index import AppliedIndex, LinearizableReads
+from etcd_twisted.server.wal_writer import WALWriter
+
+#: Refuse new proposals while more than this many committed entries wait to be applied.
+MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000
+#: Physical compaction deletes this many records per reactor turn.
+COMPACTION_STEP = 1000
+
+
+class EtcdServer:
+    """One member's request handling (see the module docstring)."""
+
+    log = Logger()
+
+    def __init__(self, config: Config, boot: Bootstrapped, clock: IReactorTime) -> None:
+        self.config = config
+        self.clock = clock
+        self.member_id = boot.member_id
+        self.backend = boot.backend
+        self.cluster = Cluster(boot.cluster_id, boot.backend.batch_tx)
+        self.cluster.load()
+        self.kv = KVStore(boot.backend)
+        self.applier = KVApplier(self.kv)
+        self.ids = IdGenerator(boot.member_id, int(time.time() * 1000))
+        self._wal = boot.wal
+        self.wal_writer = WALWriter(boot.wal, clock)
+        self.raft = RaftService(
+            boot.node,
+            boot.storage,
+            self.wal_writer,
+            self,
+            clock,
+            config.heartbeat_interval / 1000.0,
+            on_fatal=self._fatal,
+        )
+        self.node = boot.node
+        self.applied = AppliedIndex(boot.backend.consistent_index()[0])
+        self.reads = LinearizableReads(self.raft.read_index, self.applied, clock, self.ids.next)
+        self.request_timeout = 5.0 + 2 * config.election_timeout / 1000.0
+        self.leader_id = 0
+        self.committed_index = 0
+        self._waiters: dict[int, Deferred[Any]] = {}
+        self._leader_waiters: list[Deferred[None]] = []
+        self._compactions: list[tuple[int, Deferred[None]]] = []
+        self._compacting = False
+        self._stopped = False
+        #: Called with a Failure when the member cannot go on (the embedder stops it).
+        self.on_fatal: Callable[[Failure], None] | None = None
+        #: Called with the leader id whenever it changes (metrics).
+        self.on_leader_change: Callable[[int], None] | None = None
+
+    # --- lifecycle (driven by the embedding service)
+
+    def start(self) -> None:
+        """Start the WAL writer and the raft loop."""
+        self.wal_writer.startService()
+        self.raft.startService()
+        self._publish_attributes()
+
+    def stop(self) -> Deferred[None]:
+        """Stop raft, fail waiting requests, flush the backend and close the WAL."""
+        self._stopped = True
+        self.reads.stop()
+        d = self.raft.stopService()
+
+        def close(_: object) -> Deferred[None]:
+            for waiter in list(self._waiters.values()):
+                if not waiter.called:
+                    waiter.errback(StoppedError())
+            self._waiters.clear()
+            self.backend.close()
+            return self.wal_writer.stopService()
+
+        return d.addCallback(close).addCallback(lambda _: self._wal.close())
+
+    def _fatal(self, failure: Failure) -> None:
+        if self.on_fatal is not None:
+            self.on_fatal(failure)
+
+    # --- identity and headers
+
+    @property
+    def cluster_id(self) -> int:
+        return self.cluster.cluster_id
+
+    @property
+    def term(self) -> int:
+        return self.node.raft.term
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader_id == self.member_id
+
+    def header(self, revision: int = 0) -> rpc_pb2.ResponseHeader:
+        """A response header; ``revision`` 0 means the store's current revision."""
+        return rpc_pb2.ResponseHeader(
+            cluster_id=self.cluster_id,
+            member_id=self.member_id,
+            revision=revision or self.kv.current_rev,
+            raft_term=self.term,
+        )
+
+    # --- KV requests
+
+    def range(
+        self, r: rpc_pb2.RangeRequest
+    ) -> Deferred[rpc_pb2.RangeResponse] | rpc_pb2.RangeResponse:
+        """Range: serializable reads run now; linearizable ones after a ReadIndex round."""
+        checks.check_range(r)
+        if r.serializable:
+            return self.applier.range(self.kv, r)
+        return self._linearizable(lambda: self.applier.range(self.kv, r))
+
+    def put(self, p: rpc_pb2.PutRequest) -> Deferred[rpc_pb2.PutResponse]:
+        """Put, through raft."""
+        checks.check_put(p)
+        return self._propose(InternalRaftRequest(put=p))
+
+    def delete_range(self, d: rpc_pb2.DeleteRangeRequest) -> Deferred[rpc_pb2.DeleteRangeResponse]:
+        """DeleteRange, through raft."""
+        checks.check_delete(d)
+        return self._propose(InternalRaftRequest(delete_range=d))
+
+    def txn(self, t: rpc_pb2.TxnRequest) -> Deferred[rpc_pb2.TxnResponse] | rpc_pb2.TxnResponse:
+        """Txn: read-only ones are served like reads, others go through raft."""
+        checks.check_txn(t, self.config.max_txn_ops)
+        if is_txn_readonly(t):
+            if _txn_serializable(t):
+                return self.applier.txn(t)
+            return self._linearizable(lambda: self.applier.txn(t))
+        return self._propose(InternalRaftRequest(txn=t))
+
+    def compact(self, c: rpc_pb2.CompactionRequest) -> Deferred[rpc_pb2.CompactionResponse]:
+        """Compaction, through raft; ``physical`` waits until the space is reclaimed."""
+        d = self._propose(InternalRaftRequest(compaction=c))
+        if c.physical:
+
+            def wait_physical(resp: rpc_pb2.CompactionResponse) -> Deferred[Any]:
+                return self._compaction_done().addCallback(lambda _: resp)
+
+            d.addCallback(wait_physical)
+        return d
+
+    def _linearizable(self, read: Callable[[], Any]) -> Deferred[Any]:
+        d = self.reads.wait()
+        self._add_timeout(d)
+        return d.addCallback(lambda _: read())
+
+    def _publish_attributes(self) -> None:
+        """Propose this member's name and client URLs, retrying until it is applied."""
+        attrs = ClusterMemberAttrSetRequest(
+            member_ID=self.member_id,
+            member_attributes=MemberAttributes(
+                name=self.config.name, client_urls=self.config.advertise_client_urls
+            ),
+        )
+
+        def retry(failure: Failure) -> None:
+            if not self._stopped:
+                self.clock.callLater(0.5, self._publish_attributes)
+
+        self._propose(InternalRaftRequest(cluster_member_attr_set=attrs)).addErrback(retry)
+
+    # --- proposing
+
+    def _propose(self, req: InternalRaftRequest) -> Deferred[Any]:
+        if self._stopped:
+            raise StoppedError()
+        if self.committed_index - self.applied.applied > MAX_GAP_BETWEEN_APPLY_AND_COMMIT:
+            raise TooManyRequestsError()
+        req.header.ID = self.ids.next()
+        data = req.SerializeToString()
+        if len(data) > self.config.max_request_bytes:
+            raise RequestTooLargeError()
+        d: Deferred[Any] = Deferred()
+        self._waiters[req.header.ID] = d
+        self._add_timeout(d)
+        d.addBoth(self._forget, req.header.ID)
+        if self.leader_id:
+            self._propose_now(req.header.ID, data)
+        else:
+            self._wait_for_leader().addCallback(lambda _: self._propose_now(req.header.ID, data))
+        return d
+
+    def _propose_now(self, request_id: int, data: bytes) -> None:
+        waiter = self._waiters.get(request_id)
+        if waiter is None or waiter.called:
+            return
+        try:
+            self.raft.propose(data)
+        except ProposalDroppedError:
+            self._waiters.pop(request_id, None)
+            waiter.errback(NoLeaderError())
+
+    def _forget(self, result: Any, request_id: int) -> Any:
+        self._waiters.pop(request_id, None)
+        return result
+
+    def _add_timeout(self, d: Deferred[Any]) -> None:
+        d.addTimeout(self.request_timeout, self.clock)
+        d.addErrback(_translate_timeout)
+
+    def _wait_for_leader(self) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        self._leader_waiters.append(d)
+        return d
+
+    # --- called by the raft loop
+
+    def on_soft_state(self, soft: SoftState) -> None:
+        """Raft's leader or role changed."""
+        lead = soft.lead
+        if lead != self.leader_id:
+            self.leader_id = lead
+            self.log.info(
+                "raft: leader is now {leader:x} at term {term}", leader=lead, term=self.term
+            )
+            if self.on_leader_change is not None:
+                self.on_leader_change(lead)
+        if lead:
+            waiters, self._leader_waiters = self._leader_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def on_read_states(self, states: list[ReadState]) -> None:
+        """Raft answered ReadIndex requests."""
+        self.reads.on_read_states(states)
+
+    def apply_entries(self, entries: list[raft_pb2.Entry]) -> None:
+        """Apply committed entries in order, skipping those the backend already has."""
+        backend = self.backend
+        consistent = backend.consistent_index()[0]
+        self.committed_index = max(self.committed_index, entries[-1].index)
+        for entry in entries:
+            if entry.type == raft_pb2.EntryConfChange:
+                self._apply_conf_change(entry, entry.index > consistent)
+            elif entry.index > consistent and entry.data:
+                self._apply_request(InternalRaftRequest.FromString(entry.data))
+            if entry.index > consistent:
+                backend.set_consistent_index(entry.index, entry.term)
+        self.applied.advance(entries[-1].index)
+
+    def _apply_request(self, req: InternalRaftRequest) -> None:
+        kind = req.WhichOneof("request")
+        try:
+            if kind == "put":
+                result: Any = self.applier.apply_put(req.put)
+            elif kind == "delete_range":
+                result = self.applier.apply_delete_range(req.delete_range)
+            elif kind == "txn":
+                result = self.applier.txn(req.txn)
+            elif kind == "cluster_member_attr_set":
+                attrs = req.cluster_member_attr_set
+                self.cluster.set_attributes(
+                    attrs.member_ID,
+                    attrs.member_attributes.name,
+                    list(attrs.member_attributes.client_urls),
+                )
+                result = None
+            elif kind == "compaction":
+                result = self.applier.compaction(req.compaction)
+                self._schedule_compaction()
+            else:
+                result = None
+        except Exception:  # noqa: BLE001 - the request's error goes to its client
+            result = Failure()
+        waiter = self._waiters.pop(req.header.ID, None)
+        if waiter is not None and not waiter.called:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
+
+    def _apply_conf_change(self, entry: raft_pb2.Entry, to_backend: bool) -> None:
+        cc = raft_pb2.ConfChange.FromString(entry.data)
+        self.node.apply_conf_change(cc)
+        if not to_backend:
+            return
+        if cc.type in (raft_pb2.ConfChangeAddNode, raft_pb2.ConfChangeAddLearnerNode):
+            member = Member.from_context(cc.context) if cc.context else Member(cc.node_id)
+            member.is_learner = cc.type == raft_pb2.ConfChangeAddLearnerNode
+            self.cluster.add(member)
+        elif cc.type == raft_pb2.ConfChangeRemoveNode:
+            self.cluster.remove(cc.node_id)
+
+    def after_ready(self) -> None:
+        """Once per Ready: commit the backend batch if it is due."""
+        self.backend.maybe_commit(self.clock.seconds())
+
+    # --- compaction in steps
+
+    def _schedule_compaction(self) -> None:
+        if not self._compacting:
+            self._compacting = True
+            self.clock.callLater(0, self._compaction_step)
+
+    def _compaction_step(self) -> None:
+        if self._stopped:
+            return
+        if self.kv.compaction_step(COMPACTION_STEP):
+            self._compacting = False
+            self.backend.force_commit()
+            done, self._compactions = self._compactions, []
+            for _, d in done:
+                d.callback(None)
+        else:
+            self.clock.callLater(0, self._compaction_step)
+
+    def _compaction_done(self) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        if not self.kv.compacting:
+            d.callback(None)
+        else:
+            self._compactions.append((self.kv.compact_main_rev, d))
+        return d
+
+    # --- maintenance and cluster
+
+    def status(self) -> rpc_pb2.StatusResponse:
+        """What ``etcdctl endpoint status`` shows."""
+        return rpc_pb2.StatusResponse(
+            header=self.header(),
+            version=ETCD_VERSION,
+            dbSize=self.backend.size(),
+            leader=self.leader_id,
+            raftIndex=self.node.raft.raft_log.last_index(),
+            raftTerm=self.term,
+            raftAppliedIndex=self.applied.applied,
+            dbSizeInUse=self.backend.size_in_use(),
+            isLearner=bool(self.cluster.members.get(self.member_id, Member(0)).is_learner),
+        )
+
+    def alarm(self, r: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
+        """List alarms (none are raised yet: the NOSPACE alarm comes with the quota)."""
+        return rpc_pb2.AlarmResponse()
+
+    def hash_kv(self, r: rpc_pb2.HashKVRequest) -> rpc_pb2.HashKVResponse:
+        """The hash of the key bucket up to ``r.revision`` (0: now), for consistency checks."""
+        crc, current, compacted = self.kv.hash_kv(r.revision)
+        return rpc_pb2.HashKVResponse(
+            header=self.header(current), hash=crc, compact_revision=compacted
+        )
+
+    def member_list(self) -> rpc_pb2.MemberListResponse:
+        """Every member, ordered by id."""
+        resp = rpc_pb2.MemberListResponse(header=self.header())
+        for m in self.cluster.sorted_members():
+            resp.members.add(
+                ID=m.id, name=m.name, peerURLs=m.peer_urls, clientURLs=m.client_urls,
+                isLearner=m.is_learner,
+            )  # fmt: skip
+        return resp
+
+
+def _txn_serializable(t: rpc_pb2.TxnRequest) -> bool:
+    """A read-only txn whose every range asks for serializable reads."""
+    for op in (*t.success, *t.failure):
+        kind = op.WhichOneof("request")
+        if kind == "request_range" and not op.request_range.serializable:
+            return False
+        if kind == "request_txn" and not _txn_serializable(op.request_txn):
+            return False
+    return True
+
+
+def _translate_timeout(failure: Failure) -> Failure:
+    if failure.check(DeferTimeout):
+        return Failure(TimeoutError())
+    return failure
