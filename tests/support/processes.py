@@ -178,8 +178,8 @@ def new_member(base_dir: str, name: str = "default") -> Member:
 
 
 def our_server(member: Member, log_dir: str, extra: Sequence[str] = ()) -> ServerProcess:
-    """Our member (``python -m twisted etcd``) with ``member``'s flags."""
-    argv = [sys.executable, "-m", "twisted", "--nodaemon", "--pidfile=", "etcd"]
+    """Our member (``twistd etcd``) with ``member``'s flags."""
+    argv = [binary("twistd"), "--nodaemon", "--pidfile=", "etcd"]
     argv += member.flags() + list(extra)
     return ServerProcess(argv, os.path.join(log_dir, f"ours-{member.name}.log"))
 
