@@ -8,6 +8,7 @@ from etcd_twisted.lease import (
     LEASE_BUCKET,
     LEASE_REVOKE_RATE,
     MAX_LEASE_TTL,
+    Lease,
     LeaseExistsError,
     LeaseExpiredError,
     LeaseNotFoundError,
@@ -23,10 +24,28 @@ from .fake_storage import DictStorage
 MIN_TTL = 2
 
 
-def primary_lessor(storage: DictStorage | None = None, **kwargs: object) -> Lessor:
-    lessor = Lessor(storage or DictStorage(), MIN_TTL, **kwargs)  # type: ignore[arg-type]
+def primary_lessor(
+    storage: DictStorage | None = None,
+    *,
+    checkpoint_interval: float | None = None,
+    checkpoint_persist: bool = False,
+    retry_interval: float = 3.0,
+) -> Lessor:
+    lessor = Lessor(
+        storage or DictStorage(),
+        MIN_TTL,
+        checkpoint_interval=checkpoint_interval,
+        checkpoint_persist=checkpoint_persist,
+        retry_interval=retry_interval,
+    )
     lessor.promote(0.0, 0.0)
     return lessor
+
+
+def held(lessor: Lessor, lease_id: int) -> Lease:
+    lease = lessor.lookup(lease_id)
+    assert lease is not None, lease_id
+    return lease
 
 
 def stored(storage: DictStorage) -> dict[int, tuple[int, int]]:
@@ -71,7 +90,7 @@ class GrantTests(SynchronousTestCase):
         lessor = primary_lessor()
         lessor.grant(1, 10, 0.0)
         self.assertRaises(LeaseExistsError, lessor.grant, 1, 20, 5.0)
-        self.assertEqual(lessor.lookup(1).ttl, 10)  # type: ignore[union-attr]
+        self.assertEqual(held(lessor, 1).ttl, 10)
 
     def test_id_zero(self) -> None:
         """Id 0 names no lease, as in etcd: it is refused as not found."""
@@ -139,7 +158,7 @@ class AttachTests(SynchronousTestCase):
         lessor.grant(1, 10, 0.0)
         lessor.attach(1, b"a")
         lessor.attach(1, b"b")
-        self.assertEqual(lessor.lookup(1).keys, {b"a", b"b"})  # type: ignore[union-attr]
+        self.assertEqual(held(lessor, 1).keys, {b"a", b"b"})
         self.assertEqual((lessor.get_lease(b"a"), lessor.get_lease(b"x")), (1, 0))
 
     def test_attach_unknown_lease(self) -> None:
@@ -155,8 +174,8 @@ class AttachTests(SynchronousTestCase):
         lessor.grant(2, 10, 0.0)
         lessor.attach(1, b"k")
         lessor.attach(2, b"k")
-        self.assertEqual(lessor.lookup(1).keys, set())  # type: ignore[union-attr]
-        self.assertEqual(lessor.lookup(2).keys, {b"k"})  # type: ignore[union-attr]
+        self.assertEqual(held(lessor, 1).keys, set())
+        self.assertEqual(held(lessor, 2).keys, {b"k"})
         self.assertEqual(lessor.get_lease(b"k"), 2)
 
     def test_detach(self) -> None:
@@ -168,7 +187,7 @@ class AttachTests(SynchronousTestCase):
         lessor.detach(2, b"k")
         self.assertEqual(lessor.get_lease(b"k"), 1)
         lessor.detach(1, b"k")
-        self.assertEqual((lessor.get_lease(b"k"), lessor.lookup(1).keys), (0, set()))  # type: ignore[union-attr]
+        self.assertEqual((lessor.get_lease(b"k"), held(lessor, 1).keys), (0, set()))
         lessor.detach(1, b"k")
         lessor.detach(99, b"k")
 
@@ -207,7 +226,7 @@ class RenewTests(SynchronousTestCase):
         lessor.grant(1, 1000, 0.0)
         lessor.apply_checkpoint(1, 700)
         self.assertEqual(lessor.renew(1, 300.0), 1000)
-        self.assertEqual(lessor.lookup(1).expiry, 1300.0)  # type: ignore[union-attr]
+        self.assertEqual(held(lessor, 1).expiry, 1300.0)
 
 
 class TimeToLiveTests(SynchronousTestCase):
@@ -327,7 +346,7 @@ class PromoteDemoteTests(SynchronousTestCase):
         lessor.grant(1, 1000, 0.0)
         lessor.apply_checkpoint(1, 400)
         lessor.promote(1.5, 50.0)
-        self.assertEqual(lessor.lookup(1).expiry, 451.5)  # type: ignore[union-attr]
+        self.assertEqual(held(lessor, 1).expiry, 451.5)
 
     def test_promote_spreads_bunched_expiries(self) -> None:
         """With many leases expiring together, promote keeps each second to 3/4 of the revoke rate."""
@@ -363,17 +382,18 @@ class PromoteDemoteTests(SynchronousTestCase):
         for lease_id in range(1001, 1101):
             lessor.grant(lease_id, 100, 0.0)
         lessor.promote(0.0, 0.0)
-        late = {lessor.lookup(i).expiry for i in range(1001, 1101)}  # type: ignore[union-attr]
+        late = {held(lessor, i).expiry for i in range(1001, 1101)}
         self.assertEqual(late, {100.0})
-        early = sorted(lessor.lookup(i).expiry for i in range(1, 1001))  # type: ignore[union-attr]
+        early = sorted(held(lessor, i).expiry for i in range(1, 1001))
         self.assertEqual(early[749], 10.0)
         self.assertAlmostEqual(early[-1], 10.0 + 1000 / 750)
 
 
 class CheckpointTests(SynchronousTestCase):
-    def checkpointing(self, **kwargs: object) -> tuple[Lessor, DictStorage]:
+    def checkpointing(self, persist: bool = False) -> tuple[Lessor, DictStorage]:
         storage = DictStorage()
-        return primary_lessor(storage, checkpoint_interval=300.0, **kwargs), storage
+        lessor = primary_lessor(storage, checkpoint_interval=300.0, checkpoint_persist=persist)
+        return lessor, storage
 
     def test_off_by_default(self) -> None:
         """Without a checkpoint interval nothing is ever due, and renew queues no clear."""
@@ -425,12 +445,12 @@ class CheckpointTests(SynchronousTestCase):
         lessor.grant(1, 1000, 0.0)
         lessor.apply_checkpoint(1, 700)
         lessor.apply_checkpoint(99, 5)
-        self.assertEqual(lessor.lookup(1).remaining_ttl, 700)  # type: ignore[union-attr]
+        self.assertEqual(held(lessor, 1).remaining_ttl, 700)
         self.assertEqual(stored(storage), {1: (1000, 0)})
 
     def test_persist(self) -> None:
         """With checkpoint_persist the remaining TTL is also stored."""
-        lessor, storage = self.checkpointing(checkpoint_persist=True)
+        lessor, storage = self.checkpointing(persist=True)
         lessor.grant(1, 1000, 0.0)
         lessor.apply_checkpoint(1, 700)
         self.assertEqual(stored(storage), {1: (1000, 700)})
@@ -445,7 +465,7 @@ class CheckpointTests(SynchronousTestCase):
         lessor.renew(2, 301.0)  # no checkpointed TTL: nothing to clear
         self.assertEqual(lessor.checkpoint_due(301.0, 10), [(1, 0)])
         lessor.apply_checkpoint(1, 0)
-        self.assertEqual(lessor.lookup(1).refresh_ttl(), 1000)  # type: ignore[union-attr]
+        self.assertEqual(held(lessor, 1).refresh_ttl(), 1000)
         self.assertEqual(lessor.checkpoint_due(301.0, 10), [])
 
     def test_checkpointed_lease_survives_leader_change(self) -> None:
@@ -458,7 +478,7 @@ class CheckpointTests(SynchronousTestCase):
         for lessor in (old, follower):
             lessor.apply_checkpoint(lease_id, remaining)
         follower.promote(0.0, 310.0)
-        self.assertEqual(follower.lookup(1).expiry, 1010.0)  # type: ignore[union-attr]
+        self.assertEqual(held(follower, 1).expiry, 1010.0)
 
     def test_demote_drops_schedule(self) -> None:
         """A demoted lessor has no checkpoints due; promote schedules them again."""
