@@ -10,22 +10,28 @@ from .errors import (
 )
 from .lease import FOREVER, Lease
 from .lessor import (
+    CHECKPOINT_BATCH_LIMIT,
     DEFAULT_CHECKPOINT_INTERVAL,
     EXPIRED_LEASE_RETRY_INTERVAL,
+    LEASE_CHECK_INTERVAL,
     LEASE_REVOKE_RATE,
     MAX_LEASE_TTL,
+    REVOKE_LIMIT,
     Lessor,
     TimeToLive,
 )
 from .storage import LEASE_BUCKET, LeaseStorage, lease_key
 
 __all__ = [
+    "CHECKPOINT_BATCH_LIMIT",
     "DEFAULT_CHECKPOINT_INTERVAL",
     "EXPIRED_LEASE_RETRY_INTERVAL",
     "FOREVER",
     "LEASE_BUCKET",
+    "LEASE_CHECK_INTERVAL",
     "LEASE_REVOKE_RATE",
     "MAX_LEASE_TTL",
+    "REVOKE_LIMIT",
     "Lease",
     "LeaseError",
     "LeaseExistsError",

@@ -29,6 +29,12 @@ MAX_LEASE_TTL = 9_000_000_000
 LEASE_REVOKE_RATE = 1000
 #: Seconds before an expired lease that was not revoked is reported again.
 EXPIRED_LEASE_RETRY_INTERVAL = 3.0
+#: How often, in seconds, the server asks the primary for expired leases and due checkpoints.
+LEASE_CHECK_INTERVAL = 0.5
+#: The ``limit`` for each ``expired_leases`` call: half a second's worth of the revoke rate.
+REVOKE_LIMIT = LEASE_REVOKE_RATE // 2
+#: The ``limit`` for each ``checkpoint_due`` call; one ``LeaseCheckpoint`` proposal per batch.
+CHECKPOINT_BATCH_LIMIT = 1000
 #: etcd's checkpoint interval when checkpointing is on (``--experimental-lease-checkpoint-interval``).
 DEFAULT_CHECKPOINT_INTERVAL = 300.0
 

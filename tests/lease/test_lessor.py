@@ -4,10 +4,15 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted._pb.lease_pb2 import Lease as LeasePB
 from etcd_twisted.lease import (
+    CHECKPOINT_BATCH_LIMIT,
+    DEFAULT_CHECKPOINT_INTERVAL,
+    EXPIRED_LEASE_RETRY_INTERVAL,
     FOREVER,
     LEASE_BUCKET,
+    LEASE_CHECK_INTERVAL,
     LEASE_REVOKE_RATE,
     MAX_LEASE_TTL,
+    REVOKE_LIMIT,
     Lease,
     LeaseExistsError,
     LeaseExpiredError,
@@ -526,3 +531,12 @@ class RestoreTests(SynchronousTestCase):
         lessor.promote(0.0, 100.0)
         self.assertEqual(expired_ids(lessor, 130.0), [2])
         self.assertEqual(lessor.revoke(2), [b"k"])
+
+
+class ConstantsTests(SynchronousTestCase):
+    def test_etcd_numbers(self) -> None:
+        """The limits and cadence are etcd's: 9e9 s max TTL, 1000/s revokes as 500 per 0.5 s."""
+        self.assertEqual(MAX_LEASE_TTL, 9_000_000_000)
+        self.assertEqual((LEASE_REVOKE_RATE, REVOKE_LIMIT, LEASE_CHECK_INTERVAL), (1000, 500, 0.5))
+        self.assertEqual((CHECKPOINT_BATCH_LIMIT, DEFAULT_CHECKPOINT_INTERVAL), (1000, 300.0))
+        self.assertEqual(EXPIRED_LEASE_RETRY_INTERVAL, 3.0)

@@ -171,6 +171,11 @@ class LessorModelTests(SynchronousTestCase):
             self.assertEqual(
                 (lease.ttl, lease.expiry, lease.keys), (want.ttl, want.expiry, want.keys)
             )
+            ttl = lessor.time_to_live(lease_id, model.now)
+            remaining = (
+                want.ttl if want.expiry == math.inf else max(0, int(want.expiry - model.now))
+            )
+            self.assertEqual(ttl, (want.ttl, remaining, sorted(want.keys)))
             owner.update(dict.fromkeys(want.keys, lease_id))
         for key in (b"a", b"b", b"c", b"d"):
             self.assertEqual(lessor.get_lease(key), owner.get(key, 0))
