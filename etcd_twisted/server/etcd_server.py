@@ -80,6 +80,9 @@ class EtcdServer:
             on_fatal=self._fatal,
         )
         self.node = boot.node
+        #: A member that is its own quorum elects itself at once, without waiting out an
+        #: election timeout (etcd fast-forwards the ticks; campaigning is quicker still).
+        self._campaign_alone = True
         self.applied = AppliedIndex(boot.backend.consistent_index()[0])
         self.reads = LinearizableReads(self.raft.read_index, self.applied, clock, self.ids.next)
         self.request_timeout = 5.0 + 2 * config.election_timeout / 1000.0
@@ -330,8 +333,14 @@ class EtcdServer:
             self.cluster.remove(cc.node_id)
 
     def after_ready(self) -> None:
-        """Once per Ready: commit the backend batch if it is due."""
+        """Once per Ready: commit the backend batch if it is due; campaign if alone."""
         self.backend.maybe_commit(self.clock.seconds())
+        if self._campaign_alone:
+            voters = list(self.node.raft.trk.conf_state().voters)
+            if voters:
+                self._campaign_alone = False
+                if voters == [self.member_id] and not self.leader_id:
+                    self.raft.campaign()
 
     # --- compaction in steps
 
