@@ -4,10 +4,11 @@ import struct
 from typing import Protocol
 
 from etcd_twisted._pb.lease_pb2 import Lease as LeasePB
+from etcd_twisted.backend import buckets
 
 from .lease import Lease
 
-LEASE_BUCKET = "lease"
+LEASE_BUCKET = buckets.LEASE
 
 # Every 8-byte key lies in [_FIRST_KEY, _PAST_LAST_KEY).
 _FIRST_KEY = b"\x00" * 8
@@ -17,12 +18,12 @@ _ID = struct.Struct(">q")
 
 
 class LeaseStorage(Protocol):
-    """The backend operations the lessor needs (a batch transaction, or a fake)."""
+    """The backend operations the lessor needs: ``Backend.batch_tx``, or a fake."""
 
-    def put(self, bucket: str, key: bytes, value: bytes) -> None: ...
-    def delete(self, bucket: str, key: bytes) -> None: ...
+    def put(self, bucket: bytes, key: bytes, value: bytes) -> None: ...
+    def delete(self, bucket: bytes, key: bytes) -> object: ...
     def range(
-        self, bucket: str, start: bytes, end: bytes | None = None, limit: int = 0
+        self, bucket: bytes, start: bytes, end: bytes | None = None, limit: int = 0
     ) -> list[tuple[bytes, bytes]]: ...
 
 

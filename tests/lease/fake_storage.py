@@ -5,16 +5,16 @@ class DictStorage:
     """Buckets of sorted keys in memory, with the range semantics of the backend."""
 
     def __init__(self) -> None:
-        self.buckets: dict[str, dict[bytes, bytes]] = {}
+        self.buckets: dict[bytes, dict[bytes, bytes]] = {}
 
-    def put(self, bucket: str, key: bytes, value: bytes) -> None:
+    def put(self, bucket: bytes, key: bytes, value: bytes) -> None:
         self.buckets.setdefault(bucket, {})[key] = value
 
-    def delete(self, bucket: str, key: bytes) -> None:
+    def delete(self, bucket: bytes, key: bytes) -> None:
         self.buckets.get(bucket, {}).pop(key, None)
 
     def range(
-        self, bucket: str, start: bytes, end: bytes | None = None, limit: int = 0
+        self, bucket: bytes, start: bytes, end: bytes | None = None, limit: int = 0
     ) -> list[tuple[bytes, bytes]]:
         items = self.buckets.get(bucket, {})
         if end is None:

@@ -1,8 +1,12 @@
 """How a lease is stored in the backend's ``lease`` bucket."""
 
+import os
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted._pb.lease_pb2 import Lease as LeasePB
+from etcd_twisted.backend import Backend
+from etcd_twisted.lease import Lessor
 from etcd_twisted.lease.lease import Lease
 from etcd_twisted.lease.storage import (
     LEASE_BUCKET,
@@ -36,3 +40,24 @@ class StorageTests(SynchronousTestCase):
             save_lease(storage, Lease(lease_id, 10))
         delete_lease(storage, 1)
         self.assertEqual([r.ID for r in load_leases(storage)], [7, 2**63 - 1, -3])
+
+
+class RealBackendTests(SynchronousTestCase):
+    def test_round_trip_through_lmdb(self) -> None:
+        """A lessor on Backend.batch_tx stores leases that a new lessor restores after reopening."""
+        path = os.path.join(self.mktemp(), "db")
+        os.makedirs(os.path.dirname(path))
+        be = Backend(path)
+        lessor = Lessor(be.batch_tx, 2)
+        lessor.grant(1, 60, 0.0)
+        lessor.grant(-2, 1, 0.0)
+        lessor.grant(3, 60, 0.0)
+        lessor.revoke(3)
+        be.force_commit()
+        be.close()
+
+        be = Backend(path)
+        self.addCleanup(be.close)
+        restored = Lessor(be.batch_tx, 2)
+        restored.restore()
+        self.assertEqual([(le.id, le.ttl) for le in restored.leases()], [(-2, 2), (1, 60)])
