@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from etcd_twisted.api import cluster as cluster_api
 from etcd_twisted.api import kv as kv_api
 from etcd_twisted.api import maintenance as maintenance_api
+from etcd_twisted.api.gateway import Gateway
 from etcd_twisted.api.http import HttpApi
 from etcd_twisted.config import Config
 from etcd_twisted.grpc import GrpcFactory, Registry
@@ -86,7 +87,7 @@ class EtcdService(MultiService):
         self.grpc_factory = GrpcFactory(
             self.registry, reactor, max_receive_bytes=config.max_receive_bytes
         )
-        self.http_api = HttpApi(self.metrics, self._health)
+        self.http_api = HttpApi(self.metrics, self._health, Gateway(self.registry))
         self.raft = ServerService(self.server)
         self.peer = ListeningService(
             "peer",

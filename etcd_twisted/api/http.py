@@ -14,6 +14,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.server import Site
 
 from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION
+from etcd_twisted.api.gateway import Gateway
 from etcd_twisted.metrics import Metrics
 
 #: ``health(serializable) -> (healthy, reason)``, possibly as a Deferred.
@@ -37,9 +38,30 @@ class HttpApi:
 
     app = Klein()
 
-    def __init__(self, metrics: Metrics, health: HealthCheck = always_healthy) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        health: HealthCheck = always_healthy,
+        gateway: Gateway | None = None,
+    ) -> None:
         self.metrics = metrics
         self.health_check = health
+        self.gateway = gateway
+
+    @app.route("/v3/<path:rest>", methods=["POST"])
+    def v3(self, request: IRequest, rest: str) -> Deferred[bytes] | bytes:
+        """The JSON gateway (see :mod:`etcd_twisted.api.gateway`)."""
+        if self.gateway is None:
+            request.setResponseCode(404)
+            return b"Not Found\n"
+        return self.gateway.handle(request, "/v3/" + rest)
+
+    @app.route("/v3/<path:rest>", methods=["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
+    def v3_wrong_method(self, request: IRequest, rest: str) -> bytes:
+        """Gateway routes take POST only, as grpc-gateway answers."""
+        request.setResponseCode(405)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"Method Not Allowed\n"
 
     @app.route("/version", methods=["GET"])
     def version(self, request: IRequest) -> bytes:

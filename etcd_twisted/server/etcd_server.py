@@ -389,6 +389,10 @@ class EtcdServer:
         """List alarms (none are raised yet: the NOSPACE alarm comes with the quota)."""
         return rpc_pb2.AlarmResponse()
 
+    def hash(self, r: rpc_pb2.HashRequest) -> rpc_pb2.HashResponse:
+        """A hash of the backend's key bucket, pending writes included."""
+        return rpc_pb2.HashResponse(header=self.header(), hash=self.backend.hash())
+
     def hash_kv(self, r: rpc_pb2.HashKVRequest) -> rpc_pb2.HashKVResponse:
         """The hash of the key bucket up to ``r.revision`` (0: now), for consistency checks."""
         crc, current, compacted = self.kv.hash_kv(r.revision)
@@ -398,7 +402,11 @@ class EtcdServer:
 
     def member_list(self) -> rpc_pb2.MemberListResponse:
         """Every member, ordered by id."""
-        resp = rpc_pb2.MemberListResponse(header=self.header())
+        resp = rpc_pb2.MemberListResponse(
+            header=rpc_pb2.ResponseHeader(
+                cluster_id=self.cluster_id, member_id=self.member_id, raft_term=self.term
+            )
+        )
         for m in self.cluster.sorted_members():
             resp.members.add(
                 ID=m.id, name=m.name, peerURLs=m.peer_urls, clientURLs=m.client_urls,
