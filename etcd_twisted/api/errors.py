@@ -10,6 +10,7 @@ from twisted.python.failure import Failure
 
 from etcd_twisted.apply import errors as apply_errors
 from etcd_twisted.grpc.status import GrpcError, StatusCode
+from etcd_twisted.lease import errors as lease_errors
 from etcd_twisted.mvcc import errors as mvcc_errors
 from etcd_twisted.server import errors as server_errors
 
@@ -29,6 +30,18 @@ _TABLE: dict[type[BaseException], tuple[StatusCode, str]] = {
     apply_errors.NoSpaceError: (
         StatusCode.RESOURCE_EXHAUSTED,
         "etcdserver: mvcc: database space exceeded",
+    ),
+    lease_errors.LeaseNotFoundError: (
+        StatusCode.NOT_FOUND,
+        "etcdserver: requested lease not found",
+    ),
+    lease_errors.LeaseExistsError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: lease already exists",
+    ),
+    lease_errors.LeaseTTLTooLargeError: (
+        StatusCode.OUT_OF_RANGE,
+        "etcdserver: too large lease TTL",
     ),
     mvcc_errors.CompactedError: (
         StatusCode.OUT_OF_RANGE,
