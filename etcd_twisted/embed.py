@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 
 from etcd_twisted.api import cluster as cluster_api
 from etcd_twisted.api import kv as kv_api
+from etcd_twisted.api import lease as lease_api
 from etcd_twisted.api import maintenance as maintenance_api
 from etcd_twisted.api.gateway import Gateway
 from etcd_twisted.api.http import HttpApi
@@ -82,6 +83,7 @@ class EtcdService(MultiService):
         self.health = HealthService()
         self.health.register(self.registry)
         kv_api.register(self.registry, self.server)
+        lease_api.register(self.registry, self.server)
         maintenance_api.register(self.registry, self.server)
         cluster_api.register(self.registry, self.server)
         self.grpc_factory = GrpcFactory(

@@ -58,6 +58,7 @@ class LeaseHooks(Protocol):
 
     def attach(self, lease_id: int, key: bytes) -> None: ...
     def detach(self, lease_id: int, key: bytes) -> None: ...
+    def get_lease(self, key: bytes) -> int: ...
 
 
 @dataclass(slots=True)
@@ -293,16 +294,15 @@ class WriteTxn:
         """Write ``key``; its create revision and version follow its history."""
         store = self._store
         rev = self.begin_rev + 1
-        created, version, old_lease = rev, 0, 0
+        created, version = rev, 0
         ki = store.index.key_index(key)
         if ki is not None:
             try:
-                modified, created_rev, version = ki.get(rev)
+                _, created_rev, version = ki.get(rev)
             except RevisionNotFoundError:
                 pass
             else:
                 created = created_rev.main
-                old_lease = self._lease_of(modified)
         idx_rev = Revision(rev, len(self.changes))
         kv = KeyValue(
             key=key,
@@ -316,21 +316,23 @@ class WriteTxn:
         store.index.put(key, idx_rev)
         self.changes.append(Change(kv, False))
         leases = store._leases
-        if leases is not None and old_lease != lease:
-            if old_lease:
-                leases.detach(old_lease, key)
-            if lease:
-                leases.attach(lease, key)
+        if leases is not None:
+            old_lease = leases.get_lease(key)
+            if old_lease != lease:
+                if old_lease:
+                    leases.detach(old_lease, key)
+                if lease:
+                    leases.attach(lease, key)
 
     def delete_range(self, key: bytes, end: bytes | None = None) -> int:
         """Delete the live keys in the range; returns how many were deleted."""
         store = self._store
-        keys, revs = store.index.range(key, end, self.rev)
-        for k, modified in zip(keys, revs, strict=True):
-            self._delete(k, modified)
+        keys, _ = store.index.range(key, end, self.rev)
+        for k in keys:
+            self._delete(k)
         return len(keys)
 
-    def _delete(self, key: bytes, modified: Revision) -> None:
+    def _delete(self, key: bytes) -> None:
         store = self._store
         idx_rev = Revision(self.begin_rev + 1, len(self.changes))
         kv = KeyValue(key=key, mod_revision=idx_rev.main)
@@ -341,15 +343,9 @@ class WriteTxn:
         self.changes.append(Change(kv, True))
         leases = store._leases
         if leases is not None:
-            old_lease = self._lease_of(modified)
+            old_lease = leases.get_lease(key)
             if old_lease:
                 leases.detach(old_lease, key)
-
-    def _lease_of(self, modified: Revision) -> int:
-        if self._store._leases is None:
-            return 0
-        data = self._store._backend.batch_tx.get(KEY_BUCKET, rev_to_bytes(modified))
-        return KeyValue.FromString(data).lease if data else 0
 
     def end(self) -> int:
         """Finish the write; the store revision moves on if anything changed. Returns it."""

@@ -11,6 +11,7 @@ data, so replaying the WAL after a crash skips what is already applied.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.defer import TimeoutError as DeferTimeout
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -31,12 +33,23 @@ from etcd_twisted._pb.raft_internal_pb2 import (
 from etcd_twisted.apply import checks
 from etcd_twisted.apply.kv import KVApplier, is_txn_readonly
 from etcd_twisted.config import Config
+from etcd_twisted.lease import (
+    CHECKPOINT_BATCH_LIMIT,
+    DEFAULT_CHECKPOINT_INTERVAL,
+    LEASE_CHECK_INTERVAL,
+    MAX_LEASE_TTL,
+    REVOKE_LIMIT,
+    LeaseNotFoundError,
+    LeaseTTLTooLargeError,
+    Lessor,
+)
 from etcd_twisted.membership.cluster import Cluster, Member
 from etcd_twisted.mvcc.kvstore import KVStore
 from etcd_twisted.raft import ProposalDroppedError, ReadState, SoftState
 from etcd_twisted.server.bootstrap import Bootstrapped
 from etcd_twisted.server.errors import (
     NoLeaderError,
+    NotLeaderError,
     RequestTooLargeError,
     StoppedError,
     TimeoutError,
@@ -65,8 +78,16 @@ class EtcdServer:
         self.backend = boot.backend
         self.cluster = Cluster(boot.cluster_id, boot.backend.batch_tx)
         self.cluster.load()
-        self.kv = KVStore(boot.backend)
-        self.applier = KVApplier(self.kv)
+        self.lessor = Lessor(
+            boot.backend.batch_tx,
+            min_ttl=math.ceil(1.5 * config.election_timeout / 1000.0),
+            checkpoint_interval=(
+                DEFAULT_CHECKPOINT_INTERVAL if config.experimental_enable_lease_checkpoint else None
+            ),
+        )
+        self.lessor.restore()  # before the KV store, which re-attaches keys to leases
+        self.kv = KVStore(boot.backend, leases=self.lessor)
+        self.applier = KVApplier(self.kv, lambda lease_id: self.lessor.lookup(lease_id) is not None)
         self.ids = IdGenerator(boot.member_id, int(time.time() * 1000))
         self._wal = boot.wal
         self.wal_writer = WALWriter(boot.wal, clock)
@@ -93,6 +114,8 @@ class EtcdServer:
         self._compactions: list[tuple[int, Deferred[None]]] = []
         self._compacting = False
         self._stopped = False
+        self._lease_checker = LoopingCall(self._check_leases)
+        self._lease_checker.clock = clock
         #: Called with a Failure when the member cannot go on (the embedder stops it).
         self.on_fatal: Callable[[Failure], None] | None = None
         #: Called with the leader id whenever it changes (metrics).
@@ -104,12 +127,15 @@ class EtcdServer:
         """Start the WAL writer and the raft loop."""
         self.wal_writer.startService()
         self.raft.startService()
+        self._lease_checker.start(LEASE_CHECK_INTERVAL, now=False)
         self._publish_attributes()
 
     def stop(self) -> Deferred[None]:
         """Stop raft, fail waiting requests, flush the backend and close the WAL."""
         self._stopped = True
         self.reads.stop()
+        if self._lease_checker.running:
+            self._lease_checker.stop()
         d = self.raft.stopService()
 
         def close(_: object) -> Deferred[None]:
@@ -266,6 +292,8 @@ class EtcdServer:
             )
             if self.on_leader_change is not None:
                 self.on_leader_change(lead)
+            if lead != self.member_id:
+                self.lessor.demote()
         if lead:
             waiters, self._leader_waiters = self._leader_waiters, []
             for d in waiters:
@@ -283,7 +311,12 @@ class EtcdServer:
         for entry in entries:
             if entry.type == raft_pb2.EntryConfChange:
                 self._apply_conf_change(entry, entry.index > consistent)
-            elif entry.index > consistent and entry.data:
+            elif not entry.data:
+                # The leader's empty entry of its term: once it is applied, everything
+                # from earlier terms is too, and the new leader takes over lease expiry.
+                if self.is_leader and entry.term == self.term:
+                    self.lessor.promote(self.config.election_timeout / 1000.0, self.clock.seconds())
+            elif entry.index > consistent:
                 self._apply_request(InternalRaftRequest.FromString(entry.data))
             if entry.index > consistent:
                 backend.set_consistent_index(entry.index, entry.term)
@@ -298,6 +331,14 @@ class EtcdServer:
                 result = self.applier.apply_delete_range(req.delete_range)
             elif kind == "txn":
                 result = self.applier.txn(req.txn)
+            elif kind == "lease_grant":
+                result = self._apply_lease_grant(req.lease_grant)
+            elif kind == "lease_revoke":
+                result = self._apply_lease_revoke(req.lease_revoke)
+            elif kind == "lease_checkpoint":
+                for cp in req.lease_checkpoint.checkpoints:
+                    self.lessor.apply_checkpoint(cp.ID, cp.remaining_TTL)
+                result = rpc_pb2.LeaseCheckpointResponse()
             elif kind == "cluster_member_attr_set":
                 attrs = req.cluster_member_attr_set
                 self.cluster.set_attributes(
@@ -341,6 +382,81 @@ class EtcdServer:
                 self._campaign_alone = False
                 if voters == [self.member_id] and not self.leader_id:
                     self.raft.campaign()
+
+    # --- leases
+
+    def lease_grant(self, r: rpc_pb2.LeaseGrantRequest) -> Deferred[rpc_pb2.LeaseGrantResponse]:
+        """Grant a lease through raft; ID 0 lets the server pick one."""
+        if r.TTL > MAX_LEASE_TTL:
+            raise LeaseTTLTooLargeError()
+        while r.ID == 0:
+            r.ID = self.ids.next() & ((1 << 63) - 1)
+        return self._propose(InternalRaftRequest(lease_grant=r))
+
+    def lease_revoke(self, r: rpc_pb2.LeaseRevokeRequest) -> Deferred[rpc_pb2.LeaseRevokeResponse]:
+        """Revoke a lease (and delete its keys) through raft."""
+        return self._propose(InternalRaftRequest(lease_revoke=r))
+
+    def lease_renew(self, lease_id: int) -> int:
+        """Renew a lease on the leader; an unknown or expired lease renews to TTL 0."""
+        if not self.is_leader:
+            raise NoLeaderError() if not self.leader_id else NotLeaderError()
+        try:
+            return self.lessor.renew(lease_id, self.clock.seconds())
+        except LeaseNotFoundError:
+            return 0
+
+    def lease_time_to_live(
+        self, r: rpc_pb2.LeaseTimeToLiveRequest
+    ) -> rpc_pb2.LeaseTimeToLiveResponse:
+        """A lease's granted and remaining TTL (and keys); TTL -1 for an unknown lease."""
+        try:
+            ttl = self.lessor.time_to_live(r.ID, self.clock.seconds())
+        except LeaseNotFoundError:
+            return rpc_pb2.LeaseTimeToLiveResponse(header=self.header(), ID=r.ID, TTL=-1)
+        resp = rpc_pb2.LeaseTimeToLiveResponse(
+            header=self.header(), ID=r.ID, TTL=ttl.ttl, grantedTTL=ttl.granted_ttl
+        )
+        if r.keys:
+            resp.keys.extend(ttl.keys)
+        return resp
+
+    def lease_leases(self, r: rpc_pb2.LeaseLeasesRequest) -> rpc_pb2.LeaseLeasesResponse:
+        """Every lease."""
+        resp = rpc_pb2.LeaseLeasesResponse(header=self.header())
+        for lease in self.lessor.leases():
+            resp.leases.add(ID=lease.id)
+        return resp
+
+    def _apply_lease_grant(self, r: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
+        lease = self.lessor.grant(r.ID, r.TTL, self.clock.seconds())
+        return rpc_pb2.LeaseGrantResponse(header=self.header(), ID=lease.id, TTL=lease.ttl)
+
+    def _apply_lease_revoke(self, r: rpc_pb2.LeaseRevokeRequest) -> rpc_pb2.LeaseRevokeResponse:
+        keys = self.lessor.revoke(r.ID)
+        if keys:
+            txn = self.kv.write()
+            try:
+                for key in keys:
+                    txn.delete_range(key)
+            finally:
+                txn.end()
+        return rpc_pb2.LeaseRevokeResponse(header=self.header())
+
+    def _check_leases(self) -> None:
+        """On the leader: propose revokes for expired leases (at most 500 a check)."""
+        if not self.is_leader:
+            return
+        for lease in self.lessor.expired_leases(self.clock.seconds(), REVOKE_LIMIT):
+            self._propose(
+                InternalRaftRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease.id))
+            ).addErrback(lambda f: None)
+        batch = self.lessor.checkpoint_due(self.clock.seconds(), CHECKPOINT_BATCH_LIMIT)
+        if batch:
+            req = rpc_pb2.LeaseCheckpointRequest()
+            for lease_id, remaining in batch:
+                req.checkpoints.add(ID=lease_id, remaining_TTL=remaining)
+            self._propose(InternalRaftRequest(lease_checkpoint=req)).addErrback(lambda f: None)
 
     # --- compaction in steps
 

@@ -181,6 +181,9 @@ class RestoreTests(SynchronousTestCase):
             def detach(self, lease_id: int, key: bytes) -> None:
                 raise AssertionError("no detach on restore")
 
+            def get_lease(self, key: bytes) -> int:
+                raise AssertionError("no lookups on restore")
+
         hooks = Hooks()
         KVStore(backend, hooks)
         self.assertEqual(hooks.attached, [(5, b"a")])
