@@ -113,6 +113,12 @@ class EtcdService(MultiService):
         for service in (self.raft, self.peer, self.client, self.metrics_service):
             service.setServiceParent(self)
 
+    def _close_client_connections(self) -> Deferred[None]:
+        """GOAWAY to gRPC clients (in-flight calls get a grace period), then close the rest."""
+        d = self.grpc_factory.shutdown(SHUTDOWN_GRACE)
+        d.addCallback(lambda _: self.client_factory.close_connections())
+        return d
+
     def _client_tls(self) -> Callable[[], Any] | None:
         c = self.config
         if not c.cert_file:

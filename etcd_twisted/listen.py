@@ -22,6 +22,10 @@ from twisted.internet.ssl import Certificate, CertificateOptions, PrivateCertifi
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+#: Pending connections the kernel queues per listening socket (Go listens with the
+#: system maximum; Twisted's default of 50 drops bursts of new clients).
+BACKLOG = 4096
+
 
 class ListenError(Exception):
     """A listen URL that cannot be served (bad scheme, missing TLS files)."""
@@ -60,7 +64,7 @@ def server_endpoint(
     parts = urlsplit(url)
     if parts.scheme in ("unix", "unixs"):
         path = parts.netloc + parts.path
-        return endpoints.UNIXServerEndpoint(reactor, path)
+        return endpoints.UNIXServerEndpoint(reactor, path, backlog=BACKLOG)
     if parts.scheme not in ("http", "https"):
         raise ListenError(f"unsupported URL scheme in {url}")
     host = parts.hostname or ""
@@ -72,10 +76,10 @@ def server_endpoint(
             raise ListenError(f"{url} needs TLS: give --cert-file and --key-file")
         if ":" in host:
             raise ListenError("https on IPv6 listen addresses is not supported yet")
-        return endpoints.SSL4ServerEndpoint(reactor, port, tls(), interface=host)
+        return endpoints.SSL4ServerEndpoint(reactor, port, tls(), backlog=BACKLOG, interface=host)
     if ":" in host:
-        return endpoints.TCP6ServerEndpoint(reactor, port, interface=host)
-    return endpoints.TCP4ServerEndpoint(reactor, port, interface=host)
+        return endpoints.TCP6ServerEndpoint(reactor, port, backlog=BACKLOG, interface=host)
+    return endpoints.TCP4ServerEndpoint(reactor, port, backlog=BACKLOG, interface=host)
 
 
 class ListeningService(Service):

@@ -47,6 +47,7 @@ class SniffingProtocol(Protocol):
         self._timeout: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
+        self._factory.connections.add(self)
         self._timeout = self._factory.clock.callLater(self._factory.timeout, self._timed_out)
 
     def dataReceived(self, data: bytes) -> None:
@@ -73,6 +74,7 @@ class SniffingProtocol(Protocol):
         inner.dataReceived(buffered)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        self._factory.connections.discard(self)
         self._cancel_timeout()
         if self._inner is not None:
             self._inner.connectionLost(reason)
@@ -106,6 +108,13 @@ class SniffingFactory(Factory):
         self.timeout = timeout
         self.garbage_connections = 0
         self.timed_out_connections = 0
+        #: Connections still open (routed or not).
+        self.connections: set[SniffingProtocol] = set()
 
     def buildProtocol(self, addr: IAddress) -> SniffingProtocol:
         return SniffingProtocol(self, addr)
+
+    def close_connections(self) -> None:
+        """Close every open connection (on shutdown, after gRPC calls had their grace)."""
+        for connection in list(self.connections):
+            connection.transport.loseConnection()

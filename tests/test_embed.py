@@ -1,0 +1,164 @@
+"""A whole member in-process: build_service, both protocols on one port, restart, shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import grpc
+import treq
+import treq.client
+from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from etcd_twisted._pb import health_pb2, health_pb2_grpc, rpc_pb2, rpc_pb2_grpc
+from etcd_twisted.config import parse
+from etcd_twisted.embed import EtcdService, build_service
+
+
+def member_config(data_dir: str) -> object:
+    return parse(
+        [
+            "--data-dir", data_dir,
+            "--listen-client-urls", "http://127.0.0.1:0",
+            "--listen-peer-urls", "http://127.0.0.1:0",
+        ],
+        {},
+    )  # fmt: skip
+
+
+class _Holder(Protocol):
+    def connectionMade(self) -> None:
+        self.factory.connected.append(self)
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.factory.lost += 1
+
+
+class _HolderFactory(ClientFactory):
+    protocol = _Holder
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.connected: list[_Holder] = []
+        self.lost = 0
+
+
+class MemberTests(TestCase):
+    timeout = 60
+
+    def setUp(self) -> None:
+        self.http = treq.client.HTTPClient(
+            Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+        )
+
+    async def start(self, data_dir: str | None = None) -> tuple[EtcdService, int]:
+        self.data_dir = data_dir or self.mktemp()
+        service = build_service(member_config(self.data_dir), reactor)
+        service.startService()
+        self.addCleanup(lambda: service.stopService() if service.running else None)
+        ports = await service.client_ports()
+        port = ports[0].getHost().port
+        deadline = reactor.seconds() + 10
+        while not service.server.leader_id and reactor.seconds() < deadline:
+            await deferLater(reactor, 0.01, lambda: None)
+        return service, port
+
+    async def post(self, port: int, path: str, body: dict) -> tuple[int, dict]:
+        response = await self.http.post(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode())
+        return response.code, json.loads(await response.content())
+
+    async def test_grpc_and_http_share_the_port(self) -> None:
+        """grpcio health says SERVING, unknown methods are UNIMPLEMENTED, HTTP answers too."""
+        _, port = await self.start()
+
+        def grpc_calls() -> tuple[int, grpc.StatusCode]:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                health = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=5
+                )
+                unknown = channel.unary_unary("/etcdserverpb.KV/NoSuchMethod")
+                try:
+                    unknown(b"", timeout=5)
+                except grpc.RpcError as e:
+                    return health.status, e.code()
+                raise AssertionError("unknown method succeeded")
+
+        status, code = await deferToThread(grpc_calls)
+        self.assertEqual(status, health_pb2.HealthCheckResponse.SERVING)
+        self.assertEqual(code, grpc.StatusCode.UNIMPLEMENTED)
+        version = await (await self.http.get(f"http://127.0.0.1:{port}/version")).json()
+        self.assertEqual(version["etcdcluster"], "3.5.0")
+        metrics = await (await self.http.get(f"http://127.0.0.1:{port}/metrics")).text()
+        self.assertIn("etcd_server_has_leader 1.0", metrics)
+        self.assertIn("etcd_server_is_leader 1.0", metrics)
+
+    async def test_put_over_grpc_read_over_gateway(self) -> None:
+        """A put through grpcio is read back through the JSON gateway at the same revision."""
+        _, port = await self.start()
+
+        def put() -> rpc_pb2.PutResponse:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                return rpc_pb2_grpc.KVStub(channel).Put(
+                    rpc_pb2.PutRequest(key=b"greeting", value=b"hello"), timeout=5
+                )
+
+        put_response = await deferToThread(put)
+        self.assertEqual(put_response.header.revision, 2)
+        code, body = await self.post(port, "/v3/kv/range", {"key": "Z3JlZXRpbmc="})
+        self.assertEqual(code, 200)
+        self.assertEqual(body["kvs"][0]["value"], "aGVsbG8=")
+        self.assertEqual(body["header"]["revision"], "2")
+
+    async def test_restart_keeps_data(self) -> None:
+        """After a graceful stop, a member built on the same data dir has every write."""
+        service, port = await self.start()
+        for i in range(20):
+            await self.post(port, "/v3/kv/put", {"key": "a2V5", "value": f"{i}".encode().hex()})
+        await service.stopService()
+        _, port = await self.start(self.data_dir)
+        code, body = await self.post(port, "/v3/kv/range", {"key": "a2V5"})
+        self.assertEqual(body["kvs"][0]["version"], "20")
+        self.assertEqual(body["header"]["revision"], "21")
+
+    async def test_garbage_and_half_open_connections(self) -> None:
+        """1,000 garbage connections and 1,000 half-open ones leave the member serving."""
+        service, port = await self.start()
+        garbage = _HolderFactory(b"\x16\x03\x01garbage")
+        half_open = _HolderFactory(b"PRI * HTTP/2.0\r\n")
+        connectors = []
+        for factory in (garbage, half_open):
+            for _ in range(1000):
+                connectors.append(reactor.connectTCP("127.0.0.1", port, factory))
+        deadline = reactor.seconds() + 20
+        while len(garbage.connected) + len(half_open.connected) < 2000:
+            self.assertLess(reactor.seconds(), deadline, "connections not established")
+            await deferLater(reactor, 0.01, lambda: None)
+        for holder in garbage.connected:
+            holder.transport.write(garbage.payload)
+        for holder in half_open.connected:
+            holder.transport.write(half_open.payload)
+        while garbage.lost < 1000:
+            self.assertLess(reactor.seconds(), deadline, "garbage connections not closed")
+            await deferLater(reactor, 0.01, lambda: None)
+        code, body = await self.post(port, "/v3/kv/put", {"key": "b2s=", "value": "MQ=="})
+        self.assertEqual(code, 200)
+        self.assertEqual(half_open.lost, 0)
+        for connector in connectors:
+            connector.disconnect()
+        await gatherResults([deferLater(reactor, 0.1, lambda: None)])
+
+    def test_bad_data_dir_is_refused(self) -> None:
+        """A data dir of an unknown layout is refused before anything listens."""
+        data_dir = self.mktemp()
+        os.makedirs(data_dir)
+        with open(os.path.join(data_dir, "something-else"), "w") as f:
+            f.write("x")
+        with self.assertRaises(Exception) as e:
+            build_service(member_config(data_dir), reactor)
+        self.assertIn("refusing an unknown layout", str(e.exception))
