@@ -27,6 +27,10 @@ _TABLE: dict[type[BaseException], tuple[StatusCode, str]] = {
         StatusCode.INVALID_ARGUMENT,
         "etcdserver: duplicate key given in txn request",
     ),
+    apply_errors.InvalidSortOptionError: (
+        StatusCode.INVALID_ARGUMENT,
+        "etcdserver: invalid sort option",
+    ),
     apply_errors.NoSpaceError: (
         StatusCode.RESOURCE_EXHAUSTED,
         "etcdserver: mvcc: database space exceeded",

@@ -9,7 +9,7 @@ see earlier writes of the same txn.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from etcd_twisted._pb import kv_pb2, rpc_pb2
 from etcd_twisted.lease.errors import LeaseNotFoundError
@@ -96,7 +96,8 @@ class KVApplier:
         order = r.sort_order
         if r.sort_target != RangeRequest.KEY and order == SORT_NONE:
             order = SORT_ASCEND  # results come key-ordered; other targets need a sort
-        if order != SORT_NONE:
+        if order in (SORT_ASCEND, SORT_DESCEND):
+            # An unknown order (etcd 3.5 accepts it) sorts nothing but still fetches all.
             key = _SORT_KEYS.get(r.sort_target, _SORT_KEYS[RangeRequest.KEY])
             kvs = sorted(kvs, key=key, reverse=order == SORT_DESCEND)
         if r.limit > 0 and len(kvs) > r.limit:
@@ -150,9 +151,11 @@ class KVApplier:
     # --- single requests in their own write
 
     def apply_put(self, p: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
-        """A put request as one write."""
+        """A put request as one write; an unknown lease is refused before anything else."""
         if self.no_space:
             raise NoSpaceError()
+        if p.lease and not self.lease_exists(p.lease):
+            raise LeaseNotFoundError()
         txn = self.kv.write()
         try:
             resp = self.put(txn, p)
@@ -204,27 +207,40 @@ class KVApplier:
             return _compare_kv(c, _EMPTY_KV)
         return all(_compare_kv(c, kv) for kv in kvs)
 
-    def _check_puts(self, rt: rpc_pb2.TxnRequest, path) -> None:
-        for op in rt.success if next(path) else rt.failure:
-            kind = op.WhichOneof("request")
-            if kind == "request_put":
-                p = op.request_put
-                if p.lease and not self.lease_exists(p.lease):
-                    raise LeaseNotFoundError()
-                if (p.ignore_value or p.ignore_lease) and not self.kv.range(p.key).kvs:
-                    raise KeyNotFoundError()
-            elif kind == "request_txn":
-                self._check_puts(op.request_txn, path)
+    def _check_puts(self, rt: rpc_pb2.TxnRequest, path: Iterator[bool]) -> None:
+        """etcd's ``checkRequestPut`` on the chosen ops, in order.
+
+        ``ignore_value``/``ignore_lease`` need the key before the txn. One case goes
+        further than etcd: a key an earlier op of the txn deletes (a delete range
+        ending in ``"\0"`` escapes ``check_intervals``) is missing too. etcd 3.5.1
+        panics applying such a txn; we refuse it whole with "key not found".
+        """
+        ops = list(_chosen_ops(rt, path))
+        for i, op in enumerate(ops):
+            if op.WhichOneof("request") != "request_put":
+                continue
+            p = op.request_put
+            if (p.ignore_value or p.ignore_lease) and (
+                not self.kv.range(p.key).kvs or _deleted_by(p.key, ops[:i])
+            ):
+                raise KeyNotFoundError()
+            if p.lease and not self.lease_exists(p.lease):
+                raise LeaseNotFoundError()
 
     def _check_ranges(self, rt: rpc_pb2.TxnRequest, path) -> None:
         current, compacted = self.kv.current_rev, self.kv.compact_main_rev
         for op in rt.success if next(path) else rt.failure:
             kind = op.WhichOneof("request")
             if kind == "request_range":
+                # As etcd's checkRequestRange: only 0 means "latest" here, so a negative
+                # revision is below the first revision: compacted (-1 before any
+                # compaction, so -2 and lower).
                 rev = op.request_range.revision
+                if rev == 0:
+                    continue
                 if rev > current:
                     raise FutureRevisionError()
-                if 0 < rev < compacted:
+                if rev < compacted:
                     raise CompactedError()
             elif kind == "request_txn":
                 self._check_ranges(op.request_txn, path)
@@ -257,17 +273,23 @@ class KVApplier:
 
 
 def _compare_kv(c: rpc_pb2.Compare, kv: kv_pb2.KeyValue) -> bool:
-    have = _COMPARE_TARGETS[c.target](kv)
-    want = getattr(c, _COMPARE_VALUES[c.target])
+    """etcd's ``compareKV``: an unknown target compares as equal, an unknown result is true."""
+    target = _COMPARE_TARGETS.get(c.target)
+    if target is None:
+        have: object = 0
+        want: object = 0
+    else:
+        have = target(kv)
+        want = getattr(c, _COMPARE_VALUES[c.target])
     if c.result == Compare.EQUAL:
         return have == want
     if c.result == Compare.NOT_EQUAL:
         return have != want
     if c.result == Compare.GREATER:
-        return have > want
+        return have > want  # type: ignore[operator]
     if c.result == Compare.LESS:
-        return have < want
-    return False
+        return have < want  # type: ignore[operator]
+    return True
 
 
 def is_txn_readonly(rt: rpc_pb2.TxnRequest) -> bool:
@@ -279,6 +301,34 @@ def is_txn_readonly(rt: rpc_pb2.TxnRequest) -> bool:
         if kind == "request_txn" and not is_txn_readonly(op.request_txn):
             return False
     return True
+
+
+def _chosen_ops(rt: rpc_pb2.TxnRequest, path: Iterator[bool]) -> Iterator[rpc_pb2.RequestOp]:
+    """The non-txn ops a txn runs, in order, following ``path`` into nested txns."""
+    for op in rt.success if next(path) else rt.failure:
+        if op.WhichOneof("request") == "request_txn":
+            yield from _chosen_ops(op.request_txn, path)
+        else:
+            yield op
+
+
+def _deleted_by(key: bytes, ops: list[rpc_pb2.RequestOp]) -> bool:
+    """Whether a delete range among ``ops`` covers ``key``."""
+    for op in ops:
+        if op.WhichOneof("request") == "request_delete_range":
+            d = op.request_delete_range
+            if in_range(key, d.key, d.range_end):
+                return True
+    return False
+
+
+def in_range(key: bytes, start: bytes, end: bytes) -> bool:
+    """Whether ``key`` is in the wire range ``(start, end)`` (empty end: one key; "\\0": all >=)."""
+    if not end:
+        return key == start
+    if end == b"\x00":
+        return key >= start
+    return start <= key < end
 
 
 def _txn_has_put(rt: rpc_pb2.TxnRequest, path) -> bool:

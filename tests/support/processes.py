@@ -12,12 +12,12 @@ import shutil
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import treq
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
@@ -130,7 +130,7 @@ async def wait_healthy(url: str, process: ServerProcess, timeout: float = 30.0) 
         if not process.running:
             raise AssertionError(f"server exited early; output:\n{process.output()[-3000:]}")
         try:
-            response = await treq.get(url + "/health", timeout=2)
+            response = await treq.get(url + "/health", timeout=2, persistent=False)
             await response.content()
             if response.code == 200:
                 return
@@ -205,3 +205,80 @@ async def etcdctl(endpoint: str, *args: str, timeout: float = 15.0) -> Completed
     env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")}
     out, err, code = await getProcessOutputAndValue(binary("etcdctl"), argv, env=env)
     return Completed(code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+async def start_member(
+    case: object,
+    factory: Callable[[Member, str, Sequence[str]], ServerProcess],
+    base_dir: str,
+    name: str = "default",
+    extra: Sequence[str] = (),
+    timeout: float = 30.0,
+) -> tuple[Member, ServerProcess]:
+    """Start a healthy single member made by ``factory`` (``our_server`` or ``real_etcd``).
+
+    ``case`` is the trial test case: the process is stopped in its cleanup.
+    """
+    member = new_member(base_dir, name)
+    process = factory(member, base_dir, extra)
+    process.start()
+    case.addCleanup(process.stop)  # type: ignore[attr-defined]
+    await wait_healthy(member.client_url, process, timeout)
+    return member, process
+
+
+async def start_pair(
+    case: object, base_dir: str, extra: Sequence[str] = ()
+) -> tuple[tuple[Member, ServerProcess], tuple[Member, ServerProcess]]:
+    """Start real etcd and ours side by side (in parallel); returns ``(etcd, ours)``."""
+    etcd_d = Deferred.fromCoroutine(
+        start_member(case, real_etcd, os.path.join(base_dir, "etcd"), extra=extra)
+    )
+    ours_d = Deferred.fromCoroutine(
+        start_member(case, our_server, os.path.join(base_dir, "ours"), extra=extra)
+    )
+    results = await gatherResults([etcd_d, ours_d], consumeErrors=True)
+    return results[0], results[1]
+
+
+async def etcdctl_input(
+    endpoint: str, stdin: bytes, *args: str, timeout: float = 15.0
+) -> Completed:
+    """Run etcdctl with ``stdin`` fed to it (``txn -i``)."""
+    argv = [binary("etcdctl"), f"--endpoints={endpoint}", f"--command-timeout={timeout}s", *args]
+    env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")}
+    proto = _Collect(stdin)
+    reactor.spawnProcess(proto, argv[0], argv, env=env)
+    timer = reactor.callLater(timeout + 10, proto.kill)
+    code = await proto.done
+    if timer.active():
+        timer.cancel()
+    return Completed(code, proto.out.decode(errors="replace"), proto.err.decode(errors="replace"))
+
+
+class _Collect(ProcessProtocol):
+    """Collects a short-lived process's output after writing ``stdin`` to it."""
+
+    def __init__(self, stdin: bytes) -> None:
+        self.stdin = stdin
+        self.out = b""
+        self.err = b""
+        self.done: Deferred[int] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.stdin)
+        self.transport.closeStdin()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+
+    def errReceived(self, data: bytes) -> None:
+        self.err += data
+
+    def kill(self) -> None:
+        self.transport.signalProcess("KILL")
+
+    def processEnded(self, reason: Failure) -> None:
+        value = reason.value
+        code = getattr(value, "exitCode", 0)
+        self.done.callback(code if code is not None else -1)
