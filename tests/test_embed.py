@@ -21,12 +21,13 @@ from etcd_twisted.config import parse
 from etcd_twisted.embed import EtcdService, build_service
 
 
-def member_config(data_dir: str) -> object:
+def member_config(data_dir: str, *extra: str) -> object:
     return parse(
         [
             "--data-dir", data_dir,
             "--listen-client-urls", "http://127.0.0.1:0",
             "--listen-peer-urls", "http://127.0.0.1:0",
+            *extra,
         ],
         {},
     )  # fmt: skip
@@ -57,9 +58,9 @@ class MemberTests(TestCase):
             Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
         )
 
-    async def start(self, data_dir: str | None = None) -> tuple[EtcdService, int]:
+    async def start(self, data_dir: str | None = None, *extra: str) -> tuple[EtcdService, int]:
         self.data_dir = data_dir or self.mktemp()
-        service = build_service(member_config(self.data_dir), reactor)
+        service = build_service(member_config(self.data_dir, *extra), reactor)
         service.startService()
         self.addCleanup(lambda: service.stopService() if service.running else None)
         ports = await service.client_ports()
@@ -125,6 +126,26 @@ class MemberTests(TestCase):
         code, body = await self.post(port, "/v3/kv/range", {"key": "a2V5"})
         self.assertEqual(body["kvs"][0]["version"], "20")
         self.assertEqual(body["header"]["revision"], "21")
+
+    async def test_snapshots_and_purge(self) -> None:
+        """Every --snapshot-count entries a snapshot is saved, old files are purged, and a
+        restart from snapshot + WAL tail has every write."""
+        flags = ("--snapshot-count", "50", "--max-snapshots", "2")
+        service, port = await self.start(None, *flags)
+        for i in range(260):
+            await self.post(
+                port, "/v3/kv/put", {"key": f"k{i % 7}".encode().hex(), "value": "MQ=="}
+            )
+        self.assertGreaterEqual(service.server.snapshots.taken, 4)
+        snap_dir = os.path.join(self.data_dir, "member", "snap")
+        snaps = [n for n in os.listdir(snap_dir) if n.endswith(".snap")]
+        self.assertEqual(len(snaps), 2)
+        await service.stopService()
+        service, port = await self.start(self.data_dir, *flags)
+        self.assertGreater(service.server.snapshots.snapshot_index, 200)
+        code, body = await self.post(port, "/v3/kv/range", {"key": "AA==", "range_end": "AA=="})
+        self.assertEqual(body["count"], "7")
+        self.assertEqual(body["header"]["revision"], "261")
 
     async def test_garbage_and_half_open_connections(self) -> None:
         """1,000 garbage connections and 1,000 half-open ones leave the member serving."""

@@ -58,6 +58,7 @@ from etcd_twisted.server.errors import (
 from etcd_twisted.server.id_gen import IdGenerator
 from etcd_twisted.server.raft_service import RaftService
 from etcd_twisted.server.read_index import AppliedIndex, LinearizableReads
+from etcd_twisted.server.snapshot import SnapshotTaker
 from etcd_twisted.server.wal_writer import WALWriter
 
 #: Refuse new proposals while more than this many committed entries wait to be applied.
@@ -101,6 +102,17 @@ class EtcdServer:
             on_fatal=self._fatal,
         )
         self.node = boot.node
+        self.snapshots = SnapshotTaker(
+            boot.storage,
+            boot.backend,
+            boot.wal,
+            self.wal_writer,
+            boot.snapshotter,
+            lambda: self.node.raft.trk.conf_state(),
+            config.snapshot_count,
+            config.max_snapshots,
+            config.max_wals,
+        )
         #: A member that is its own quorum elects itself at once, without waiting out an
         #: election timeout (etcd fast-forwards the ticks; campaigning is quicker still).
         self._campaign_alone = True
@@ -374,8 +386,9 @@ class EtcdServer:
             self.cluster.remove(cc.node_id)
 
     def after_ready(self) -> None:
-        """Once per Ready: commit the backend batch if it is due; campaign if alone."""
+        """Once per Ready: commit the backend batch if due, snapshot if due; campaign if alone."""
         self.backend.maybe_commit(self.clock.seconds())
+        self.snapshots.maybe_snapshot(self.applied.applied)
         if self._campaign_alone:
             voters = list(self.node.raft.trk.conf_state().voters)
             if voters:
