@@ -134,9 +134,9 @@ class Backend:
         #: Number of commits so far (for metrics and tests).
         self.commits = 0
         self._closed = False
-        for leftover in (path + ".defrag", path + ".defrag-lock"):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+        os.makedirs(os.path.dirname(path) or ".", files.DIR_MODE, exist_ok=True)
+        if os.path.exists(path + ".defrag"):  # a defragment cut short
+            os.unlink(path + ".defrag")
         self._open()
 
     def _open(self) -> None:
@@ -243,7 +243,11 @@ class Backend:
         return self.size() + self._pending_bytes + nbytes > self.quota_bytes
 
     def defragment(self) -> None:
-        """Commit, write a compacted copy, and swap it in for the database file."""
+        """Commit, write a compacted copy, and swap it in for the database file.
+
+        Blocks the caller for the copy (etcd blocks writes too); close every
+        ``BackendSnapshot`` first, as the environment is reopened.
+        """
         self.force_commit()
         tmp = self.path + ".defrag"
         self._env.copy(tmp, compact=True)

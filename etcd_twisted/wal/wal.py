@@ -432,11 +432,6 @@ class WAL:
         """Index of the last entry (or snapshot) written or read."""
         return self._enti
 
-    @property
-    def tail_path(self) -> str:
-        """The segment file being appended to."""
-        return self._segments[-1].path
-
     def _writable(self) -> Encoder:
         if self._encoder is None:
             raise WALError("wal: not writable (call read_all after open; closed?)")

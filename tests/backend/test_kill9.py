@@ -52,7 +52,7 @@ class KillNineTests(SynchronousTestCase):
         committed = 0
         reported = 0
         for run in range(RUNS):
-            lines = -1 if rnd.random() < 0.05 else rnd.randint(0, 15)
+            lines = -1 if rnd.random() < 0.05 else rnd.randint(0, 10)
             printed = run_and_kill(
                 [sys.executable, SCRIPT, path, str(rnd.randrange(1 << 30))], lines, log
             )

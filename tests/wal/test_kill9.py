@@ -56,7 +56,7 @@ class KillNineTests(SynchronousTestCase):
                 path = os.path.join(base, f"wal{run}")
                 durable = set()
             mode = "threaded" if run % 4 == 3 else "direct"
-            lines = -1 if rnd.random() < 0.05 else rnd.randint(0, 25)
+            lines = -1 if rnd.random() < 0.05 else rnd.randint(0, 12)
             argv = [sys.executable, SCRIPT, path, mode, str(rnd.randrange(1 << 30))]
             printed = run_and_kill(argv, lines, log)
             durable.update(int(x) for x in printed)
