@@ -162,9 +162,7 @@ class EtcdService(MultiService):
         )
 
     def _health(self, serializable: bool) -> tuple[bool, str]:
-        if not self.server.leader_id:
-            return False, "RAFT NO LEADER"
-        return True, ""
+        return self.server.health()
 
     def _stop_on_fatal(self, failure: Failure) -> None:
         self.log.critical("member stops after a fatal error: {error}", error=failure.value)

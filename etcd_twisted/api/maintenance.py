@@ -1,4 +1,4 @@
-"""The ``etcdserverpb.Maintenance`` service: Status, Alarm, Hash, HashKV."""
+"""The ``etcdserverpb.Maintenance`` service: Status, Alarm, Defragment, Hash, HashKV."""
 
 from __future__ import annotations
 
@@ -16,5 +16,8 @@ def register(registry: Registry, server: EtcdServer) -> None:
         f"{_SERVICE}/Status", rpc_pb2.StatusRequest, unary(server, lambda r: server.status())
     )
     registry.add_unary(f"{_SERVICE}/Alarm", rpc_pb2.AlarmRequest, unary(server, server.alarm))
+    registry.add_unary(
+        f"{_SERVICE}/Defragment", rpc_pb2.DefragmentRequest, unary(server, server.defragment)
+    )
     registry.add_unary(f"{_SERVICE}/Hash", rpc_pb2.HashRequest, unary(server, server.hash))
     registry.add_unary(f"{_SERVICE}/HashKV", rpc_pb2.HashKVRequest, unary(server, server.hash_kv))

@@ -31,6 +31,8 @@ from etcd_twisted._pb.raft_internal_pb2 import (
     MemberAttributes,
 )
 from etcd_twisted.apply import checks
+from etcd_twisted.apply.alarms import NOSPACE, AlarmStore
+from etcd_twisted.apply.errors import NoSpaceError
 from etcd_twisted.apply.kv import KVApplier, is_txn_readonly
 from etcd_twisted.config import Config
 from etcd_twisted.lease import (
@@ -63,6 +65,10 @@ from etcd_twisted.server.wal_writer import WALWriter
 
 #: Refuse new proposals while more than this many committed entries wait to be applied.
 MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000
+#: Quota cost estimates of a key's and a lease's metadata (etcd's ``kvOverhead``,
+#: ``leaseOverhead``).
+KV_OVERHEAD = 256
+LEASE_OVERHEAD = 64
 #: Physical compaction deletes this many records per reactor turn.
 COMPACTION_STEP = 1000
 
@@ -89,6 +95,8 @@ class EtcdServer:
         self.lessor.restore()  # before the KV store, which re-attaches keys to leases
         self.kv = KVStore(boot.backend, leases=self.lessor)
         self.applier = KVApplier(self.kv, lambda lease_id: self.lessor.lookup(lease_id) is not None)
+        self.alarms = AlarmStore(boot.backend.batch_tx)
+        self.applier.no_space = bool(self.alarms.get(NOSPACE))
         self.ids = IdGenerator(boot.member_id, int(time.time() * 1000))
         self._wal = boot.wal
         self.wal_writer = WALWriter(boot.wal, clock)
@@ -201,6 +209,7 @@ class EtcdServer:
     def put(self, p: rpc_pb2.PutRequest) -> Deferred[rpc_pb2.PutResponse]:
         """Put, through raft."""
         checks.check_put(p)
+        self._check_quota(KV_OVERHEAD + len(p.key) + len(p.value))
         return self._propose(InternalRaftRequest(put=p))
 
     def delete_range(self, d: rpc_pb2.DeleteRangeRequest) -> Deferred[rpc_pb2.DeleteRangeResponse]:
@@ -215,6 +224,7 @@ class EtcdServer:
             if _txn_serializable(t):
                 return self.applier.txn(t)
             return self._linearizable(lambda: self.applier.txn(t))
+        self._check_quota(_txn_cost(t))
         return self._propose(InternalRaftRequest(txn=t))
 
     def compact(self, c: rpc_pb2.CompactionRequest) -> Deferred[rpc_pb2.CompactionResponse]:
@@ -227,6 +237,16 @@ class EtcdServer:
 
             d.addCallback(wait_physical)
         return d
+
+    def _check_quota(self, cost: int) -> None:
+        """Refuse a write that would take the backend past its quota, and raise NOSPACE."""
+        if cost and self.backend.would_exceed(cost):
+            if not self.alarms.get(NOSPACE):
+                alarm = rpc_pb2.AlarmRequest(
+                    action=rpc_pb2.AlarmRequest.ACTIVATE, memberID=self.member_id, alarm=NOSPACE
+                )
+                self._propose(InternalRaftRequest(alarm=alarm)).addErrback(lambda f: None)
+            raise NoSpaceError()
 
     def _linearizable(self, read: Callable[[], Any]) -> Deferred[Any]:
         d = self.reads.wait()
@@ -344,7 +364,11 @@ class EtcdServer:
             elif kind == "txn":
                 result = self.applier.txn(req.txn)
             elif kind == "lease_grant":
+                if self.applier.no_space:
+                    raise NoSpaceError()
                 result = self._apply_lease_grant(req.lease_grant)
+            elif kind == "alarm":
+                result = self._apply_alarm(req.alarm)
             elif kind == "lease_revoke":
                 result = self._apply_lease_revoke(req.lease_revoke)
             elif kind == "lease_checkpoint":
@@ -402,6 +426,7 @@ class EtcdServer:
         """Grant a lease through raft; ID 0 lets the server pick one."""
         if r.TTL > MAX_LEASE_TTL:
             raise LeaseTTLTooLargeError()
+        self._check_quota(LEASE_OVERHEAD)
         while r.ID == 0:
             r.ID = self.ids.next() & ((1 << 63) - 1)
         return self._propose(InternalRaftRequest(lease_grant=r))
@@ -512,11 +537,43 @@ class EtcdServer:
             raftAppliedIndex=self.applied.applied,
             dbSizeInUse=self.backend.size_in_use(),
             isLearner=bool(self.cluster.members.get(self.member_id, Member(0)).is_learner),
+            errors=[
+                f"memberID:{a.memberID} alarm:{rpc_pb2.AlarmType.Name(a.alarm)} "
+                for a in self.alarms.get()
+            ],
         )
 
-    def alarm(self, r: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
-        """List alarms (none are raised yet: the NOSPACE alarm comes with the quota)."""
-        return rpc_pb2.AlarmResponse()
+    def alarm(self, r: rpc_pb2.AlarmRequest) -> Deferred[rpc_pb2.AlarmResponse]:
+        """List, raise or clear alarms, through raft as etcd does."""
+        return self._propose(InternalRaftRequest(alarm=r))
+
+    def _apply_alarm(self, r: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
+        resp = rpc_pb2.AlarmResponse()
+        if r.action == rpc_pb2.AlarmRequest.GET:
+            resp.alarms.extend(self.alarms.get(r.alarm))
+        elif r.action == rpc_pb2.AlarmRequest.ACTIVATE and r.alarm != rpc_pb2.NONE:
+            member = self.alarms.activate(r.memberID, r.alarm)
+            if member is not None:
+                resp.alarms.append(member)
+        elif r.action == rpc_pb2.AlarmRequest.DEACTIVATE:
+            member = self.alarms.deactivate(r.memberID, r.alarm)
+            if member is not None:
+                resp.alarms.append(member)
+        self.applier.no_space = bool(self.alarms.get(NOSPACE))
+        return resp
+
+    def defragment(self, r: rpc_pb2.DefragmentRequest) -> rpc_pb2.DefragmentResponse:
+        """Rewrite the backend compactly (blocks this member while it runs, as etcd's does)."""
+        self.backend.defragment()
+        return rpc_pb2.DefragmentResponse(header=self.header())
+
+    def health(self) -> tuple[bool, str]:
+        """``(healthy, reason)`` as ``/health`` reports it."""
+        if not self.leader_id:
+            return False, "RAFT NO LEADER"
+        if self.alarms.get(NOSPACE):
+            return False, "ALARM NOSPACE"
+        return True, ""
 
     def hash(self, r: rpc_pb2.HashRequest) -> rpc_pb2.HashResponse:
         """A hash of the backend's key bucket, pending writes included."""
@@ -542,6 +599,19 @@ class EtcdServer:
                 isLearner=m.is_learner,
             )  # fmt: skip
         return resp
+
+
+def _txn_cost(t: rpc_pb2.TxnRequest) -> int:
+    """The quota cost of a txn: its costlier branch's puts (etcd's ``costTxn``)."""
+
+    def branch(ops: object) -> int:
+        return sum(
+            KV_OVERHEAD + len(op.request_put.key) + len(op.request_put.value)
+            for op in ops
+            if op.WhichOneof("request") == "request_put"
+        )
+
+    return max(branch(t.success), branch(t.failure))
 
 
 def _txn_serializable(t: rpc_pb2.TxnRequest) -> bool:
