@@ -48,6 +48,7 @@ from etcd_twisted.lease import (
 from etcd_twisted.membership.cluster import Cluster, Member
 from etcd_twisted.mvcc.kvstore import KVStore
 from etcd_twisted.raft import ProposalDroppedError, ReadState, SoftState
+from etcd_twisted.server import compactor
 from etcd_twisted.server.bootstrap import Bootstrapped
 from etcd_twisted.server.errors import (
     NoLeaderError,
@@ -136,6 +137,13 @@ class EtcdServer:
         self._stopped = False
         self._lease_checker = LoopingCall(self._check_leases)
         self._lease_checker.clock = clock
+        self.compactor = compactor.from_config(
+            config,
+            clock,
+            lambda: self.kv.current_rev,
+            lambda rev: self.compact(rpc_pb2.CompactionRequest(revision=rev)),
+            lambda: self.is_leader,
+        )
         #: Called with a Failure when the member cannot go on (the embedder stops it).
         self.on_fatal: Callable[[Failure], None] | None = None
         #: Called with the leader id whenever it changes (metrics).
@@ -148,6 +156,8 @@ class EtcdServer:
         self.wal_writer.startService()
         self.raft.startService()
         self._lease_checker.start(LEASE_CHECK_INTERVAL, now=False)
+        if self.compactor is not None:
+            self.compactor.start()
         self._publish_attributes()
 
     def stop(self) -> Deferred[None]:
@@ -156,6 +166,8 @@ class EtcdServer:
         self.reads.stop()
         if self._lease_checker.running:
             self._lease_checker.stop()
+        if self.compactor is not None:
+            self.compactor.stop()
         d = self.raft.stopService()
 
         def close(_: object) -> Deferred[None]:
