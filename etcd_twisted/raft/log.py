@@ -156,15 +156,17 @@ class RaftLog:
         return self.term(self.last_index())
 
     def term(self, index: int) -> int:
-        """The term at ``index``; 0 outside ``[first_index() - 1, last_index()]``.
+        """The term at ``index``, readable in ``[first_index() - 1, last_index()]``.
 
-        Raises ``CompactedError`` / ``UnavailableError`` when storage no longer has it.
+        Raises ``CompactedError`` below that range and ``UnavailableError`` above it.
         """
         t = self.unstable.maybe_term(index)
         if t is not None:
             return t
-        if index < self.first_index() - 1 or index > self.last_index():
-            return 0
+        if index + 1 < self.first_index():
+            raise CompactedError(index)
+        if index > self.last_index():
+            raise UnavailableError(index)
         return self.storage.term(index)
 
     def term_or_zero(self, index: int) -> int:
