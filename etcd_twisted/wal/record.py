@@ -90,6 +90,15 @@ class CorruptRecordError(Exception):
 
 
 def _varint(n: int) -> bytes:
+    """Protobuf varint of ``n`` (unrolled up to 5 bytes: CRCs and record lengths)."""
+    if n < 1 << 7:
+        return bytes((n,))
+    if n < 1 << 14:
+        return bytes((n & 0x7F | 0x80, n >> 7))
+    if n < 1 << 21:
+        return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14))
+    if n < 1 << 28:
+        return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14 & 0x7F | 0x80, n >> 21))
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -112,12 +121,12 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def _encode_body(rtype: int, crc: int, data: bytes) -> bytes:
-    parts = [b"\x08", _varint(rtype)]
+    body = _TYPE_FIELDS[rtype]
     if crc:
-        parts += [b"\x10", _varint(crc)]
+        body += b"\x10" + _varint(crc)
     if data:
-        parts += [b"\x1a", _varint(len(data)), data]
-    return b"".join(parts)
+        body += b"\x1a" + _varint(len(data)) + data
+    return body
 
 
 def _decode_body(body: bytes) -> tuple[int, int, bytes]:
@@ -158,7 +167,7 @@ class Encoder:
         n = len(body)
         pad = -n % 8
         length = n | ((0x80 | pad) << 56) if pad else n
-        return _LEN.pack(length) + body + bytes(pad)
+        return _LEN.pack(length) + body + _PADS[pad]
 
 
 class Decoder:
@@ -283,6 +292,8 @@ class Decoder:
 
 _TYPES = frozenset(int(t) for t in RecordType)
 _TYPE_BYTES = {int(t): bytes([t]) for t in RecordType}
+_TYPE_FIELDS = {int(t): b"\x08" + bytes([t]) for t in RecordType}
+_PADS = [bytes(n) for n in range(8)]
 
 
 def _header_conflict(body: bytes, n: int) -> str | None:
