@@ -40,6 +40,8 @@ DERANDOMIZE = os.environ.get("ETCD_DIFF_RANDOM", "") != "1"
 KEYS = [b"a", b"a/1", b"a/2", b"a/3", b"b", b"b/1", b"c", b"d"]
 VALUES = [b"", b"v", b"w", b"x" * 3, b"\x00\xff"]
 UNKNOWN_LEASE = 0x1234
+#: Granted on both servers (same id, an hour's TTL) before the operations start.
+LIVE_LEASE = 0x7E57
 
 RangeRequest = rpc_pb2.RangeRequest
 Compare = rpc_pb2.Compare
@@ -144,8 +146,9 @@ def put_ops(draw: st.DrawFn) -> Spec:
             fields["value"] = b""
     if draw(st.integers(0, 5)) == 0:
         fields["ignore_lease"] = True
-    if draw(st.integers(0, 7)) == 0:
-        fields["lease"] = UNKNOWN_LEASE
+    lease = draw(st.sampled_from([0, 0, 0, 0, LIVE_LEASE, LIVE_LEASE, UNKNOWN_LEASE]))
+    if lease:
+        fields["lease"] = lease
     return ("put", fields)
 
 
@@ -176,7 +179,7 @@ def compares(draw: st.DrawFn) -> dict[str, Any]:
     if union == "value":
         fields["value"] = draw(st.sampled_from(VALUES))
     elif union == "lease":
-        fields["lease"] = draw(st.sampled_from([0, UNKNOWN_LEASE]))
+        fields["lease"] = draw(st.sampled_from([0, LIVE_LEASE, UNKNOWN_LEASE]))
     elif union == "version":
         fields["version"] = draw(st.integers(0, 3))
     else:
@@ -323,6 +326,7 @@ class Server:
     def __init__(self, url: str) -> None:
         self.channel = grpc.insecure_channel(url.removeprefix("http://"))
         self.kv = rpc_pb2_grpc.KVStub(self.channel)
+        self.lease = rpc_pb2_grpc.LeaseStub(self.channel)
 
     def call(self, kind: str, request: Any) -> tuple[Any, ...]:
         method = {
@@ -412,6 +416,11 @@ def run_differential(etcd_url: str, ours_url: str, examples: int) -> dict[str, i
     etcd, ours = Server(etcd_url), Server(ours_url)
     state = State()
     stats: dict[str, int] = {"examples": 0, "ops": 0, "errors": 0}
+    grant = rpc_pb2.LeaseGrantRequest(ID=LIVE_LEASE, TTL=3600)
+    for server in (etcd, ours):
+        granted = server.lease.LeaseGrant(grant, timeout=15)
+        assert granted.ID == LIVE_LEASE, granted
+    state.rev = granted.header.revision
 
     @settings(
         max_examples=examples,
