@@ -160,14 +160,20 @@ class RaftLog:
 
         Raises ``CompactedError`` below that range and ``UnavailableError`` above it.
         """
-        t = self.unstable.maybe_term(index)
-        if t is not None:
-            return t
-        if index + 1 < self.first_index():
-            raise CompactedError(index)
-        if index > self.last_index():
+        u = self.unstable
+        if index >= u.offset:
+            i = index - u.offset
+            if i < len(u.entries):
+                return u.entries[i].term
             raise UnavailableError(index)
-        return self.storage.term(index)
+        snap = u.snapshot
+        if snap is None:
+            # Everything before the unstable offset is in storage, which raises the same
+            # errors for the same ranges.
+            return self.storage.term(index)
+        if index == snap.metadata.index:
+            return snap.metadata.term
+        raise CompactedError(index)
 
     def term_or_zero(self, index: int) -> int:
         """``term(index)``, reading a compacted or missing index as 0."""

@@ -1,6 +1,6 @@
 """Majority arithmetic: the committed index and vote outcomes of a set of voters."""
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from enum import IntEnum
 
 from etcd_twisted.raft.util import NO_LIMIT
@@ -14,20 +14,18 @@ class VoteResult(IntEnum):
     WON = 3
 
 
-def committed_index(voters: Collection[int], match: Mapping[int, int]) -> int:
-    """The largest index that a majority of ``voters`` has (per ``match``).
+def committed_index(matches: Sequence[int]) -> int:
+    """The largest index that a majority has, given each voter's ``match`` index.
 
-    An empty set of voters commits everything (``NO_LIMIT``), as in etcd, so that a joint
-    half that is empty does not hold the other back.
+    No voters commit everything (``NO_LIMIT``), as in etcd, so that an empty half of a
+    configuration never holds the other back.
     """
-    n = len(voters)
+    n = len(matches)
     if n == 0:
         return NO_LIMIT
     if n == 1:
-        (only,) = voters
-        return match.get(only, 0)
-    srt = sorted(match.get(v, 0) for v in voters)
-    return srt[n - (n // 2 + 1)]
+        return matches[0]
+    return sorted(matches)[n - (n // 2 + 1)]
 
 
 def vote_result(voters: Collection[int], votes: Mapping[int, bool]) -> VoteResult:

@@ -186,6 +186,8 @@ class Raft:
         if pr.is_paused():
             return False
         log = self.raft_log
+        if not send_if_empty and pr.next > log.last_index():
+            return False
         prev = pr.next - 1
         try:
             prev_term = log.term(prev)
@@ -266,12 +268,11 @@ class Raft:
         self.trk.reset_votes()
         last = self.raft_log.last_index()
         max_inflight = self.trk.max_inflight
-        progress = self.trk.progress
-        for node_id, pr in progress.items():
+        for node_id, pr in self.trk.visit():
             fresh = Progress(next=last + 1, max_inflight=max_inflight, is_learner=pr.is_learner)
             if node_id == self.id:
                 fresh.match = last
-            progress[node_id] = fresh
+            self.trk.replace_progress(node_id, fresh)
         self.pending_conf_index = 0
         self.uncommitted_size = 0
         self.read_only = ReadOnly()

@@ -1,7 +1,5 @@
 """The configuration (voters, learners) and the leader's per-node progress and votes."""
 
-from collections.abc import Iterator
-
 from etcd_twisted._pb import raft_pb2
 from etcd_twisted.raft import quorum
 from etcd_twisted.raft.errors import ConfChangeError
@@ -16,7 +14,7 @@ class ProgressTracker:
     removes, promotes or demotes a single node.
     """
 
-    __slots__ = ("voters", "learners", "progress", "votes", "max_inflight")
+    __slots__ = ("voters", "learners", "progress", "votes", "max_inflight", "_ids")
 
     def __init__(self, max_inflight: int) -> None:
         self.voters: set[int] = set()
@@ -24,6 +22,7 @@ class ProgressTracker:
         self.progress: dict[int, Progress] = {}
         self.votes: dict[int, bool] = {}
         self.max_inflight = max_inflight
+        self._ids: list[tuple[int, Progress]] = []
 
     def conf_state(self) -> raft_pb2.ConfState:
         """The configuration as a ``ConfState``."""
@@ -44,18 +43,23 @@ class ProgressTracker:
         """Voter ids in increasing order."""
         return sorted(self.voters)
 
-    def visit(self) -> Iterator[tuple[int, Progress]]:
+    def visit(self) -> list[tuple[int, Progress]]:
         """Every (id, progress), in increasing id order so that message order is deterministic."""
+        return self._ids
+
+    def replace_progress(self, node_id: int, pr: Progress) -> None:
+        """Swap in a fresh ``Progress`` for a node already tracked."""
+        self.progress[node_id] = pr
+        self._changed()
+
+    def _changed(self) -> None:
         progress = self.progress
-        for node_id in sorted(progress):
-            yield node_id, progress[node_id]
+        self._ids = [(i, progress[i]) for i in sorted(progress)]
 
     def committed(self) -> int:
         """The largest index that a majority of voters has."""
         progress = self.progress
-        return quorum.committed_index(
-            self.voters, {v: progress[v].match for v in self.voters if v in progress}
-        )
+        return quorum.committed_index([progress[v].match for v in self.voters])
 
     def quorum_active(self) -> bool:
         """Whether a majority of voters was recently heard from."""
@@ -92,6 +96,7 @@ class ProgressTracker:
             self._make_voter(v, last_index)
         for learner in conf_state.learners:
             self._make_learner(learner, last_index)
+        self._changed()
 
     def apply_conf_change(self, cc: raft_pb2.ConfChange, last_index: int) -> None:
         """Apply one membership change; ``last_index`` seeds the progress of a new node.
@@ -115,6 +120,7 @@ class ProgressTracker:
             self.progress.pop(node_id, None)
         elif cc.type != raft_pb2.ConfChangeUpdateNode:
             raise ConfChangeError(f"unknown conf change type {cc.type}")
+        self._changed()
 
     def _make_voter(self, node_id: int, last_index: int) -> None:
         pr = self.progress.get(node_id)

@@ -11,12 +11,12 @@ class QuorumTests(SynchronousTestCase):
 
     def test_committed_index(self) -> None:
         """The committed index is the highest index a majority has reached."""
-        self.assertEqual(committed_index({1}, {1: 7}), 7)
-        self.assertEqual(committed_index({1, 2, 3}, {1: 5, 2: 3, 3: 9}), 5)
-        self.assertEqual(committed_index({1, 2, 3}, {1: 5}), 0)
-        self.assertEqual(committed_index({1, 2, 3, 4}, {1: 4, 2: 3, 3: 2, 4: 1}), 2)
-        self.assertEqual(committed_index({1, 2, 3, 4, 5}, {1: 5, 2: 5, 3: 1}), 1)
-        self.assertEqual(committed_index(set(), {}), NO_LIMIT)
+        self.assertEqual(committed_index([7]), 7)
+        self.assertEqual(committed_index([5, 3, 9]), 5)
+        self.assertEqual(committed_index([5, 0, 0]), 0)
+        self.assertEqual(committed_index([4, 3, 2, 1]), 2)
+        self.assertEqual(committed_index([5, 5, 1, 0, 0]), 1)
+        self.assertEqual(committed_index([]), NO_LIMIT)
 
     def test_vote_result(self) -> None:
         """Won with a majority of grants, lost when a majority is out of reach."""
