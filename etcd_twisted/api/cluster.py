@@ -1,10 +1,14 @@
-"""The ``etcdserverpb.Cluster`` service (MemberList so far).
+"""The ``etcdserverpb.Cluster`` service: MemberAdd, MemberRemove, MemberUpdate, MemberList,
+MemberPromote.
 
 Cluster responses carry cluster id, member id and raft term but no revision, as
 etcd's cluster server fills them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
@@ -20,17 +24,39 @@ _SERVICE = "/etcdserverpb.Cluster"
 
 def register(registry: Registry, server: EtcdServer) -> None:
     """Add the Cluster methods to ``registry``."""
+    reconfig = server.reconfig
+    methods = (
+        ("MemberAdd", rpc_pb2.MemberAddRequest, reconfig.add),
+        ("MemberRemove", rpc_pb2.MemberRemoveRequest, reconfig.remove),
+        ("MemberUpdate", rpc_pb2.MemberUpdateRequest, reconfig.update),
+        ("MemberPromote", rpc_pb2.MemberPromoteRequest, reconfig.promote),
+        ("MemberList", rpc_pb2.MemberListRequest, lambda r: server.member_list()),
+    )
+    for name, request_cls, call in methods:
+        registry.add_unary(f"{_SERVICE}/{name}", request_cls, _handler(server, call))
 
-    def member_list(
-        request: rpc_pb2.MemberListRequest, ctx: ServerContext
-    ) -> Deferred[rpc_pb2.MemberListResponse]:
-        def run() -> rpc_pb2.MemberListResponse:
+
+def _handler(
+    server: EtcdServer, call: Callable[[Any], Any]
+) -> Callable[[Any, ServerContext], Deferred[Any]]:
+    def handle(request: Any, ctx: ServerContext) -> Deferred[Any]:
+        def run() -> Any:
             require_leader(server, ctx)
-            return server.member_list()
+            return call(request)
 
-        return maybeDeferred(run).addErrback(_raise)
+        d = maybeDeferred(run)
+        d.addCallback(lambda response: _fill(server, response))
+        return d.addErrback(_raise)
 
-    registry.add_unary(f"{_SERVICE}/MemberList", rpc_pb2.MemberListRequest, member_list)
+    return handle
+
+
+def _fill(server: EtcdServer, response: Any) -> Any:
+    header = response.header
+    header.cluster_id = server.cluster_id
+    header.member_id = server.member_id
+    header.raft_term = server.term
+    return response
 
 
 def _raise(failure: Failure) -> None:

@@ -13,6 +13,7 @@ from etcd_twisted.grpc.status import GrpcError, StatusCode
 from etcd_twisted.lease import errors as lease_errors
 from etcd_twisted.mvcc import errors as mvcc_errors
 from etcd_twisted.server import errors as server_errors
+from etcd_twisted.server import reconfig
 
 _TABLE: dict[type[BaseException], tuple[StatusCode, str]] = {
     apply_errors.EmptyKeyError: (StatusCode.INVALID_ARGUMENT, "etcdserver: key is not provided"),
@@ -54,6 +55,49 @@ _TABLE: dict[type[BaseException], tuple[StatusCode, str]] = {
     mvcc_errors.FutureRevisionError: (
         StatusCode.OUT_OF_RANGE,
         "etcdserver: mvcc: required revision is a future revision",
+    ),
+    reconfig.BadURLsError: (
+        StatusCode.INVALID_ARGUMENT,
+        "etcdserver: given member URLs are invalid",
+    ),
+    reconfig.MemberExistsError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: member ID already exist",
+    ),
+    reconfig.PeerURLExistsError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: Peer URLs already exists",
+    ),
+    reconfig.NotEnoughStartedMembersError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: re-configuration failed due to not enough started members",
+    ),
+    reconfig.MemberNotFoundError: (StatusCode.NOT_FOUND, "etcdserver: member not found"),
+    reconfig.MemberRemovedError: (StatusCode.NOT_FOUND, "etcdserver: member not found"),
+    reconfig.NotLearnerError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: can only promote a learner member",
+    ),
+    reconfig.LearnerNotReadyError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: can only promote a learner member which is in sync with leader",
+    ),
+    reconfig.TooManyLearnersError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: too many learner members in cluster",
+    ),
+    reconfig.UnhealthyError: (StatusCode.UNAVAILABLE, "etcdserver: unhealthy cluster"),
+    server_errors.BadLeaderTransfereeError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: bad leader transferee",
+    ),
+    server_errors.LeaderTransferTimeoutError: (
+        StatusCode.UNAVAILABLE,
+        "etcdserver: request timed out, leader transfer took too long",
+    ),
+    server_errors.NotSupportedForLearnerError: (
+        StatusCode.UNAVAILABLE,
+        "etcdserver: rpc not supported for learner",
     ),
     server_errors.RequestTooLargeError: (
         StatusCode.INVALID_ARGUMENT,

@@ -39,3 +39,15 @@ class CanceledError(ServerError):
 
 class CorruptError(ServerError):
     """The data directory is corrupt."""
+
+
+class BadLeaderTransfereeError(ServerError):
+    """Leadership can only move to a voting member other than the leader."""
+
+
+class LeaderTransferTimeoutError(ServerError):
+    """Leadership did not move within the time allowed."""
+
+
+class NotSupportedForLearnerError(ServerError):
+    """A learner serves only serializable reads and status."""

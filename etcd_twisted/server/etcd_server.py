@@ -34,6 +34,7 @@ from etcd_twisted.apply import checks
 from etcd_twisted.apply.alarms import NOSPACE, AlarmStore
 from etcd_twisted.apply.errors import NoSpaceError
 from etcd_twisted.apply.kv import KVApplier, is_txn_readonly
+from etcd_twisted.backend import buckets
 from etcd_twisted.config import Config
 from etcd_twisted.lease import (
     CHECKPOINT_BATCH_LIMIT,
@@ -61,6 +62,7 @@ from etcd_twisted.server.errors import (
 from etcd_twisted.server.id_gen import IdGenerator
 from etcd_twisted.server.raft_service import RaftService
 from etcd_twisted.server.read_index import AppliedIndex, LinearizableReads
+from etcd_twisted.server.reconfig import MemberRemovedError, Reconfigurator
 from etcd_twisted.server.snapshot import SnapshotTaker
 from etcd_twisted.server.wal_writer import WALWriter
 
@@ -70,6 +72,8 @@ MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000
 #: ``leaseOverhead``).
 KV_OVERHEAD = 256
 LEASE_OVERHEAD = 64
+#: Meta-bucket key prefix recording a conf change that was rejected when applied.
+_REJECTED_CONF_CHANGE = b"rejectedConfChange/"
 #: Physical compaction deletes this many records per reactor turn.
 COMPACTION_STEP = 1000
 
@@ -148,6 +152,19 @@ class EtcdServer:
         self.on_fatal: Callable[[Failure], None] | None = None
         #: Called with the leader id whenever it changes (metrics).
         self.on_leader_change: Callable[[int], None] | None = None
+        #: Called with each applied membership change (the peer transport follows it).
+        self.on_peers_changed: Callable[[raft_pb2.ConfChange], None] | None = None
+        #: Whether a peer's stream is up (the peer transport answers; alone, only self).
+        self.peer_active: Callable[[int], bool] = lambda node_id: node_id == self.member_id
+        self.reconfig = Reconfigurator(
+            self.cluster,
+            self.member_id,
+            config.strict_reconfig_check,
+            self._propose_conf_change,
+            self.ids.next,
+            lambda node_id: self.peer_active(node_id),
+            self._match_index,
+        )
 
     # --- lifecycle (driven by the embedding service)
 
@@ -410,16 +427,51 @@ class EtcdServer:
                 waiter.callback(result)
 
     def _apply_conf_change(self, entry: raft_pb2.Entry, to_backend: bool) -> None:
+        """Validate and apply a membership change; replays skip what was rejected before."""
         cc = raft_pb2.ConfChange.FromString(entry.data)
-        self.node.apply_conf_change(cc)
+        rejected_key = _REJECTED_CONF_CHANGE + entry.index.to_bytes(8, "big")
         if not to_backend:
+            # The backend already reflects this change; raft must see it again, unless it
+            # was rejected (then raft saw it as a no-op).
+            if self.backend.batch_tx.get(buckets.META, rejected_key) is None:
+                self.node.apply_conf_change(cc)
             return
-        if cc.type in (raft_pb2.ConfChangeAddNode, raft_pb2.ConfChangeAddLearnerNode):
-            member = Member.from_context(cc.context) if cc.context else Member(cc.node_id)
-            member.is_learner = cc.type == raft_pb2.ConfChangeAddLearnerNode
-            self.cluster.add(member)
-        elif cc.type == raft_pb2.ConfChangeRemoveNode:
-            self.cluster.remove(cc.node_id)
+        waiter = self._waiters.pop(cc.id, None) if cc.id else None
+        try:
+            self.reconfig.validate(cc)
+        except Exception:  # noqa: BLE001 - the caller gets the reason; raft sees a no-op
+            self.backend.batch_tx.put(buckets.META, rejected_key, b"")
+            if waiter is not None and not waiter.called:
+                waiter.errback(Failure())
+            return
+        self.node.apply_conf_change(cc)
+        self.reconfig.apply(cc)
+        if self.on_peers_changed is not None:
+            self.on_peers_changed(cc)
+        if waiter is not None and not waiter.called:
+            waiter.callback(self.cluster.sorted_members())
+        if cc.type == raft_pb2.ConfChangeRemoveNode and cc.node_id == self.member_id:
+            self.log.warn("this member was removed from the cluster; it stops")
+            self.clock.callLater(0, self._fatal, Failure(MemberRemovedError()))
+
+    def _propose_conf_change(self, cc: raft_pb2.ConfChange) -> Deferred[list[Member]]:
+        if self._stopped:
+            raise StoppedError()
+        d: Deferred[list[Member]] = Deferred()
+        self._waiters[cc.id] = d
+        self._add_timeout(d)
+        d.addBoth(self._forget, cc.id)
+        try:
+            self.raft.propose_conf_change(cc)
+        except ProposalDroppedError:
+            self._waiters.pop(cc.id, None)
+            raise NoLeaderError() from None
+        return d
+
+    def _match_index(self, node_id: int) -> int | None:
+        """A member's replicated log index as the leader tracks it (None if unknown)."""
+        progress = self.node.status().progress.get(node_id)
+        return None if progress is None else progress.match
 
     def after_ready(self) -> None:
         """Once per Ready: commit the backend batch if due, snapshot if due; campaign if alone."""

@@ -123,6 +123,11 @@ class RaftService(Service):
         self.node.step(message)
         self.kick()
 
+    def propose_conf_change(self, cc: raft_pb2.ConfChange) -> None:
+        """Propose a membership change."""
+        self.node.propose_conf_change(cc)
+        self.kick()
+
     def read_index(self, ctx: bytes) -> None:
         """Ask raft for a read index tagged ``ctx``."""
         self.node.read_index(ctx)
