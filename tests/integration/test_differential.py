@@ -14,7 +14,7 @@ equal-key items in another order (and a ``limit`` may cut a different one of the
 Such responses are accepted when they differ only that way; ``TIE_NORMALISED``
 counts them.
 
-``ETCD_DIFF_EXAMPLES`` (default 150) sets the number of examples;
+``ETCD_DIFF_EXAMPLES`` (default 500, about 10 s) sets the number of examples;
 ``ETCD_DIFF_RANDOM=1`` uses a fresh random seed instead of the derandomized one.
 """
 
@@ -33,7 +33,7 @@ from twisted.trial.unittest import TestCase
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
 from tests.support.processes import start_pair
 
-EXAMPLES = int(os.environ.get("ETCD_DIFF_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("ETCD_DIFF_EXAMPLES", "500"))
 DERANDOMIZE = os.environ.get("ETCD_DIFF_RANDOM", "") != "1"
 
 #: Eight keys: enough for prefixes, ranges and (above 6 items) Go's unstable sort.
