@@ -14,6 +14,7 @@ from etcd_twisted.api import watch
 from etcd_twisted.grpc import GrpcError, Registry, StatusCode
 from etcd_twisted.mvcc.kvstore import KVStore
 from etcd_twisted.mvcc.watchable_store import WatchableStore
+from tests.grpc.h2client import Harness
 from tests.support.memory_backend import MemoryBackend
 
 CREATE = rpc_pb2.WatchCreateRequest
@@ -298,3 +299,50 @@ class WatchCallTests(SynchronousTestCase):
         parts = watch.fragments(message, 50)
         self.assertEqual([len(p.events) for p in parts], [1, 1, 1])
         self.assertEqual(watch.fragments(message, 10_000), [message])
+
+
+class OverGrpcTests(SynchronousTestCase):
+    """The Watch call on the real gRPC protocol, with an h2 client."""
+
+    def setUp(self) -> None:
+        self.backend = FakeBackend()
+        registry = Registry()
+        watch.register(registry, self.backend)
+        self.h = Harness(registry, auto_ack=False)
+        self.sid = self.h.start(watch.PATH)
+        self.store = self.backend.watchable
+
+    def received(self) -> list[rpc_pb2.WatchResponse]:
+        return [rpc_pb2.WatchResponse.FromString(m) for m in self.h.responses[self.sid].messages]
+
+    def open_window(self) -> None:
+        self.h.client.increment_flow_control_window(1 << 24)
+        self.h.client.increment_flow_control_window(1 << 24, self.sid)
+        self.h.exchange()
+
+    def test_watch_and_flow_control(self) -> None:
+        """Events stop at the client's window, the watcher waits in history, and all
+        arrive once, in order, when the window opens."""
+        self.h.send(self.sid, rpc_pb2.WatchRequest(create_request=CREATE(key=b"k")))
+        revs = [self.backend.put(b"k", b"x" * 10_000) for _ in range(20)]
+        self.h.exchange()
+        self.assertLess(len(self.received()), 21)
+        (ws,) = {w.stream for w in self.store.victims}
+        self.assertEqual(ws.pending_events, 0)
+        self.open_window()
+        for _ in range(10):
+            self.store.sync_watchers()
+            self.h.exchange()
+            self.open_window()
+        created, *events = self.received()
+        self.assertTrue(created.created)
+        self.assertEqual([e.kv.mod_revision for r in events for e in r.events], revs)
+        self.assertFalse(ws.blocked)
+
+    def test_reset_cancels_watchers(self) -> None:
+        """RST_STREAM from the client removes the call's watchers."""
+        self.h.send(self.sid, rpc_pb2.WatchRequest(create_request=CREATE(key=b"k")))
+        self.assertEqual(len(self.store.synced), 1)
+        self.h.client.reset_stream(self.sid)
+        self.h.exchange()
+        self.assertEqual(len(self.store.synced), 0)
