@@ -89,7 +89,9 @@ class EtcdService(MultiService):
         self.grpc_factory = GrpcFactory(
             self.registry, reactor, max_receive_bytes=config.max_receive_bytes
         )
-        self.http_api = HttpApi(self.metrics, self._health, Gateway(self.registry))
+        self.http_api = HttpApi(
+            self.metrics, self._health, Gateway(self.registry), self.server.cluster_version
+        )
         self.raft = ServerService(self.server)
         self.peer = ListeningService(
             "peer",
@@ -107,7 +109,7 @@ class EtcdService(MultiService):
         )
         self.metrics_service = ListeningService(
             "metrics",
-            HttpApi(self.metrics, self._health).site(),
+            HttpApi(self.metrics, self._health, None, self.server.cluster_version).site(),
             [server_endpoint(reactor, url) for url in config.listen_metrics_urls],
         )
         for service in (self.raft, self.peer, self.client, self.metrics_service):

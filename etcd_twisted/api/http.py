@@ -43,10 +43,12 @@ class HttpApi:
         metrics: Metrics,
         health: HealthCheck = always_healthy,
         gateway: Gateway | None = None,
+        cluster_version: Callable[[], str] = lambda: CLUSTER_VERSION,
     ) -> None:
         self.metrics = metrics
         self.health_check = health
         self.gateway = gateway
+        self.cluster_version = cluster_version
 
     @app.route("/v3/<path:rest>", methods=["POST"])
     def v3(self, request: IRequest, rest: str) -> Deferred[bytes] | bytes:
@@ -66,7 +68,8 @@ class HttpApi:
     @app.route("/version", methods=["GET"])
     def version(self, request: IRequest) -> bytes:
         """The server and cluster versions, as etcd reports them."""
-        return write_json(request, {"etcdserver": ETCD_VERSION, "etcdcluster": CLUSTER_VERSION})
+        cluster = self.cluster_version() or "not_decided"
+        return write_json(request, {"etcdserver": ETCD_VERSION, "etcdcluster": cluster})
 
     @app.route("/health", methods=["GET"])
     def health(self, request: IRequest) -> Deferred[bytes]:

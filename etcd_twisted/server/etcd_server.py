@@ -23,10 +23,11 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from etcd_twisted import ETCD_VERSION
+from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION
 from etcd_twisted._pb import raft_pb2, rpc_pb2
 from etcd_twisted._pb.raft_internal_pb2 import (
     ClusterMemberAttrSetRequest,
+    ClusterVersionSetRequest,
     InternalRaftRequest,
     MemberAttributes,
 )
@@ -74,6 +75,8 @@ KV_OVERHEAD = 256
 LEASE_OVERHEAD = 64
 #: Meta-bucket key prefix recording a conf change that was rejected when applied.
 _REJECTED_CONF_CHANGE = b"rejectedConfChange/"
+#: Cluster-bucket key holding the decided cluster version.
+CLUSTER_VERSION_KEY = b"clusterVersion"
 #: Physical compaction deletes this many records per reactor turn.
 COMPACTION_STEP = 1000
 
@@ -129,6 +132,7 @@ class EtcdServer:
         #: A member that is its own quorum elects itself at once, without waiting out an
         #: election timeout (etcd fast-forwards the ticks; campaigning is quicker still).
         self._campaign_alone = True
+        self._version_proposed = False
         self.applied = AppliedIndex(boot.backend.consistent_index()[0])
         self.reads = LinearizableReads(self.raft.read_index, self.applied, clock, self.ids.next)
         self.request_timeout = 5.0 + 2 * config.election_timeout / 1000.0
@@ -404,6 +408,11 @@ class EtcdServer:
                 for cp in req.lease_checkpoint.checkpoints:
                     self.lessor.apply_checkpoint(cp.ID, cp.remaining_TTL)
                 result = rpc_pb2.LeaseCheckpointResponse()
+            elif kind == "cluster_version_set":
+                self.backend.batch_tx.put(
+                    buckets.CLUSTER, CLUSTER_VERSION_KEY, req.cluster_version_set.ver.encode()
+                )
+                result = None
             elif kind == "cluster_member_attr_set":
                 attrs = req.cluster_member_attr_set
                 self.cluster.set_attributes(
@@ -477,6 +486,16 @@ class EtcdServer:
         """Once per Ready: commit the backend batch if due, snapshot if due; campaign if alone."""
         self.backend.maybe_commit(self.clock.seconds())
         self.snapshots.maybe_snapshot(self.applied.applied)
+        if self.is_leader and not self._version_proposed and not self.cluster_version():
+            self._version_proposed = True
+            req = InternalRaftRequest(
+                cluster_version_set=ClusterVersionSetRequest(ver=CLUSTER_VERSION)
+            )
+
+            def retry(failure: Failure) -> None:
+                self._version_proposed = False
+
+            self._propose(req).addErrback(retry)
         if self._campaign_alone:
             voters = list(self.node.raft.trk.conf_state().voters)
             if voters:
@@ -630,6 +649,10 @@ class EtcdServer:
         """Rewrite the backend compactly (blocks this member while it runs, as etcd's does)."""
         self.backend.defragment()
         return rpc_pb2.DefragmentResponse(header=self.header())
+
+    def cluster_version(self) -> str:
+        """The cluster version the leader decided ("" until then)."""
+        return (self.backend.batch_tx.get(buckets.CLUSTER, CLUSTER_VERSION_KEY) or b"").decode()
 
     def health(self) -> tuple[bool, str]:
         """``(healthy, reason)`` as ``/health`` reports it."""
