@@ -26,12 +26,6 @@ class RaftLog:
         self.applied = first - 1
         self.max_next_ents_size = max_next_ents_size
 
-    def __repr__(self) -> str:
-        return (
-            f"committed={self.committed}, applied={self.applied}, "
-            f"unstable.offset={self.unstable.offset}, len(unstable.entries)={len(self.unstable.entries)}"
-        )
-
     def maybe_append(
         self, index: int, log_term: int, committed: int, ents: Sequence[raft_pb2.Entry]
     ) -> int | None:

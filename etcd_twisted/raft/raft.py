@@ -472,8 +472,6 @@ class Raft:
 
         if mt == raft_pb2.MsgVote or mt == raft_pb2.MsgPreVote:
             self._handle_vote(m)
-        elif mt == raft_pb2.MsgHup:
-            self.hup()
         else:
             self._step(m)
 

@@ -28,13 +28,6 @@ class ProgressTracker:
         """The configuration as a ``ConfState``."""
         return raft_pb2.ConfState(voters=sorted(self.voters), learners=sorted(self.learners))
 
-    def describe(self) -> str:
-        """``voters=(1 2 3) learners=(4)`` for logs and transcripts."""
-        s = "voters=(" + " ".join(map(str, sorted(self.voters))) + ")"
-        if self.learners:
-            s += " learners=(" + " ".join(map(str, sorted(self.learners))) + ")"
-        return s
-
     def is_singleton(self) -> bool:
         """Whether there is exactly one voter."""
         return len(self.voters) == 1

@@ -163,8 +163,6 @@ class Network:
         self.dup_rate = 0.0
         self.groups: list[set[int]] | None = None
         self.cut: set[tuple[int, int]] = set()
-        #: Optional filter: a message for which it returns False is dropped.
-        self.keep: Any = None
         #: Every (term, leader id) observed, for election-safety checks.
         self.leaders: dict[int, int] = {}
 
@@ -182,14 +180,13 @@ class Network:
     def partition(self, *groups: Iterable[int]) -> None:
         """Only nodes in the same group can talk; the queue's cross-group messages are lost."""
         self.groups = [set(g) for g in groups]
-        self.queue = [m for m in self.queue if self._linked(m.from_, m.to)]
+        self.drop_where(lambda m: not self._linked(m.from_, m.to))
 
     def heal(self) -> None:
         """Undo partitions, cut links and random faults."""
         self.groups = None
         self.cut.clear()
         self.drop_rate = self.dup_rate = 0.0
-        self.keep = None
 
     def isolate(self, node_id: int) -> None:
         """Cut ``node_id`` off from everyone."""
@@ -233,16 +230,38 @@ class Network:
                 best = (r.term, n.id)
         return best[1]
 
+    def _lost(self, m: Message) -> None:
+        # The transport tells the sender when a snapshot did not get through, as etcd's
+        # does; without that the leader would wait for it forever.
+        if m.type == raft_pb2.MsgSnap:
+            sender = self.nodes.get(m.from_)
+            if sender is not None and sender.raw is not None:
+                sender.raw.report_snapshot(m.to, False)
+
+    def drop_where(self, pred: Callable[[Message], bool]) -> list[Message]:
+        """Remove (and return) the queued messages for which ``pred`` holds."""
+        dropped = [m for m in self.queue if pred(m)]
+        if dropped:
+            self.queue = [m for m in self.queue if not pred(m)]
+            for m in dropped:
+                self._lost(m)
+        return dropped
+
+    def drop(self, i: int) -> None:
+        """Lose the ``i``-th queued message."""
+        self._lost(self.queue.pop(i))
+
     # -- driving ---------------------------------------------------------------------------
 
     def send(self, msgs: Iterable[Message]) -> None:
         """Put messages on the wire, applying the fault knobs."""
         for m in msgs:
-            if not self._linked(m.from_, m.to) or m.to not in self.nodes:
-                continue
-            if self.keep is not None and not self.keep(m):
-                continue
-            if self.drop_rate and self.rng.random() < self.drop_rate:
+            if (
+                not self._linked(m.from_, m.to)
+                or m.to not in self.nodes
+                or (self.drop_rate and self.rng.random() < self.drop_rate)
+            ):
+                self._lost(m)
                 continue
             self.queue.append(m)
             if self.dup_rate and self.rng.random() < self.dup_rate:
@@ -294,10 +313,16 @@ class Network:
         """
         m = self.queue.pop(i)
         node = self.nodes[m.to]
-        if node.raw is not None:
-            node.raw.step(m)
-            if process:
-                self.process_ready(node)
+        if node.raw is None:
+            self._lost(m)
+            return m
+        node.raw.step(m)
+        if m.type == raft_pb2.MsgSnap:
+            sender = self.nodes[m.from_]
+            if sender.raw is not None:
+                sender.raw.report_snapshot(m.to, True)
+        if process:
+            self.process_ready(node)
         return m
 
     def stabilize(self, limit: int = 100_000) -> None:

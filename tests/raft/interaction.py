@@ -224,9 +224,8 @@ class Interaction:
         """``deliver-msgs [drop=ID] IDs...``: deliver (or drop) the queued messages to IDs."""
         kw = _kwargs(args)
         if "drop" in kw:
-            targets = {int(kw["drop"])}
-            dropped = [m for m in self.net.queue if m.to in targets]
-            self.net.queue = [m for m in self.net.queue if m.to not in targets]
+            target = int(kw["drop"])
+            dropped = self.net.drop_where(lambda m: m.to == target)
             return ["dropped: " + describe_message(m) for m in dropped]
         return self._deliver_to(set(_ids(args)), "")
 

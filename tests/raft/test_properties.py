@@ -141,7 +141,7 @@ class Checker:
             while net.queue:
                 net.deliver(0)
         elif kind == "drop" and net.queue:
-            net.queue.pop(k % len(net.queue))
+            net.drop(k % len(net.queue))
         elif kind == "duplicate" and net.queue:
             m = net.queue[k % len(net.queue)]
             dup = type(m)()
