@@ -2,23 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from klein import Klein
 from twisted.web.iweb import IRequest
 from twisted.web.server import Site
 
 from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION
 from etcd_twisted.api.http import write_json
+from etcd_twisted.membership.cluster import Member
+from etcd_twisted.membership.ids import format_id
+
+
+def member_json(member: Member) -> dict[str, Any]:
+    """A member as etcd 3.5's ``/members`` shows it (Go's ``omitempty`` fields left out)."""
+    body: dict[str, Any] = {"id": member.id, "peerURLs": list(member.peer_urls)}
+    if member.is_learner:
+        body["isLearner"] = True
+    if member.name:
+        body["name"] = member.name
+    if member.client_urls:
+        body["clientURLs"] = list(member.client_urls)
+    return body
 
 
 class PeerApi:
-    """Routes served on ``--listen-peer-urls``."""
+    """Routes served on ``--listen-peer-urls`` (raft links share the port, see ``port``)."""
 
     app = Klein()
+
+    def __init__(
+        self,
+        members: Callable[[], Iterable[Member]] = tuple,
+        cluster_id: Callable[[], int] | None = None,
+    ) -> None:
+        self._members = members
+        self._cluster_id = cluster_id
 
     @app.route("/version", methods=["GET"])
     def version(self, request: IRequest) -> bytes:
         """The server and cluster versions (joining members compare them)."""
         return write_json(request, {"etcdserver": ETCD_VERSION, "etcdcluster": CLUSTER_VERSION})
+
+    @app.route("/members", methods=["GET"])
+    def members(self, request: IRequest) -> bytes:
+        """The cluster's members, ordered by id (a joining member learns the cluster here)."""
+        if self._cluster_id is not None:
+            request.setHeader(b"x-etcd-cluster-id", format_id(self._cluster_id()).encode())
+        members = sorted(self._members(), key=lambda m: m.id)
+        return write_json(request, [member_json(m) for m in members])
 
     def site(self) -> Site:
         """A ``twisted.web`` site serving this app."""
