@@ -42,38 +42,33 @@ write_ops = st.one_of(
 stream_idx = st.integers(0, STREAMS - 1)
 
 
-def watches(when: list[str]) -> st.SearchStrategy[tuple]:
-    return st.tuples(
-        st.just("watch"),
-        stream_idx,
-        ranges,
-        st.sampled_from(when),
-        st.integers(0, 6),
-        st.sets(st.sampled_from([Event.PUT, Event.DELETE]), max_size=1),
-        st.booleans(),
-        st.booleans(),
-    )
-
-
+watch_step = st.tuples(
+    st.just("watch"),
+    stream_idx,
+    ranges,
+    st.sampled_from(["now", "future", "past", "first"]),
+    st.integers(0, 6),
+    st.sets(st.sampled_from([Event.PUT, Event.DELETE]), max_size=1),
+    st.booleans(),
+    st.booleans(),
+)
+STEP_KINDS = {
+    "write": st.tuples(st.just("write"), st.lists(write_ops, min_size=1, max_size=3)),
+    "watch": watch_step,
+    "compact": st.tuples(st.just("compact"), st.integers(0, 100), st.integers(0, 3)),
+    "cancel": st.tuples(st.just("cancel"), stream_idx, st.integers(0, 20)),
+    "resume": st.tuples(st.just("resume"), stream_idx, st.integers(0, 20)),
+    "mode": st.tuples(st.just("mode"), stream_idx, st.sampled_from([EAGER, LAZY, BLOCKED])),
+    "take": st.tuples(st.just("take"), stream_idx),
+    "sync": st.tuples(st.just("sync"), st.integers(1, 5)),
+    "progress": st.tuples(st.just("progress"), stream_idx),
+    "tick": st.tuples(st.just("tick"), stream_idx),
+}
+#: How often each kind of step comes up, relative to the others.
+WEIGHTS = {"write": 8, "watch": 3, "compact": 1, "mode": 2, "sync": 2, "resume": 2}
 steps = st.lists(
-    st.one_of(
-        # Writes and watches are listed more than once to come up more often.
-        st.tuples(st.just("write"), st.lists(write_ops, min_size=1, max_size=3)),
-        st.tuples(st.just("write"), st.lists(write_ops, min_size=1, max_size=1)),
-        st.tuples(
-            st.just("write"),
-            st.tuples(st.tuples(st.just("put"), st.sampled_from(KEYS), st.just(b"v"))),
-        ),
-        watches(["now", "future"]),
-        watches(["past", "first"]),
-        st.tuples(st.just("compact"), st.integers(0, 100), st.integers(0, 3)),
-        st.tuples(st.just("cancel"), stream_idx, st.integers(0, 20)),
-        st.tuples(st.just("resume"), stream_idx, st.integers(0, 20)),
-        st.tuples(st.just("mode"), stream_idx, st.sampled_from([EAGER, LAZY, BLOCKED])),
-        st.tuples(st.just("take"), stream_idx),
-        st.tuples(st.just("sync"), st.integers(1, 5)),
-        st.tuples(st.just("progress"), stream_idx),
-        st.tuples(st.just("tick"), stream_idx),
+    st.sampled_from([k for k in STEP_KINDS for _ in range(WEIGHTS.get(k, 1))]).flatmap(
+        STEP_KINDS.__getitem__
     ),
     min_size=20,
     max_size=80,
