@@ -21,7 +21,7 @@ from etcd_twisted.peer.stream import OutboundStream
 
 
 def default_policy(rng: Random | None = None) -> Callable[[int], float]:
-    """Retry after 0.1 s, doubling per failure up to 5 s, plus up to 10 ms of jitter."""
+    """0.1 s, doubling per consecutive failure up to 5 s, plus up to 10 ms of jitter."""
     rng = rng or Random()
     return backoffPolicy(0.1, 5.0, 2.0, jitter=lambda: rng.random() * 0.01)
 
@@ -30,7 +30,8 @@ class Redialer:
     """Keeps an ``OutboundStream`` open by calling ``dial`` whenever there is none.
 
     ``dial`` returns a Deferred that fires with a link whose handshake is done.
-    ``on_open`` gets each such link; ``on_failure`` each failed attempt.
+    ``on_open`` gets each such link; ``on_failure`` each failed attempt. After a
+    loss the next dial waits ``policy(0)``; after n failures in a row, ``policy(n - 1)``.
     """
 
     def __init__(
@@ -108,4 +109,5 @@ class Redialer:
 
     def _schedule(self) -> None:
         if self._running:
-            self._retry = self._clock.callLater(self._policy(self._failures), self._connect)
+            delay = self._policy(max(self._failures - 1, 0))
+            self._retry = self._clock.callLater(delay, self._connect)
