@@ -121,7 +121,7 @@ class WatchStream:
         """One progress interval passed: each ``progress_notify`` watcher that is
         synced and got no events since the last tick gets an empty response."""
         store = self._store
-        if self.can_accept:
+        if self.has_room():
             for w in self.watchers.values():
                 if w.progress_notify and w.idle and store.caught_up(w):
                     self.post(WatchResponse(w.id, store.current_rev))
@@ -166,22 +166,20 @@ class WatchStream:
         """Events queued and not yet taken."""
         return self._pending_events
 
-    @property
-    def can_accept(self) -> bool:
-        """Whether an event batch offered now would be queued."""
+    def has_room(self, events: int = 1) -> bool:
+        """Whether a batch of ``events`` offered now would be queued (an empty
+        queue takes any batch, so one large revision still goes out)."""
         if self._blocked:
             return False
-        return not self._queue or self._pending_events < self._max_pending_events
+        return not self._queue or self._pending_events + events <= self._max_pending_events
 
     def offer(self, response: WatchResponse) -> bool:
-        """Queue an event batch if the owner is sending and there is room (an
-        empty queue takes any batch, so one large revision still goes out)."""
-        n = len(response.events)
-        if self._blocked or (self._queue and self._pending_events + n > self._max_pending_events):
+        """Queue an event batch if the owner is sending and there is room."""
+        if not self.has_room(len(response.events)):
             self._refused = True
             return False
         self.post(response)
-        self._pending_events += n
+        self._pending_events += len(response.events)
         return True
 
     def post(self, response: WatchResponse) -> None:
@@ -196,6 +194,6 @@ class WatchStream:
 
     def _kick(self) -> None:
         """After a refusal, tell the store there is room again."""
-        if self._refused and self.can_accept:
+        if self._refused and self.has_room():
             self._refused = False
             self._store.wake()

@@ -83,7 +83,7 @@ class WatchableStore:
             if w.min_rev < compact_rev:
                 self.unsynced.remove(w)
                 self._end_compacted(w, compact_rev)
-            elif w.stream.can_accept:
+            elif w.stream.has_room():
                 chosen.append(w)
         if chosen:
             self._catch_up(chosen, cur, max_events)
@@ -116,8 +116,8 @@ class WatchableStore:
                 self._place(w, WatcherState.UNSYNCED if w.min_rev <= cur else WatcherState.SYNCED)
 
     def _backlog(self) -> int:
-        waiting = list(self.unsynced) + list(self.victims)
-        return sum(1 for w in waiting if w.stream.can_accept)
+        behind = sum(1 for w in self.unsynced if w.stream.has_room())
+        return behind + sum(1 for w, r in self.victims.items() if w.stream.has_room(len(r.events)))
 
     # --- writes
 
