@@ -128,6 +128,7 @@ def run(
         stop(proc)
     with open(out_path, errors="replace") as f:
         out = f.read()
+    os.unlink(out_path)
     with open(log_path, "a") as log:
         log.write(f"$ {' '.join(argv)}\n{out}\n")
     result = parse(out)

@@ -59,13 +59,17 @@ ROWS = [
     Row("get_p50", "get latency p50, 1 client sequential (linearizable)", "ms", "lower"),
     Row("get_p99", "get latency p99, 1 client sequential (linearizable)", "ms", "lower"),
     Row("txn", "txn (compare, put + range), grpcio procs x clients", "txn/s", "higher"),
-    Row("watch_1", "watch events delivered, 1 watcher, 8 writers", "events/s", "higher"),
+    Row(
+        "watch_1", "watch events delivered, 1 watcher, 32 concurrent writers", "events/s", "higher"
+    ),
     Row("watch_1000", "watch events delivered, 1,000 watchers on one key", "events/s", "higher"),
     Row("lease_1", "lease keep-alives, 1 lease, one stream", "/s", "higher"),
     Row("lease_1000", "lease keep-alives, 1,000 leases round-robin, one stream", "/s", "higher"),
-    Row("rss", "RSS after 100,000 keys x 256 B (VmRSS)", "MiB", "lower"),
+    Row("rss", "RSS after {rss_keys:,} keys x 256 B (VmRSS)", "MiB", "lower"),
     Row("startup", "spawn -> first acknowledged put (fresh data dir)", "s", "lower"),
-    Row("check_perf", "etcdctl check perf --load=m (writes/s, PASS/FAIL)", "w/s", "higher"),
+    Row(
+        "check_perf", "etcdctl check perf --load={perf_load} (writes/s, PASS/FAIL)", "w/s", "higher"
+    ),
 ]
 ROW = {r.key: r for r in ROWS}
 
@@ -205,7 +209,7 @@ def w_watch(ctx: Context, server: Server, watchers: int) -> Measured:
     key = f"bench/watch/{watchers}/{time.monotonic_ns()}"
     if watchers == 1:
         layout = [(1, 1)]
-        writer = dict(concurrency=8, duration=ctx.duration, max_puts=10**7)
+        writer = dict(concurrency=32, duration=ctx.duration, max_puts=10**7)
     else:
         per_proc = watchers // ctx.args.watch_procs
         streams = max(1, per_proc // 100)
@@ -316,7 +320,11 @@ def run_one(ctx: Context, workload: str, kind: str, rnd: int, fn: Callable[[], M
     except NotAvailable as e:
         for row in rows:
             ctx.note(row, kind, f"n/a ({e})")
-        ctx.log(f"  {workload:<12} {kind:<5} n/a ({e})")
+        cause = f": {str(e.__cause__).strip().splitlines()[0][:200]}" if e.__cause__ else ""
+        ctx.log(f"  {workload:<12} {kind:<5} n/a ({e}){cause}")
+        if cause:
+            with open(os.path.join(ctx.run_dir, "errors.log"), "a") as f:
+                f.write(f"round {rnd} {workload} {kind}: n/a because {e.__cause__}\n")
         return
     except (Exception, TimeoutError) as e:  # noqa: BLE001 - one bad workload must not stop the run
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
@@ -382,8 +390,8 @@ def phase_cluster3(ctx: Context, kinds: Sequence[str]) -> None:
                 except Exception as e:  # noqa: BLE001 - a server without clusters fails somehow
                     if kind == "etcd":
                         raise
-                    broken[kind] = f"n/a (not implemented: {str(e).splitlines()[0][:80]})"
-                    raise NotAvailable(broken[kind][5:-1]) from e
+                    broken[kind] = "n/a (not implemented)"
+                    raise NotAvailable("not implemented") from e
                 try:
                     lead = client.leader(servers)
                     return _h2(ctx, lead, "put") | {}
@@ -496,7 +504,7 @@ def summarize(ctx: Context, kinds: Sequence[str]) -> list[dict[str, Any]]:
     for row in ROWS:
         entry: dict[str, Any] = {
             "row": row.key,
-            "label": row.label,
+            "label": row.label.format(**vars(ctx.args)),
             "unit": row.unit,
             "better": row.better,
         }
