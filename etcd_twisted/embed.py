@@ -27,6 +27,7 @@ from etcd_twisted.api import cluster as cluster_api
 from etcd_twisted.api import kv as kv_api
 from etcd_twisted.api import lease as lease_api
 from etcd_twisted.api import maintenance as maintenance_api
+from etcd_twisted.api import watch as watch_api
 from etcd_twisted.api.gateway import Gateway
 from etcd_twisted.api.http import HttpApi
 from etcd_twisted.config import Config
@@ -84,6 +85,12 @@ class EtcdService(MultiService):
         self.health.register(self.registry)
         kv_api.register(self.registry, self.server)
         lease_api.register(self.registry, self.server)
+        watch_api.register(
+            self.registry,
+            self.server,
+            config.experimental_watch_progress_notify_interval,
+            config.max_receive_bytes,
+        )
         maintenance_api.register(self.registry, self.server)
         cluster_api.register(self.registry, self.server)
         self.grpc_factory = GrpcFactory(

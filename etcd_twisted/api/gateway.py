@@ -72,6 +72,12 @@ ROUTES: dict[str, tuple[str, type[Message]]] = {
     ),
 }
 
+#: Streaming routes: the body is a sequence of JSON requests, each response one line.
+STREAM_ROUTES: dict[str, tuple[str, type[Message]]] = {
+    "/v3/watch": ("/etcdserverpb.Watch/Watch", rpc_pb2.WatchRequest),
+    "/v3/lease/keepalive": ("/etcdserverpb.Lease/LeaseKeepAlive", rpc_pb2.LeaseKeepAliveRequest),
+}
+
 #: Headers etcd's gateway sends on every response.
 _RESPONSE_HEADERS = (
     (b"access-control-allow-headers", b"accept, content-type, authorization"),
@@ -102,6 +108,20 @@ def from_json(body: bytes, cls: type[Message]) -> Message:
 def _parse_error_text(error: Exception) -> str:
     text = str(error)
     return text.splitlines()[0] if text else "invalid JSON request body"
+
+
+def json_stream(body: bytes) -> list[Any]:
+    """The JSON values of a body holding one or more of them back to back."""
+    text = body.decode("utf-8")
+    decoder = json.JSONDecoder()
+    values, pos = [], 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos == len(text):
+            return values
+        value, pos = decoder.raw_decode(text, pos)
+        values.append(value)
 
 
 def error_body(error: GrpcError) -> bytes:
@@ -150,6 +170,52 @@ class GatewayContext:
         """Gateway responses carry no extra metadata."""
 
 
+class GatewayStream:
+    """A bidi call's stream as the gateway serves it: the body's requests in, lines out."""
+
+    def __init__(self, request: IRequest, messages: list[Message]) -> None:
+        self._request = request
+        self._messages = messages
+        #: Fires (with no more bytes to write) when the call ends.
+        self.done: Deferred[bytes] = Deferred()
+
+    def send(self, message: Message) -> Deferred[None]:
+        """Write one response as a ``{"result": ...}`` line."""
+        if not self.done.called:
+            body = json_format.MessageToDict(message, preserving_proto_field_name=True)
+            line = json.dumps({"result": body}, separators=(",", ":")) + "\n"
+            self._request.write(line.encode())
+        return succeed(None)
+
+    def finish(self, error: GrpcError | None = None) -> None:
+        """End the response (an error becomes a last ``{"error": ...}`` line)."""
+        if self.done.called:
+            return
+        if error is not None:
+            line = json.dumps(
+                {"error": {"grpc_code": int(error.code), "http_code": HTTP_STATUS.get(error.code, 500),
+                           "message": error.message, "http_status": ""}},
+                separators=(",", ":"),
+            )  # fmt: skip
+            self._request.write(line.encode() + b"\n")
+        self.done.callback(b"")
+
+    def set_receiver(self, on_message: Any, on_end: Any = None) -> None:
+        """Feed the body's requests in order (each after the previous one's Deferred)."""
+        messages = iter(self._messages)
+
+        def next_message(_: object = None) -> None:
+            for message in messages:
+                result = on_message(message)
+                if isinstance(result, Deferred):
+                    result.addCallback(next_message)
+                    return
+            if on_end is not None:
+                on_end()
+
+        next_message()
+
+
 class Gateway:
     """Serves ``ROUTES`` by calling the unary handlers registered for gRPC."""
 
@@ -157,9 +223,11 @@ class Gateway:
         self.registry = registry
 
     def handle(self, request: IRequest, path: str) -> Deferred[bytes]:
-        """Run the unary call behind ``path`` for an HTTP POST and render its result."""
+        """Run the call behind ``path`` for an HTTP POST and render its result."""
         for name, value in _RESPONSE_HEADERS:
             request.setHeader(name, value)
+        if path in STREAM_ROUTES:
+            return self._handle_stream(request, *STREAM_ROUTES[path])
         route = ROUTES.get(path)
         if route is None:
             request.setResponseCode(404)
@@ -176,6 +244,27 @@ class Gateway:
         d.addCallback(to_json)
         d.addErrback(lambda f: self._error(request, to_grpc_error(f)))
         return d
+
+    def _handle_stream(
+        self, request: IRequest, grpc_path: str, request_cls: type[Message]
+    ) -> Deferred[bytes]:
+        try:
+            method = self.registry.lookup(grpc_path)
+            messages = [
+                json_format.ParseDict(value, request_cls(), ignore_unknown_fields=True)
+                for value in json_stream(request.content.read())
+            ]
+        except GrpcError as e:
+            return succeed(self._error(request, e))
+        except (ValueError, json_format.ParseError) as e:
+            error = GrpcError(StatusCode.UNKNOWN, _parse_error_text(e))
+            return succeed(self._error(request, error))
+        stream = GatewayStream(request, messages)
+        ctx = GatewayContext(request, grpc_path)
+        maybeDeferred(method.handler, ctx, stream).addErrback(
+            lambda f: stream.finish(to_grpc_error(f))
+        )
+        return stream.done
 
     def _error(self, request: IRequest, error: GrpcError) -> bytes:
         request.setResponseCode(HTTP_STATUS.get(error.code, 500))

@@ -102,6 +102,11 @@ class KVStore:
         self.on_write: Callable[[int, list[Change]], None] | None = None
         self._restore()
 
+    @property
+    def backend(self) -> Backend:
+        """The backend the store runs on (history readers scan its ``key`` bucket)."""
+        return self._backend
+
     # --- reads
 
     def range(

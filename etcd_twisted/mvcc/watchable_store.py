@@ -22,7 +22,6 @@ timer (every 100 ms, say) and sooner when :attr:`on_work` fires.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
 from etcd_twisted._pb.kv_pb2 import Event, KeyValue
 
@@ -36,11 +35,6 @@ from .watcher_group import WatcherGroup
 #: Backend records :meth:`WatchableStore.sync_watchers` reads per call, rounded
 #: up to a whole revision.
 SYNC_BATCH_EVENTS = 1000
-
-
-class _HasBatchTx(Protocol):
-    @property
-    def batch_tx(self) -> BatchTx: ...
 
 
 class WatchableStore:
@@ -251,9 +245,7 @@ class WatchableStore:
         )
 
     def _batch_tx(self) -> BatchTx:
-        # KVStore has no public accessor for its backend yet.
-        backend: _HasBatchTx = self._kv._backend
-        return backend.batch_tx
+        return self._kv.backend.batch_tx
 
 
 def read_history(

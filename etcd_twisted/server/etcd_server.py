@@ -49,6 +49,7 @@ from etcd_twisted.lease import (
 )
 from etcd_twisted.membership.cluster import Cluster, Member
 from etcd_twisted.mvcc.kvstore import KVStore
+from etcd_twisted.mvcc.watchable_store import WatchableStore
 from etcd_twisted.raft import ProposalDroppedError, ReadState, SoftState
 from etcd_twisted.server import compactor
 from etcd_twisted.server.bootstrap import Bootstrapped
@@ -77,6 +78,8 @@ LEASE_OVERHEAD = 64
 _REJECTED_CONF_CHANGE = b"rejectedConfChange/"
 #: Cluster-bucket key holding the decided cluster version.
 CLUSTER_VERSION_KEY = b"clusterVersion"
+#: How often lagging watchers catch up from history when nothing hurries them.
+WATCH_SYNC_INTERVAL = 0.1
 #: Physical compaction deletes this many records per reactor turn.
 COMPACTION_STEP = 1000
 
@@ -103,6 +106,11 @@ class EtcdServer:
         self.lessor.restore()  # before the KV store, which re-attaches keys to leases
         self.kv = KVStore(boot.backend, leases=self.lessor)
         self.applier = KVApplier(self.kv, lambda lease_id: self.lessor.lookup(lease_id) is not None)
+        self.watchable = WatchableStore(self.kv)
+        self.watchable.on_work = self._watch_work
+        self._watch_sync = LoopingCall(self._sync_watchers)
+        self._watch_sync.clock = clock
+        self._watch_sync_scheduled = False
         self.alarms = AlarmStore(boot.backend.batch_tx)
         self.applier.no_space = bool(self.alarms.get(NOSPACE))
         self.ids = IdGenerator(boot.member_id, int(time.time() * 1000))
@@ -177,6 +185,7 @@ class EtcdServer:
         self.wal_writer.startService()
         self.raft.startService()
         self._lease_checker.start(LEASE_CHECK_INTERVAL, now=False)
+        self._watch_sync.start(WATCH_SYNC_INTERVAL, now=False)
         if self.compactor is not None:
             self.compactor.start()
         self._publish_attributes()
@@ -187,6 +196,8 @@ class EtcdServer:
         self.reads.stop()
         if self._lease_checker.running:
             self._lease_checker.stop()
+        if self._watch_sync.running:
+            self._watch_sync.stop()
         if self.compactor is not None:
             self.compactor.stop()
         d = self.raft.stopService()
@@ -386,6 +397,7 @@ class EtcdServer:
             if entry.index > consistent:
                 backend.set_consistent_index(entry.index, entry.term)
         self.applied.advance(entries[-1].index)
+        self.watchable.flush()  # one batch of watch responses per Ready
 
     def _apply_request(self, req: InternalRaftRequest) -> None:
         kind = req.WhichOneof("request")
@@ -502,6 +514,24 @@ class EtcdServer:
                 self._campaign_alone = False
                 if voters == [self.member_id] and not self.leader_id:
                     self.raft.campaign()
+
+    # --- watches
+
+    def _watch_work(self) -> None:
+        """The watchable store has catching up to do: sync on the next reactor turn."""
+        if not self._watch_sync_scheduled:
+            self._watch_sync_scheduled = True
+            self.clock.callLater(0, self._sync_watchers)
+
+    def _sync_watchers(self) -> None:
+        self._watch_sync_scheduled = False
+        if self._stopped:
+            return
+        progressed = self.watchable.sync_watchers()
+        self.watchable.answer_progress_requests()
+        self.watchable.flush()
+        if progressed:
+            self._watch_work()
 
     # --- leases
 
