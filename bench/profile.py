@@ -32,7 +32,11 @@ TOP = 15
 
 
 def top_from_collapsed(text: str, top: int = TOP) -> str:
-    """Own-time and inclusive-time tables from py-spy's raw (collapsed) output."""
+    """Own-time and inclusive-time tables from py-spy's raw (collapsed) output.
+
+    Inclusive time is shown for our package's functions only: the reactor's frames
+    would otherwise fill the list.
+    """
     own: Counter[str] = Counter()
     incl: Counter[str] = Counter()
     threads: Counter[str] = Counter()
@@ -43,11 +47,13 @@ def top_from_collapsed(text: str, top: int = TOP) -> str:
             continue
         count = int(count_text)
         frames = stack.split(";")
+        thread = "all"
         if frames[0].startswith("thread ") or frames[0].startswith("process "):
-            threads[re.sub(r"\(\d+\)|\(0x[0-9a-f]+\)", "", frames[0]).strip()] += count
+            thread = re.sub(r"\s*\((?:0x)?[0-9a-f]+\)", "", frames[0])
             frames = frames[1:]
         if not frames:
             continue
+        threads[thread] += count
         total += count
         names = [re.sub(r":\d+\)$", ")", f) for f in frames]  # drop line numbers
         own[names[-1]] += count
@@ -59,7 +65,8 @@ def top_from_collapsed(text: str, top: int = TOP) -> str:
     out.write(f"{total} samples (non-idle)\n\nper thread:\n")
     for name, n in threads.most_common():
         out.write(f"  {100 * n / total:5.1f}%  {name}\n")
-    for title, counter in (("own time", own), ("inclusive time", incl)):
+    ours = Counter({k: v for k, v in incl.items() if "etcd_twisted/" in k})
+    for title, counter in (("own time", own), ("inclusive time, etcd_twisted code", ours)):
         out.write(f"\ntop {top} by {title}:\n")
         for name, n in counter.most_common(top):
             out.write(f"  {100 * n / total:5.1f}%  {_short(name)}\n")

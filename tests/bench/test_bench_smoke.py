@@ -40,14 +40,15 @@ class ParseTests(SynchronousTestCase):
     def test_collapsed_stacks(self) -> None:
         """py-spy's raw stacks become own-time and inclusive-time shares per function."""
         text = (
-            "thread (0x1): MainThread;run (a.py:1);put (b.py:5) 3\n"
-            "thread (0x1): MainThread;run (a.py:1);put (b.py:9) 1\n"
+            "thread (0x1): MainThread;run (a.py:1);put (etcd_twisted/b.py:5) 3\n"
+            "thread (0x1): MainThread;run (a.py:1);put (etcd_twisted/b.py:9) 1\n"
             "thread (0x2): writer;fsync (c.py:2) 4\n"
         )
         top = profile.top_from_collapsed(text)
         self.assertIn("8 samples", top)
-        self.assertIn(" 50.0%  put (b.py)", top)
-        self.assertIn(" 50.0%  run (a.py)", top)
+        self.assertIn(" 50.0%  put (etcd_twisted/b.py)", top)
+        self.assertIn(" 50.0%  thread: writer", top)
+        self.assertNotIn("run (a.py)", top.split("inclusive")[1])
 
 
 class SmokeTests(SynchronousTestCase):
