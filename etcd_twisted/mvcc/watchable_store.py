@@ -58,6 +58,16 @@ class WatchableStore:
         """The store's revision."""
         return self._kv.current_rev
 
+    def restore(self, kvstore: KVStore) -> None:
+        """Follow a new KV store (a snapshot from the leader replaced the old one):
+        synced watchers become unsynced and catch up from the new store's history."""
+        self._kv = kvstore
+        kvstore.on_write = self._on_write
+        for w in list(self.synced):
+            self.synced.remove(w)
+            self._place(w, WatcherState.UNSYNCED)
+        self.wake()
+
     def new_watch_stream(self, max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS) -> WatchStream:
         """A stream of watchers sharing one response queue."""
         return WatchStream(self, max_pending_events)
