@@ -15,6 +15,7 @@ import asyncio
 import multiprocessing as mp
 import os
 import queue
+import signal
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -358,6 +359,7 @@ FUNCTIONS: dict[str, Callable[..., Awaitable[Result]]] = {
 
 
 def _child(name: str, kwargs: dict[str, Any], barrier: Any, results: Any, timeout: float) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it terminates us
     try:
         out = asyncio.run(FUNCTIONS[name](Barrier(barrier, timeout), **kwargs))
         results.put((os.getpid(), None, out))

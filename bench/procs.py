@@ -107,6 +107,8 @@ def install_cleanup() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C must work even when started from a shell that ignores SIGINT for us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass

@@ -236,8 +236,8 @@ def w_watch(ctx: Context, server: Server, watchers: int) -> Measured:
     total_watchers = sum(r["watchers"] for r in receivers)
     expected = w["puts"] * total_watchers
     elapsed = max(r["last_event"] for r in receivers) - w["began"]
-    if events == 0 or elapsed <= 0:
-        raise RuntimeError(f"no events delivered ({w['puts']} puts)")
+    if events < expected or elapsed <= 0:
+        raise RuntimeError(f"{events} of {expected} events delivered ({w['puts']} puts)")
     extra = {
         "events": events,
         "expected": expected,
@@ -334,8 +334,9 @@ def run_one(ctx: Context, workload: str, kind: str, rnd: int, fn: Callable[[], M
         with open(os.path.join(ctx.run_dir, "errors.log"), "a") as f:
             f.write(f"round {rnd} {workload} {kind}: {e}\n")
         return
+    load = os.getloadavg()[0]  # the 1-minute load average, to read noise against
     for row, (value, extra) in measured.items():
-        ctx.record(row, kind, rnd, value, **extra)
+        ctx.record(row, kind, rnd, value, loadavg=load, **extra)
     shown = ", ".join(f"{r}={fmt(v)}" for r, (v, _) in measured.items())
     ctx.log(f"  {workload:<12} {kind:<5} {shown}  ({time.monotonic() - t0:.1f}s)")
 
@@ -680,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             phase_cluster3(ctx, kinds)
         if "check_perf" in selected:
             phase_check_perf(ctx, kinds)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         interrupted = True
         log("interrupted: stopping servers, writing what was measured")
     finally:
