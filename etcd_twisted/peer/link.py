@@ -63,6 +63,7 @@ class Link(Protocol):
         self._ping: tuple[int, float] | None = None
         self._ping_count = 0
         self.closing = False
+        self._producing = False
         #: Called with each measured round trip in seconds (dialers only).
         self.on_round_trip: Callable[[float], None] = lambda seconds: None
 
@@ -116,9 +117,17 @@ class Link(Protocol):
         """Write bytes (whole frames) to the connection."""
         self.transport.write(data)
 
+    def register_producer(self) -> None:
+        """Register this link as the transport's streaming producer (it implements it)."""
+        self._producing = True
+        self.transport.registerProducer(self, True)
+
     def close(self) -> None:
-        """Close after pending writes."""
+        """Close after pending writes (unregistering first: TLS waits for that)."""
         self.closing = True
+        if self._producing:
+            self._producing = False
+            self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def abort(self) -> None:

@@ -70,7 +70,7 @@ class SnapshotSender(DialingLink):
         self.done: Deferred[None] = Deferred()
 
     def connectionMade(self) -> None:
-        self.transport.registerProducer(self, True)
+        self.register_producer()
         super().connectionMade()
 
     def link_opened(self) -> None:

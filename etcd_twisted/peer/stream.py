@@ -31,7 +31,7 @@ class OutboundStream(DialingLink):
         self.on_resume: Callable[[], None] = lambda: None
 
     def connectionMade(self) -> None:
-        self.transport.registerProducer(self, True)
+        self.register_producer()
         super().connectionMade()
 
     def frame_received(self, kind: int, payload: bytes) -> None:
