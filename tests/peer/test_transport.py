@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -340,3 +341,30 @@ class ClusterIdTests(TransportTestCase):
         self.network.advance(3.0)
         self.assertTrue(a.transport.is_active(2))
         self.assertTrue(b.transport.is_active(1))
+
+
+class SilentPeerTests(TransportTestCase):
+    def silent_server(self) -> None:
+        self.network.servers[url(2)] = Factory.forProtocol(Protocol)
+
+    def test_handshake_times_out_and_backs_off(self) -> None:
+        """A peer that accepts TCP but never answers the upgrade is dropped and redialed."""
+        self.silent_server()
+        a = self.member(1, (2,))
+        self.network.advance(6.0, step=0.1)
+        self.assertEqual(len(self.network.attempts), 1)
+        self.network.advance(1.0, step=0.1)
+        self.assertEqual(len(self.network.attempts), 2)
+        self.assertFalse(a.transport.is_active(2))
+        self.assertIn(2, a.unreachable)
+
+    def test_stop_during_handshake(self) -> None:
+        """Stopping while a handshake is pending drops that connection and dials no more."""
+        self.silent_server()
+        a = self.member(1, (2,))
+        d = a.transport.stopService()
+        self.network.run()
+        self.successResultOf(d)
+        self.assertEqual(self.network.pumps, [])
+        self.network.advance(10.0, step=0.5)
+        self.assertEqual(len(self.network.attempts), 1)
