@@ -157,12 +157,12 @@ class EtcdService(MultiService):
         metrics.watch_state(
             "etcd_mvcc_db_total_size_in_bytes",
             "Total size of the underlying database physically allocated in bytes.",
-            server.backend.size,
+            lambda: server.backend.size(),
         )
         metrics.watch_state(
             "etcd_mvcc_db_total_size_in_use_in_bytes",
             "Total size of the underlying database logically in use in bytes.",
-            server.backend.size_in_use,
+            lambda: server.backend.size_in_use(),
         )
         metrics.watch_state(
             "etcd_debugging_mvcc_current_revision",

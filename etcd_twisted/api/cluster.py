@@ -24,12 +24,12 @@ _SERVICE = "/etcdserverpb.Cluster"
 
 def register(registry: Registry, server: EtcdServer) -> None:
     """Add the Cluster methods to ``registry``."""
-    reconfig = server.reconfig
+    # The reconfigurator is looked up per call: a snapshot from the leader replaces it.
     methods = (
-        ("MemberAdd", rpc_pb2.MemberAddRequest, reconfig.add),
-        ("MemberRemove", rpc_pb2.MemberRemoveRequest, reconfig.remove),
-        ("MemberUpdate", rpc_pb2.MemberUpdateRequest, reconfig.update),
-        ("MemberPromote", rpc_pb2.MemberPromoteRequest, reconfig.promote),
+        ("MemberAdd", rpc_pb2.MemberAddRequest, lambda r: server.reconfig.add(r)),
+        ("MemberRemove", rpc_pb2.MemberRemoveRequest, lambda r: server.reconfig.remove(r)),
+        ("MemberUpdate", rpc_pb2.MemberUpdateRequest, lambda r: server.reconfig.update(r)),
+        ("MemberPromote", rpc_pb2.MemberPromoteRequest, lambda r: server.reconfig.promote(r)),
         ("MemberList", rpc_pb2.MemberListRequest, lambda r: server.member_list()),
     )
     for name, request_cls, call in methods:

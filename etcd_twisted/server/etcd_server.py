@@ -12,10 +12,12 @@ data, so replaying the WAL after a crash skips what is already applied.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet import threads
 from twisted.internet.defer import Deferred
 from twisted.internet.defer import TimeoutError as DeferTimeout
 from twisted.internet.interfaces import IReactorTime
@@ -24,7 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION
-from etcd_twisted._pb import raft_pb2, rpc_pb2
+from etcd_twisted._pb import raft_pb2, rpc_pb2, wal_pb2
 from etcd_twisted._pb.raft_internal_pb2 import (
     ClusterMemberAttrSetRequest,
     ClusterVersionSetRequest,
@@ -35,7 +37,7 @@ from etcd_twisted.apply import checks
 from etcd_twisted.apply.alarms import NOSPACE, AlarmStore
 from etcd_twisted.apply.errors import NoSpaceError
 from etcd_twisted.apply.kv import KVApplier, is_txn_readonly
-from etcd_twisted.backend import buckets
+from etcd_twisted.backend import Backend, buckets, restore_snapshot
 from etcd_twisted.config import Config
 from etcd_twisted.lease import (
     CHECKPOINT_BATCH_LIMIT,
@@ -54,6 +56,7 @@ from etcd_twisted.raft import ProposalDroppedError, ReadState, SoftState
 from etcd_twisted.server import compactor
 from etcd_twisted.server.bootstrap import Bootstrapped
 from etcd_twisted.server.errors import (
+    CorruptError,
     NoLeaderError,
     NotLeaderError,
     RequestTooLargeError,
@@ -67,6 +70,7 @@ from etcd_twisted.server.read_index import AppliedIndex, LinearizableReads
 from etcd_twisted.server.reconfig import MemberRemovedError, Reconfigurator
 from etcd_twisted.server.snapshot import SnapshotTaker
 from etcd_twisted.server.wal_writer import WALWriter
+from etcd_twisted.wal import backend_path
 
 #: Refuse new proposals while more than this many committed entries wait to be applied.
 MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000
@@ -93,29 +97,27 @@ class EtcdServer:
         self.config = config
         self.clock = clock
         self.member_id = boot.member_id
-        self.backend = boot.backend
-        self.cluster = Cluster(boot.cluster_id, boot.backend.batch_tx)
-        self.cluster.load()
-        self.lessor = Lessor(
-            boot.backend.batch_tx,
-            min_ttl=math.ceil(1.5 * config.election_timeout / 1000.0),
-            checkpoint_interval=(
-                DEFAULT_CHECKPOINT_INTERVAL if config.experimental_enable_lease_checkpoint else None
-            ),
-        )
-        self.lessor.restore()  # before the KV store, which re-attaches keys to leases
-        self.kv = KVStore(boot.backend, leases=self.lessor)
-        self.applier = KVApplier(self.kv, lambda lease_id: self.lessor.lookup(lease_id) is not None)
-        self.watchable = WatchableStore(self.kv)
+        self._cluster_id = boot.cluster_id
+        self.ids = IdGenerator(boot.member_id, int(time.time() * 1000))
+        #: Called with a Failure when the member cannot go on (the embedder stops it).
+        self.on_fatal: Callable[[Failure], None] | None = None
+        #: Called with the leader id whenever it changes (metrics).
+        self.on_leader_change: Callable[[int], None] | None = None
+        #: Called with each applied membership change (the peer transport follows it).
+        self.on_peers_changed: Callable[[raft_pb2.ConfChange], None] | None = None
+        #: Called after a snapshot from the leader replaced the whole state.
+        self.on_state_replaced: Callable[[], None] | None = None
+        #: Whether a peer's stream is up (the peer transport answers; alone, only self).
+        self.peer_active: Callable[[int], bool] = lambda node_id: node_id == self.member_id
+        self.watchable: WatchableStore | None = None
+        self._open_state(boot.backend)
         self.watchable.on_work = self._watch_work
         self._watch_sync = LoopingCall(self._sync_watchers)
         self._watch_sync.clock = clock
         self._watch_sync_scheduled = False
-        self.alarms = AlarmStore(boot.backend.batch_tx)
-        self.applier.no_space = bool(self.alarms.get(NOSPACE))
-        self.ids = IdGenerator(boot.member_id, int(time.time() * 1000))
         self._wal = boot.wal
         self.wal_writer = WALWriter(boot.wal, clock)
+        self._snapshotter = boot.snapshotter
         self.raft = RaftService(
             boot.node,
             boot.storage,
@@ -124,11 +126,12 @@ class EtcdServer:
             clock,
             config.heartbeat_interval / 1000.0,
             on_fatal=self._fatal,
+            persist_snapshot=self._persist_snapshot,
         )
         self.node = boot.node
         self.snapshots = SnapshotTaker(
             boot.storage,
-            boot.backend,
+            lambda: self.backend,
             boot.wal,
             self.wal_writer,
             boot.snapshotter,
@@ -141,7 +144,7 @@ class EtcdServer:
         #: election timeout (etcd fast-forwards the ticks; campaigning is quicker still).
         self._campaign_alone = True
         self._version_proposed = False
-        self.applied = AppliedIndex(boot.backend.consistent_index()[0])
+        self.applied = AppliedIndex(self.backend.consistent_index()[0])
         self.reads = LinearizableReads(self.raft.read_index, self.applied, clock, self.ids.next)
         self.request_timeout = 5.0 + 2 * config.election_timeout / 1000.0
         self.leader_id = 0
@@ -151,6 +154,8 @@ class EtcdServer:
         self._compactions: list[tuple[int, Deferred[None]]] = []
         self._compacting = False
         self._stopped = False
+        #: Databases received from the leader, by the snapshot index they go with.
+        self._received_dbs: dict[int, str] = {}
         self._lease_checker = LoopingCall(self._check_leases)
         self._lease_checker.clock = clock
         self.compactor = compactor.from_config(
@@ -160,14 +165,29 @@ class EtcdServer:
             lambda rev: self.compact(rpc_pb2.CompactionRequest(revision=rev)),
             lambda: self.is_leader,
         )
-        #: Called with a Failure when the member cannot go on (the embedder stops it).
-        self.on_fatal: Callable[[Failure], None] | None = None
-        #: Called with the leader id whenever it changes (metrics).
-        self.on_leader_change: Callable[[int], None] | None = None
-        #: Called with each applied membership change (the peer transport follows it).
-        self.on_peers_changed: Callable[[raft_pb2.ConfChange], None] | None = None
-        #: Whether a peer's stream is up (the peer transport answers; alone, only self).
-        self.peer_active: Callable[[int], bool] = lambda node_id: node_id == self.member_id
+
+    def _open_state(self, backend: Backend) -> None:
+        """Build everything that lives in the backend (at start, and after a snapshot)."""
+        config = self.config
+        self.backend = backend
+        self.cluster = Cluster(self._cluster_id, backend.batch_tx)
+        self.cluster.load()
+        self.lessor = Lessor(
+            backend.batch_tx,
+            min_ttl=math.ceil(1.5 * config.election_timeout / 1000.0),
+            checkpoint_interval=(
+                DEFAULT_CHECKPOINT_INTERVAL if config.experimental_enable_lease_checkpoint else None
+            ),
+        )
+        self.lessor.restore()  # before the KV store, which re-attaches keys to leases
+        self.kv = KVStore(backend, leases=self.lessor)
+        self.applier = KVApplier(self.kv, lambda lease_id: self.lessor.lookup(lease_id) is not None)
+        if self.watchable is None:
+            self.watchable = WatchableStore(self.kv)
+        else:
+            self.watchable.restore(self.kv)
+        self.alarms = AlarmStore(backend.batch_tx)
+        self.applier.no_space = bool(self.alarms.get(NOSPACE))
         self.reconfig = Reconfigurator(
             self.cluster,
             self.member_id,
@@ -177,6 +197,61 @@ class EtcdServer:
             lambda node_id: self.peer_active(node_id),
             self._match_index,
         )
+
+    # --- snapshots from the leader
+
+    def snapshot_received(self, message: raft_pb2.Message, path: str) -> None:
+        """The transport received a snapshot: keep its database, give raft the message."""
+        self._received_dbs[message.snapshot.metadata.index] = path
+        self.raft.step(message)
+
+    def _persist_snapshot(self, snap: raft_pb2.Snapshot) -> Deferred[None]:
+        """Save a snapshot from the leader (file, then WAL record) before its entries."""
+        md = snap.metadata
+        walsnap = wal_pb2.Snapshot(index=md.index, term=md.term, conf_state=md.conf_state)
+
+        def save() -> None:
+            self._snapshotter.save_snap(snap)
+            self._wal.save_snapshot(walsnap)
+
+        return self.wal_writer.call(save)
+
+    def apply_snapshot(self, snap: raft_pb2.Snapshot) -> Deferred[None]:
+        """Replace the state with the database received with ``snap``."""
+        index = snap.metadata.index
+        path = self._received_dbs.pop(index, None)
+        if path is None:
+            raise CorruptError(f"no database was received with the snapshot at index {index}")
+        target = backend_path(self.config.data_dir)
+        incoming = target + ".incoming"
+        backend = self.backend
+
+        def restore() -> None:
+            with open(path, "rb") as f:
+                chunks = iter(lambda: f.read(1 << 20), b"")
+                restore_snapshot(incoming, chunks, map_size=backend.map_size)
+            os.unlink(path)
+
+        def swap(_: None) -> None:
+            backend.close()
+            os.replace(incoming, target)
+            for stale in (target + "-lock", incoming + "-lock"):
+                if os.path.exists(stale):
+                    os.unlink(stale)
+            self._open_state(
+                Backend(
+                    target,
+                    quota_bytes=self.config.quota_bytes,
+                    batch_interval=self.config.backend_batch_interval,
+                    batch_limit=self.config.backend_batch_limit,
+                )
+            )
+            self.applied.advance(max(index, self.backend.consistent_index()[0]))
+            self.log.info("applied a snapshot from the leader at index {index}", index=index)
+            if self.on_state_replaced is not None:
+                self.on_state_replaced()
+
+        return threads.deferToThread(restore).addCallback(swap)
 
     # --- lifecycle (driven by the embedding service)
 
@@ -220,7 +295,7 @@ class EtcdServer:
 
     @property
     def cluster_id(self) -> int:
-        return self.cluster.cluster_id
+        return self._cluster_id
 
     @property
     def term(self) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -37,6 +37,7 @@ class Applier(Protocol):
     """What the Ready loop hands committed work and state changes to (the server)."""
 
     def apply_entries(self, entries: list[raft_pb2.Entry]) -> None: ...
+    def apply_snapshot(self, snapshot: raft_pb2.Snapshot) -> Deferred[None] | None: ...
     def on_soft_state(self, soft: SoftState) -> None: ...
     def on_read_states(self, read_states: list) -> None: ...
     def after_ready(self) -> None: ...
@@ -66,6 +67,7 @@ class RaftService(Service):
         tick_interval: float,
         send: Sender = drop_messages,
         on_fatal: Callable[[Failure], None] | None = None,
+        persist_snapshot: Callable[[raft_pb2.Snapshot], Deferred[None]] | None = None,
     ) -> None:
         self.node = node
         self.storage = storage
@@ -75,6 +77,7 @@ class RaftService(Service):
         self._tick_interval = tick_interval
         self._send = send
         self._on_fatal = on_fatal
+        self._persist_snapshot = persist_snapshot
         self._ticker: LoopingCall | None = None
         self._scheduled: IDelayedCall | None = None
         self._busy = False
@@ -160,14 +163,25 @@ class RaftService(Service):
         rd = self.node.ready()
         if rd.soft_state is not None:
             self._applier.on_soft_state(rd.soft_state)
+        d: Deferred[None] = succeed(None)
+        if rd.snapshot is not None and self._persist_snapshot is not None:
+            snapshot = rd.snapshot
+            d.addCallback(lambda _: self._persist_snapshot(snapshot))
         if rd.entries or rd.hard_state is not None:
             hard_state = rd.hard_state if rd.hard_state is not None else raft_pb2.HardState()
-            d = self._persister.save(hard_state, rd.entries)
-            d.addCallbacks(lambda _: self._persisted(rd), self._fail)
-        else:
-            self._persisted(rd)
+            d.addCallback(lambda _: self._persister.save(hard_state, rd.entries))
+        d.addCallbacks(lambda _: self._persisted(rd), self._fail)
 
     def _persisted(self, rd: Ready) -> None:
+        """The Ready is durable: a snapshot from the leader is applied first, then the rest."""
+        if rd.snapshot is not None:
+            self.storage.apply_snapshot(rd.snapshot)
+            d = maybeDeferred(self._applier.apply_snapshot, rd.snapshot)
+            d.addCallbacks(lambda _: self._handled(rd), self._fail)
+        else:
+            self._handled(rd)
+
+    def _handled(self, rd: Ready) -> None:
         if rd.entries:
             self.storage.append(rd.entries)
         if rd.messages:

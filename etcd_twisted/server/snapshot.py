@@ -34,7 +34,7 @@ class SnapshotTaker:
     def __init__(
         self,
         storage: MemoryStorage,
-        backend: Backend,
+        backend: Callable[[], Backend],
         wal: WAL,
         wal_writer: WALWriter,
         snapshotter: Snapshotter,
@@ -63,16 +63,17 @@ class SnapshotTaker:
             return None
         self._running = True
         snap = self._storage.create_snapshot(applied, self._conf_state(), b"")
-        self._backend.force_commit()
-        d = self._writer.call(self._persist, snap)
+        backend = self._backend()
+        backend.force_commit()
+        d = self._writer.call(self._persist, snap, backend)
         d.addCallback(self._persisted, snap)
         d.addErrback(self._failed)
         return d
 
-    def _persist(self, snap: raft_pb2.Snapshot) -> None:
+    def _persist(self, snap: raft_pb2.Snapshot, backend: Backend) -> None:
         """On the writer thread: backend to disk, then the snapshot, then release and purge."""
         md = snap.metadata
-        self._backend.sync()
+        backend.sync()
         self._snapshotter.save_snap(snap)
         self._wal.save_snapshot(
             wal_pb2.Snapshot(index=md.index, term=md.term, conf_state=md.conf_state)
