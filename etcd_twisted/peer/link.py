@@ -74,6 +74,8 @@ class Link(Protocol):
         self._timer = self.clock.callLater(self.timing.ping_interval, self._tick)
 
     def dataReceived(self, data: bytes) -> None:
+        if self.closing:
+            return
         self._heard = self.clock.seconds()
         if self._decoder is None:
             try:
