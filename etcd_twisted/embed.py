@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from etcd_twisted._pb import raft_pb2
 from etcd_twisted.api import cluster as cluster_api
 from etcd_twisted.api import kv as kv_api
 from etcd_twisted.api import lease as lease_api
@@ -34,8 +35,10 @@ from etcd_twisted.config import Config
 from etcd_twisted.grpc import GrpcFactory, Registry
 from etcd_twisted.grpc.health import HealthService
 from etcd_twisted.listen import ListeningService, server_endpoint, tls_options
+from etcd_twisted.membership.ids import format_id
 from etcd_twisted.metrics import Metrics
 from etcd_twisted.peer.http import PeerApi
+from etcd_twisted.peer.transport import Transport
 from etcd_twisted.server.bootstrap import bootstrap
 from etcd_twisted.server.etcd_server import EtcdServer
 from etcd_twisted.sniff import SniffingFactory
@@ -100,11 +103,18 @@ class EtcdService(MultiService):
             self.metrics, self._health, Gateway(self.registry), self.server.cluster_version
         )
         self.raft = ServerService(self.server)
-        self.peer = ListeningService(
-            "peer",
-            PeerApi().site(),
-            [server_endpoint(reactor, url, self._peer_tls()) for url in config.listen_peer_urls],
+        self.transport = self._build_transport()
+        peer_api = PeerApi(
+            lambda: self.server.cluster.members.values(), lambda: self.server.cluster_id
         )
+        self.peer = MultiService()
+        self.peer.setName("peer")
+        self.transport.setServiceParent(self.peer)
+        ListeningService(
+            "peer-listener",
+            self.transport.server_factory(peer_api.site()),
+            [server_endpoint(reactor, url, self._peer_tls()) for url in config.listen_peer_urls],
+        ).setServiceParent(self.peer)
         self.client = ListeningService(
             "client",
             SniffingFactory(self.grpc_factory, self.http_api.site(), reactor),
@@ -127,6 +137,55 @@ class EtcdService(MultiService):
         d = self.grpc_factory.shutdown(SHUTDOWN_GRACE)
         d.addCallback(lambda _: self.client_factory.close_connections())
         return d
+
+    def _build_transport(self) -> Transport:
+        server, metrics = self.server, self.metrics
+        transport = Transport(
+            self.reactor,
+            server.member_id,
+            server.cluster_id,
+            on_message=server.raft.step,
+            on_unreachable=server.raft.report_unreachable,
+            on_snapshot_status=server.raft.report_snapshot,
+            on_snapshot=server.snapshot_received,
+            open_snapshot=lambda: server.backend.snapshot(),
+            snapshot_dir=self.config.snap_path,
+            on_round_trip=lambda peer, seconds: metrics.peer_round_trip.labels(
+                To=format_id(peer)
+            ).observe(seconds),
+            is_removed=lambda member_id: member_id in server.cluster.removed,
+        )
+        server.raft.send = transport.send
+        server.peer_active = lambda member_id: (
+            member_id == server.member_id or transport.is_active(member_id)
+        )
+        server.on_peers_changed = self._peers_changed
+        server.on_state_replaced = self._sync_peers
+        self._sync_peers(transport)
+        return transport
+
+    def _peers_changed(self, cc: raft_pb2.ConfChange) -> None:
+        """Follow an applied membership change in the transport."""
+        if cc.type == raft_pb2.ConfChangeRemoveNode:
+            self.transport.remove_peer(cc.node_id)
+            return
+        member = self.server.cluster.members.get(cc.node_id)
+        if member is None:
+            return
+        if cc.type == raft_pb2.ConfChangeUpdateNode:
+            self.transport.update_peer(member.id, member.peer_urls)
+        else:
+            self.transport.add_peer(member.id, member.peer_urls)
+
+    def _sync_peers(self, transport: Transport | None = None) -> None:
+        """Make the transport's peers the cluster's members (at start, after a snapshot)."""
+        transport = transport or self.transport
+        members = self.server.cluster.members
+        for member in members.values():
+            transport.add_peer(member.id, member.peer_urls)
+        for peer_id in list(transport.peers):
+            if peer_id not in members:
+                transport.remove_peer(peer_id)
 
     def _client_tls(self) -> Callable[[], Any] | None:
         c = self.config

@@ -124,9 +124,6 @@ def _new_member(config: Config, rng: Random) -> Bootstrapped:
     backend = _open_backend(config)
     storage = MemoryStorage()
     node = RawNode(_raft_config(config, local.id, storage, rng))
-    for m in members:
-        if m.id != local.id:
-            m.name = ""  # others publish their names once they start, as in etcd
     node.bootstrap([Peer(m.id, m.to_context()) for m in sorted(members, key=lambda m: m.id)])
     return Bootstrapped(
         local.id, cid, members, wal, Snapshotter(snap_dir(config.data_dir)), storage, node,

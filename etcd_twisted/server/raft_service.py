@@ -75,7 +75,8 @@ class RaftService(Service):
         self._applier = applier
         self._clock = clock
         self._tick_interval = tick_interval
-        self._send = send
+        #: Where outbound raft messages go (the peer transport's ``send``).
+        self.send = send
         self._on_fatal = on_fatal
         self._persist_snapshot = persist_snapshot
         self._ticker: LoopingCall | None = None
@@ -141,6 +142,16 @@ class RaftService(Service):
         self.node.campaign()
         self.kick()
 
+    def report_unreachable(self, node_id: int) -> None:
+        """The transport could not reach a peer: raft probes it again, gently."""
+        self.node.report_unreachable(node_id)
+        self.kick()
+
+    def report_snapshot(self, node_id: int, ok: bool) -> None:
+        """A snapshot sent to a peer was (or was not) delivered."""
+        self.node.report_snapshot(node_id, ok)
+        self.kick()
+
     def transfer_leader(self, transferee: int) -> None:
         """Ask raft to hand leadership to ``transferee``."""
         self.node.transfer_leader(transferee)
@@ -185,7 +196,7 @@ class RaftService(Service):
         if rd.entries:
             self.storage.append(rd.entries)
         if rd.messages:
-            self._send(rd.messages)
+            self.send(rd.messages)
         if rd.committed_entries:
             self._applier.apply_entries(rd.committed_entries)
         if rd.read_states:
