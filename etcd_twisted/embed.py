@@ -79,7 +79,9 @@ class EtcdService(MultiService):
         self.config = config
         self.reactor = reactor
         self.metrics = Metrics()
-        self.server = EtcdServer(config, bootstrap(config, random.Random()), reactor)
+        boot = bootstrap(config, random.Random())
+        self._initial_members = boot.initial_members
+        self.server = EtcdServer(config, boot, reactor)
         self.server.on_fatal = on_fatal or self._stop_on_fatal
         self.server.on_leader_change = lambda lead: self.metrics.leader_changes.inc()
         self._watch_server_state()
@@ -183,6 +185,10 @@ class EtcdService(MultiService):
         members = self.server.cluster.members
         for member in members.values():
             transport.add_peer(member.id, member.peer_urls)
+        if not members:  # a first start: talk to the members we were told about
+            for member in self._initial_members:
+                transport.add_peer(member.id, member.peer_urls)
+            return
         for peer_id in list(transport.peers):
             if peer_id not in members:
                 transport.remove_peer(peer_id)

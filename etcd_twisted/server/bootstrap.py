@@ -11,7 +11,9 @@ entries were already applied.
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 from dataclasses import dataclass
 from random import Random
 
@@ -51,7 +53,8 @@ class Bootstrapped:
 
     member_id: int
     cluster_id: int
-    #: The initial members of a new cluster (empty on restart: the backend has them).
+    #: The members known at a first start (the bootstrap ones, or those a joining member
+    #: fetched from its peers); empty on restart, where the backend has them.
     initial_members: list[Member]
     wal: WAL
     snapshotter: Snapshotter
@@ -98,11 +101,8 @@ def _raft_config(config: Config, node_id: int, storage: MemoryStorage, rng: Rand
 
 
 def _new_member(config: Config, rng: Random) -> Bootstrapped:
-    if config.initial_cluster_state != "new":
-        raise BootstrapError(
-            "joining an existing cluster (--initial-cluster-state existing) needs the "
-            "peer service, which this member does not have yet"
-        )
+    if config.initial_cluster_state == "existing":
+        return _join(config, rng)
     if config.name not in config.initial_cluster:
         raise BootstrapError(
             f"couldn't find local name {config.name!r} in the initial cluster configuration"
@@ -125,6 +125,58 @@ def _new_member(config: Config, rng: Random) -> Bootstrapped:
     storage = MemoryStorage()
     node = RawNode(_raft_config(config, local.id, storage, rng))
     node.bootstrap([Peer(m.id, m.to_context()) for m in sorted(members, key=lambda m: m.id)])
+    return Bootstrapped(
+        local.id, cid, members, wal, Snapshotter(snap_dir(config.data_dir)), storage, node,
+        backend, None, True,
+    )  # fmt: skip
+
+
+def fetch_cluster(peer_urls: list[str], timeout: float = 2.0) -> tuple[int, list[Member]]:
+    """Ask running members (``GET /members`` on their peer URLs) for the cluster id and members."""
+    errors = []
+    for url in peer_urls:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/members", timeout=timeout) as resp:
+                cluster_id = int(resp.headers["X-Etcd-Cluster-Id"], 16)
+                body = json.load(resp)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            errors.append(f"{url}: {e}")
+            continue
+        members = [
+            Member(
+                int(m["id"]),
+                m.get("name", ""),
+                list(m.get("peerURLs", [])),
+                list(m.get("clientURLs", [])),
+                bool(m.get("isLearner", False)),
+            )
+            for m in body
+        ]
+        return cluster_id, members
+    raise BootstrapError(f"cannot fetch cluster info from peer urls: {'; '.join(errors)}")
+
+
+def _join(config: Config, rng: Random) -> Bootstrapped:
+    """A member added with ``member add`` starting for the first time: it learns the
+    cluster from its peers and waits for the leader to send it the log."""
+    own = sorted(config.initial_advertise_peer_urls)
+    remote = [
+        url for name, urls in config.initial_cluster.items() if sorted(urls) != own for url in urls
+    ]
+    cid, members = fetch_cluster(remote)
+    local = next((m for m in members if sorted(m.peer_urls) == own), None)
+    if local is None:
+        raise BootstrapError(
+            f"this member's peer URLs {','.join(own)} are not in the cluster: "
+            "add it with `etcdctl member add` first"
+        )
+    os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
+    os.makedirs(snap_dir(config.data_dir), mode=0o700, exist_ok=True)
+    metadata = Metadata(NodeID=local.id, ClusterID=cid).SerializeToString()
+    wal = WAL.create(config.wal_path, metadata)
+    backend = _open_backend(config)
+    storage = MemoryStorage()
+    node = RawNode(_raft_config(config, local.id, storage, rng))
     return Bootstrapped(
         local.id, cid, members, wal, Snapshotter(snap_dir(config.data_dir)), storage, node,
         backend, None, True,
