@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from klein import Klein
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.server import Site
 
@@ -27,6 +29,11 @@ def member_json(member: Member) -> dict[str, Any]:
     return body
 
 
+#: ``handler(kind, body) -> response body`` for forwarded lease calls ("renew" or
+#: "time_to_live", protobuf in and out); a ``LookupError`` means the lease is unknown.
+LeaseHandler = Callable[[str, bytes], "Deferred[bytes] | bytes"]
+
+
 class PeerApi:
     """Routes served on ``--listen-peer-urls`` (raft links share the port, see ``port``)."""
 
@@ -36,9 +43,34 @@ class PeerApi:
         self,
         members: Callable[[], Iterable[Member]] = tuple,
         cluster_id: Callable[[], int] | None = None,
+        leases: LeaseHandler | None = None,
     ) -> None:
         self._members = members
         self._cluster_id = cluster_id
+        self._leases = leases
+
+    @app.route("/leases", methods=["POST"])
+    def lease_renew(self, request: IRequest) -> Deferred[bytes] | bytes:
+        """A follower forwards a lease keep-alive to the leader (etcd's ``leasehttp``)."""
+        return self._lease_call(request, "renew")
+
+    @app.route("/leases/internal", methods=["POST"])
+    def lease_time_to_live(self, request: IRequest) -> Deferred[bytes] | bytes:
+        """A follower forwards a lease time-to-live request to the leader."""
+        return self._lease_call(request, "time_to_live")
+
+    def _lease_call(self, request: IRequest, kind: str) -> Deferred[bytes] | bytes:
+        request.setHeader(b"content-type", b"application/protobuf")
+        if self._leases is None:
+            request.setResponseCode(404)
+            return b""
+        body = request.content.read()
+
+        def failed(failure: Failure) -> bytes:
+            request.setResponseCode(404 if failure.check(LookupError) else 503)
+            return failure.getErrorMessage().encode()
+
+        return maybeDeferred(self._leases, kind, body).addErrback(failed)
 
     @app.route("/version", methods=["GET"])
     def version(self, request: IRequest) -> bytes:
