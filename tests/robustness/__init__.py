@@ -1,0 +1,1 @@
+"""Tests for the robustness checkers (history, model, linearizability, watch, report)."""
