@@ -107,7 +107,9 @@ class EtcdService(MultiService):
         self.raft = ServerService(self.server)
         self.transport = self._build_transport()
         peer_api = PeerApi(
-            lambda: self.server.cluster.members.values(), lambda: self.server.cluster_id
+            lambda: self.server.cluster.members.values(),
+            lambda: self.server.cluster_id,
+            self.server.handle_forwarded_lease,
         )
         self.peer = MultiService()
         self.peer.setName("peer")

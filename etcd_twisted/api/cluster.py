@@ -15,7 +15,7 @@ from twisted.python.failure import Failure
 
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.api.errors import to_grpc_error
-from etcd_twisted.api.unary import require_leader
+from etcd_twisted.api.unary import check_learner, require_leader
 from etcd_twisted.grpc import Registry, ServerContext
 from etcd_twisted.server.etcd_server import EtcdServer
 
@@ -42,6 +42,7 @@ def _handler(
     def handle(request: Any, ctx: ServerContext) -> Deferred[Any]:
         def run() -> Any:
             require_leader(server, ctx)
+            check_learner(server, request)
             return call(request)
 
         d = maybeDeferred(run)

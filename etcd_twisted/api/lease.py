@@ -45,12 +45,14 @@ def _keep_alive(server: EtcdServer, ctx: ServerContext, stream: ServerStream) ->
     """
 
     def on_message(request: rpc_pb2.LeaseKeepAliveRequest) -> Deferred[None]:
-        def renew() -> rpc_pb2.LeaseKeepAliveResponse:
-            require_leader(server, ctx)
-            ttl = server.lease_renew(request.ID)
+        def respond(ttl: int) -> rpc_pb2.LeaseKeepAliveResponse:
             return fill_header(server, rpc_pb2.LeaseKeepAliveResponse(ID=request.ID, TTL=ttl))
 
-        d = maybeDeferred(renew)
+        def renew() -> int | Deferred[int]:
+            require_leader(server, ctx)
+            return server.lease_renew(request.ID)
+
+        d = maybeDeferred(renew).addCallback(respond)
         d.addCallback(stream.send)
         d.addErrback(_end_with_error, stream)
         return d

@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.api.errors import to_grpc_error
 from etcd_twisted.grpc import ServerContext
-from etcd_twisted.server.errors import NoLeaderError
+from etcd_twisted.server.errors import NoLeaderError, NotSupportedForLearnerError
 
 
 class HeaderSource(Protocol):
@@ -20,6 +20,7 @@ class HeaderSource(Protocol):
     cluster_id: int
     member_id: int
     leader_id: int
+    is_learner: bool
 
     @property
     def term(self) -> int: ...
@@ -44,6 +45,17 @@ def require_leader(server: HeaderSource, ctx: ServerContext) -> None:
         raise NoLeaderError()
 
 
+def check_learner(server: HeaderSource, request: Any) -> None:
+    """A learner serves only Status and serializable ranges (etcd 3.5's rule)."""
+    if not server.is_learner:
+        return
+    if isinstance(request, rpc_pb2.StatusRequest):
+        return
+    if isinstance(request, rpc_pb2.RangeRequest) and request.serializable:
+        return
+    raise NotSupportedForLearnerError()
+
+
 def unary(
     server: HeaderSource, call: Callable[[Any], Any]
 ) -> Callable[[Any, ServerContext], Deferred[Any]]:
@@ -52,6 +64,7 @@ def unary(
     def handler(request: Any, ctx: ServerContext) -> Deferred[Any]:
         def run() -> Any:
             require_leader(server, ctx)
+            check_learner(server, request)
             return call(request)
 
         d = maybeDeferred(run)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import treq.client
 from twisted.internet import threads
 from twisted.internet.defer import Deferred
 from twisted.internet.defer import TimeoutError as DeferTimeout
@@ -24,6 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.client import Agent, HTTPConnectionPool
 
 from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION
 from etcd_twisted._pb import raft_pb2, rpc_pb2, wal_pb2
@@ -56,7 +58,9 @@ from etcd_twisted.raft import ProposalDroppedError, ReadState, SoftState
 from etcd_twisted.server import compactor
 from etcd_twisted.server.bootstrap import Bootstrapped
 from etcd_twisted.server.errors import (
+    BadLeaderTransfereeError,
     CorruptError,
+    LeaderTransferTimeoutError,
     NoLeaderError,
     NotLeaderError,
     RequestTooLargeError,
@@ -154,6 +158,8 @@ class EtcdServer:
         self._compactions: list[tuple[int, Deferred[None]]] = []
         self._compacting = False
         self._stopped = False
+        #: HTTP client for calls forwarded to the leader (lease renewals).
+        self._http = treq.client.HTTPClient(Agent(clock, pool=HTTPConnectionPool(clock)))
         #: Databases received from the leader, by the snapshot index they go with.
         self._received_dbs: dict[int, str] = {}
         self._lease_checker = LoopingCall(self._check_leases)
@@ -266,7 +272,16 @@ class EtcdServer:
         self._publish_attributes()
 
     def stop(self) -> Deferred[None]:
-        """Stop raft, fail waiting requests, flush the backend and close the WAL."""
+        """Hand over leadership if leading others, then stop raft, fail waiting requests,
+        flush the backend and close the WAL."""
+        transferee = self._leadership_transferee() if self.is_leader else None
+        if transferee is not None:
+            self.log.info("handing leadership to {id:x} before stopping", id=transferee)
+            d = self._transfer_leadership(transferee, self.config.election_timeout / 1000.0)
+            return d.addBoth(lambda _: self._stop())
+        return self._stop()
+
+    def _stop(self) -> Deferred[None]:
         self._stopped = True
         self.reads.stop()
         if self._lease_checker.running:
@@ -304,6 +319,11 @@ class EtcdServer:
     @property
     def is_leader(self) -> bool:
         return self.leader_id == self.member_id
+
+    @property
+    def is_learner(self) -> bool:
+        member = self.cluster.members.get(self.member_id)
+        return member is not None and member.is_learner
 
     def header(self, revision: int = 0) -> rpc_pb2.ResponseHeader:
         """A response header; ``revision`` 0 means the store's current revision."""
@@ -623,10 +643,12 @@ class EtcdServer:
         """Revoke a lease (and delete its keys) through raft."""
         return self._propose(InternalRaftRequest(lease_revoke=r))
 
-    def lease_renew(self, lease_id: int) -> int:
-        """Renew a lease on the leader; an unknown or expired lease renews to TTL 0."""
+    def lease_renew(self, lease_id: int) -> int | Deferred[int]:
+        """Renew a lease (only the leader can: a follower forwards); unknown renews to TTL 0."""
         if not self.is_leader:
-            raise NoLeaderError() if not self.leader_id else NotLeaderError()
+            request = rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)
+            d = self._forward_to_leader("/leases", request.SerializeToString())
+            return d.addCallback(lambda body: rpc_pb2.LeaseKeepAliveResponse.FromString(body).TTL)
         try:
             return self.lessor.renew(lease_id, self.clock.seconds())
         except LeaseNotFoundError:
@@ -634,8 +656,44 @@ class EtcdServer:
 
     def lease_time_to_live(
         self, r: rpc_pb2.LeaseTimeToLiveRequest
+    ) -> rpc_pb2.LeaseTimeToLiveResponse | Deferred[rpc_pb2.LeaseTimeToLiveResponse]:
+        """A lease's granted and remaining TTL (and keys); TTL -1 for an unknown lease.
+
+        Only the leader knows how long a lease has left, so a follower asks it.
+        """
+        if not self.is_leader:
+            d = self._forward_to_leader("/leases/internal", r.SerializeToString())
+            return d.addCallback(rpc_pb2.LeaseTimeToLiveResponse.FromString)
+        return self._local_time_to_live(r)
+
+    def handle_forwarded_lease(self, kind: str, body: bytes) -> bytes | Deferred[bytes]:
+        """Answer a lease call a follower forwarded here (the peer API's ``/leases``)."""
+        if not self.is_leader:
+            raise NotLeaderError()
+        if kind == "renew":
+            request = rpc_pb2.LeaseKeepAliveRequest.FromString(body)
+            ttl = self.lease_renew(request.ID)
+            return rpc_pb2.LeaseKeepAliveResponse(ID=request.ID, TTL=ttl).SerializeToString()
+        request = rpc_pb2.LeaseTimeToLiveRequest.FromString(body)
+        return self._local_time_to_live(request).SerializeToString()
+
+    def _forward_to_leader(self, path: str, body: bytes) -> Deferred[bytes]:
+        leader = self.cluster.members.get(self.leader_id) if self.leader_id else None
+        if leader is None or not leader.peer_urls:
+            raise NoLeaderError()
+        url = leader.peer_urls[0].rstrip("/") + path
+        d = self._http.post(url, data=body, timeout=self.request_timeout)
+
+        def check(response: Any) -> Deferred[bytes]:
+            if response.code != 200:
+                raise NotLeaderError() if response.code == 503 else NoLeaderError()
+            return response.content()
+
+        return d.addCallback(check)
+
+    def _local_time_to_live(
+        self, r: rpc_pb2.LeaseTimeToLiveRequest
     ) -> rpc_pb2.LeaseTimeToLiveResponse:
-        """A lease's granted and remaining TTL (and keys); TTL -1 for an unknown lease."""
         try:
             ttl = self.lessor.time_to_live(r.ID, self.clock.seconds())
         except LeaseNotFoundError:
@@ -749,6 +807,46 @@ class EtcdServer:
                 resp.alarms.append(member)
         self.applier.no_space = bool(self.alarms.get(NOSPACE))
         return resp
+
+    def move_leader(self, r: rpc_pb2.MoveLeaderRequest) -> Deferred[rpc_pb2.MoveLeaderResponse]:
+        """Hand leadership to another voting member (on the leader only)."""
+        if not self.is_leader:
+            raise NotLeaderError()
+        target = self.cluster.members.get(r.targetID)
+        if target is None or target.is_learner or r.targetID == self.member_id:
+            raise BadLeaderTransfereeError()
+        return self._transfer_leadership(r.targetID, self.request_timeout).addCallback(
+            lambda _: rpc_pb2.MoveLeaderResponse(header=self.header())
+        )
+
+    def _transfer_leadership(self, target: int, timeout: float) -> Deferred[None]:
+        """Ask raft to move leadership to ``target``; fires once it has, fails on timeout."""
+        self.raft.transfer_leader(target)
+        deadline = self.clock.seconds() + timeout
+        done: Deferred[None] = Deferred()
+
+        def check() -> None:
+            if self.leader_id == target:
+                done.callback(None)
+            elif self.clock.seconds() >= deadline:
+                done.errback(LeaderTransferTimeoutError())
+            else:
+                self.clock.callLater(self.config.heartbeat_interval / 1000.0, check)
+
+        check()
+        return done
+
+    def _leadership_transferee(self) -> int | None:
+        """The most up-to-date connected voter, to hand leadership to before stopping."""
+        progress = self.node.status().progress
+        best, best_match = None, -1
+        for member in self.cluster.members.values():
+            if member.id == self.member_id or member.is_learner or not self.peer_active(member.id):
+                continue
+            pr = progress.get(member.id)
+            if pr is not None and pr.match > best_match:
+                best, best_match = member.id, pr.match
+        return best
 
     def defragment(self, r: rpc_pb2.DefragmentRequest) -> rpc_pb2.DefragmentResponse:
         """Rewrite the backend compactly (blocks this member while it runs, as etcd's does)."""
