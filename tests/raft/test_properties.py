@@ -6,7 +6,7 @@ log matching, leader completeness, state-machine safety, and that a read index i
 behind an entry committed before the read was asked. After each schedule the network
 heals and the cluster must elect a leader and commit a new entry everywhere.
 
-``RAFT_HYPOTHESIS_EXAMPLES`` scales the number of schedules (default: 120 per size).
+``RAFT_HYPOTHESIS_EXAMPLES`` scales the number of schedules (default: 500 per size).
 """
 
 import os
@@ -18,9 +18,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from etcd_twisted.raft import MemoryStorage, ProposalDroppedError, StateType
 from tests.raft.harness import Network, Node
 
-EXAMPLES = int(os.environ.get("RAFT_HYPOTHESIS_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("RAFT_HYPOTHESIS_EXAMPLES", "500"))
 
-#: How many schedules ran in this process, per cluster size (reported by the tests' names).
+#: How many schedules ran in this process, per cluster size.
 SCHEDULES_RUN = {3: 0, 5: 0}
 
 
