@@ -343,12 +343,17 @@ def _sources(ops: _Ops, order: list[int]) -> list[int]:
 
 
 def _illegal(ops: _Ops, best: list[int], steps: int) -> Result:
-    """The longest prefix, the state it reaches, and the operations that had to come next."""
+    """The longest prefix, the state it reaches, and the operations that had to come next.
+
+    Those are the pending operations called before the first pending return, and
+    the ones whose revision the state may not pass (they block the others).
+    """
     state = State()
     for i in best:
         state = ops.check[i](state) or state
     placed = set(best)
     pending = [i for i in range(len(ops.check)) if i not in placed and not ops.optional[i]]
     deadline = min(ops.ret[i] for i in pending)
-    blocked = sorted({ops.source[i] for i in pending if ops.call[i] <= deadline})
-    return Result("illegal", _sources(ops, best), blocked, state=state, steps=steps)
+    lowest = min(ops.bound[i] for i in pending)
+    blocked = {ops.source[i] for i in pending if ops.call[i] <= deadline or ops.bound[i] == lowest}
+    return Result("illegal", _sources(ops, best), sorted(blocked), state=state, steps=steps)
