@@ -159,7 +159,7 @@ class EtcdService(MultiService):
             ).observe(seconds),
             is_removed=lambda member_id: member_id in server.cluster.removed,
         )
-        server.raft.send = transport.send
+        server.raft.send = lambda messages: transport.send(server.outgoing(messages))
         server.peer_active = lambda member_id: (
             member_id == server.member_id or transport.is_active(member_id)
         )

@@ -154,6 +154,8 @@ class EtcdServer:
         self.leader_id = 0
         self.committed_index = 0
         self._waiters: dict[int, Deferred[Any]] = {}
+        #: Proposals waiting for the end of this reactor turn, as (request id, data).
+        self._batch: list[tuple[int, bytes]] = []
         self._leader_waiters: list[Deferred[None]] = []
         self._compactions: list[tuple[int, Deferred[None]]] = []
         self._compacting = False
@@ -429,14 +431,40 @@ class EtcdServer:
         return d
 
     def _propose_now(self, request_id: int, data: bytes) -> None:
-        waiter = self._waiters.get(request_id)
-        if waiter is None or waiter.called:
+        """Queue a proposal; everything queued in one reactor turn goes to raft as one batch."""
+        self._batch.append((request_id, data))
+        if len(self._batch) == 1:
+            self.clock.callLater(0, self._flush_proposals)
+
+    def _flush_proposals(self) -> None:
+        batch, self._batch = self._batch, []
+        live = [(rid, data) for rid, data in batch if rid in self._waiters]
+        if not live:
             return
         try:
-            self.raft.propose(data)
+            self.raft.propose_batch([data for _, data in live])
         except ProposalDroppedError:
-            self._waiters.pop(request_id, None)
-            waiter.errback(NoLeaderError())
+            for request_id, _ in live:
+                waiter = self._waiters.pop(request_id, None)
+                if waiter is not None and not waiter.called:
+                    waiter.errback(NoLeaderError())
+
+    def outgoing(self, messages: list[raft_pb2.Message]) -> list[raft_pb2.Message]:
+        """Messages on their way to peers; a snapshot describes the current applied state.
+
+        The database a follower receives with ``MsgSnap`` is the backend as it is now, so
+        the message's metadata must say so (index, term and membership as applied), as
+        etcd's ``createMergedSnapshotMessage`` does; a member added after raft's last
+        snapshot would otherwise refuse a snapshot that does not list it.
+        """
+        for message in messages:
+            if message.type == raft_pb2.MsgSnap:
+                self.backend.force_commit()
+                index, term = self.backend.consistent_index()
+                md = message.snapshot.metadata
+                md.index, md.term = index, term
+                md.conf_state.CopyFrom(self.node.raft.trk.conf_state())
+        return messages
 
     def _forget(self, result: Any, request_id: int) -> Any:
         self._waiters.pop(request_id, None)

@@ -122,6 +122,11 @@ class RaftService(Service):
         self.node.propose(data)
         self.kick()
 
+    def propose_batch(self, datas: list[bytes]) -> None:
+        """Propose several entries at once (one append message per follower)."""
+        self.node.propose_batch(datas)
+        self.kick()
+
     def step(self, message: raft_pb2.Message) -> None:
         """Feed a message from a peer."""
         self.node.step(message)
