@@ -32,7 +32,8 @@ log = Logger()
 #: waiting for the peer's flow-control window, later otherwise.
 SEND_BUFFER_BYTES = 64 * 1024
 
-_OK_TRAILERS = [(b"grpc-status", b"0")]
+#: The trailers of a successful call (shared: never mutate).
+OK_TRAILERS = [(b"grpc-status", b"0")]
 
 
 class CallSink(Protocol):
@@ -311,7 +312,7 @@ class Call:
             return
         self.closed = True
         if error is None and not self.trailing_metadata:
-            self.trailers = _OK_TRAILERS
+            self.trailers = OK_TRAILERS
         else:
             self.trailers = _trailers(error, self.trailing_metadata)
         self._sink.call_ready(self)
@@ -438,7 +439,7 @@ def _trailers(
     error: GrpcError | None, metadata: list[tuple[str, MetadataValue]]
 ) -> list[tuple[bytes, bytes]]:
     if error is None:
-        trailers = list(_OK_TRAILERS)
+        trailers = list(OK_TRAILERS)
     else:
         trailers = [(b"grpc-status", b"%d" % error.code)]
         if error.message:

@@ -40,8 +40,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from etcd_twisted.grpc.call import Call
+from etcd_twisted.grpc.call import OK_TRAILERS, Call
 from etcd_twisted.grpc.framing import MessageDecoder
+from etcd_twisted.grpc.hpack_cache import CachingDecoder, CachingEncoder
 from etcd_twisted.grpc.metadata import Metadata, parse_timeout
 from etcd_twisted.grpc.service import Registry
 from etcd_twisted.grpc.status import GrpcError, StatusCode, percent_encode
@@ -89,6 +90,11 @@ class GrpcProtocol(Protocol):
                 normalize_inbound_headers=False,
             )
         )
+        # Our usual response blocks are constants, and repeated request blocks decode once.
+        self._h2.encoder = CachingEncoder(
+            [_RESPONSE_HEADERS, OK_TRAILERS, _RESPONSE_HEADERS + OK_TRAILERS]
+        )
+        self._h2.decoder = CachingDecoder()
         self._peer: IAddress | None = None
         self._calls: dict[int, Call] = {}
         self._ready: dict[int, Call] = {}
