@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import crc32c
 import lmdb
 
+from etcd_twisted import failpoints
 from etcd_twisted.backend import buckets
 from etcd_twisted.backend.errors import DatabaseSpaceExceededError
 from etcd_twisted.backend.snapshot import BackendSnapshot
@@ -211,7 +212,9 @@ class Backend:
             return
         txn, self._write = self._write, None
         try:
+            failpoints.hit("before_backend_commit")
             txn.commit()
+            failpoints.hit("after_backend_commit")
         except lmdb.MapFullError:
             self._discard()
             raise DatabaseSpaceExceededError("map full on commit") from None
@@ -257,7 +260,9 @@ class Backend:
         finally:
             os.close(fd)
         self._env.close()
+        failpoints.hit("before_defragment_swap")
         os.replace(tmp, self.path)
+        failpoints.hit("after_defragment_swap")
         files.fsync_dir(os.path.dirname(self.path) or ".")
         self._open()
 

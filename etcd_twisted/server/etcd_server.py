@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 
-from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION
+from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION, failpoints
 from etcd_twisted._pb import raft_pb2, rpc_pb2, wal_pb2
 from etcd_twisted._pb.raft_internal_pb2 import (
     ClusterMemberAttrSetRequest,
@@ -241,6 +241,7 @@ class EtcdServer:
             os.unlink(path)
 
         def swap(_: None) -> None:
+            failpoints.hit("before_apply_snapshot")
             backend.close()
             os.replace(incoming, target)
             for stale in (target + "-lock", incoming + "-lock"):
@@ -255,6 +256,7 @@ class EtcdServer:
                 )
             )
             self.applied.advance(max(index, self.backend.consistent_index()[0]))
+            failpoints.hit("after_apply_snapshot")
             self.log.info("applied a snapshot from the leader at index {index}", index=index)
             if self.on_state_replaced is not None:
                 self.on_state_replaced()
@@ -780,6 +782,7 @@ class EtcdServer:
     def _compaction_step(self) -> None:
         if self._stopped:
             return
+        failpoints.hit("during_compaction")
         if self.kv.compaction_step(COMPACTION_STEP):
             self._compacting = False
             self.backend.force_commit()

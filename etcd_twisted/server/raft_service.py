@@ -21,8 +21,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from etcd_twisted import failpoints
 from etcd_twisted._pb import raft_pb2
-from etcd_twisted.raft import MemoryStorage, RawNode, Ready, SoftState
+from etcd_twisted.raft import MemoryStorage, RawNode, Ready, SoftState, StateType
 
 
 class Persister(Protocol):
@@ -201,6 +202,9 @@ class RaftService(Service):
         if rd.entries:
             self.storage.append(rd.entries)
         if rd.messages:
+            if failpoints.ENABLED:
+                leading = self.node.raft.state == StateType.LEADER
+                failpoints.hit("before_leader_send" if leading else "before_follower_send")
             self.send(rd.messages)
         if rd.committed_entries:
             self._applier.apply_entries(rd.committed_entries)

@@ -26,6 +26,7 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from etcd_twisted import failpoints
 from etcd_twisted._pb import raft_pb2
 
 __all__ = ["WALWriter"]
@@ -148,7 +149,9 @@ class WALWriter(Service):
         try:
             if isinstance(op, _Save):
                 self.writes += 1
+                failpoints.hit("before_wal_save")
                 self._wal.save(op.hard_state, op.entries)
+                failpoints.hit("after_wal_save")
                 return None, None
             return op.fn(*op.args), None
         except BaseException:
