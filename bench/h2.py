@@ -132,6 +132,8 @@ def run(
     with open(log_path, "a") as log:
         log.write(f"$ {' '.join(argv)}\n{out}\n")
     result = parse(out)
+    if not result.succeeded:
+        raise RuntimeError(f"h2load: no call succeeded: {out.strip().splitlines()[-1:]}")
     if result.failed or result.errored:
         raise RuntimeError(f"h2load: {result.failed} failed, {result.errored} errored")
     if result.succeeded and result.data_bytes < result.succeeded * min_bytes:

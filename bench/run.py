@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
+
 from bench import client, driver, h2, procs, profile
 from bench.procs import KINDS, Server
 
@@ -311,6 +313,17 @@ def stop_cluster(servers: Sequence[Server], ctx: Context, tag: str) -> None:
         shutil.rmtree(s.data_dir, ignore_errors=True)
 
 
+def short_error(e: BaseException) -> str:
+    """One short line for the table; the whole error goes to errors.log."""
+    if isinstance(e, grpc.RpcError) and hasattr(e, "code"):
+        return f"{e.code().name}"
+    text = str(e).strip()
+    m = re.search(r"StatusCode\.(\w+)", text)
+    if m:
+        return m.group(1)
+    return (text.splitlines()[0] if text else type(e).__name__)[:60]
+
+
 def run_one(ctx: Context, workload: str, kind: str, rnd: int, fn: Callable[[], Measured]) -> None:
     """Run one measurement and file its rows (or why it has none)."""
     rows = rows_of(workload)
@@ -327,7 +340,7 @@ def run_one(ctx: Context, workload: str, kind: str, rnd: int, fn: Callable[[], M
                 f.write(f"round {rnd} {workload} {kind}: n/a because {e.__cause__}\n")
         return
     except (Exception, TimeoutError) as e:  # noqa: BLE001 - one bad workload must not stop the run
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        first = short_error(e)
         for row in rows:
             ctx.note(row, kind, f"error: {first}")
         ctx.log(f"  {workload:<12} {kind:<5} ERROR {first}")
@@ -357,7 +370,7 @@ def phase_rounds(
                 except Exception as e:  # noqa: BLE001
                     for w in workloads:
                         for row in rows_of(w):
-                            ctx.note(row, kind, f"error: did not start: {str(e)[:120]}")
+                            ctx.note(row, kind, "error: did not start")
                     ctx.log(f"  {kind} did not start: {e}")
                     continue
                 clusters[kind] = servers
@@ -367,6 +380,21 @@ def phase_rounds(
                     ctx.log(f"  {'startup':<12} {kind:<5} startup={seconds:.2f}")
             for w in workloads:
                 for kind in seq:
+                    if kind in live and not live[kind].running():
+                        # Something outside killed it (the machine is shared): say so, go on.
+                        gone = live[kind]
+                        why = f"{kind} exited with code {gone.proc.returncode} before {w}"
+                        ctx.log(f"  {why}; starting a fresh one")
+                        with open(os.path.join(ctx.run_dir, "errors.log"), "a") as f:
+                            f.write(f"round {rnd}: {why}; log tail:\n{gone.log_tail(600)}\n")
+                        try:
+                            servers, _ = start_fresh(ctx, kind, f"r{rnd}b")
+                        except Exception as e:  # noqa: BLE001
+                            ctx.log(f"  {kind} did not restart: {e}")
+                            del live[kind]
+                            continue
+                        clusters[f"{kind}-restarted"] = servers
+                        live[kind] = servers[0]
                     if kind in live:
                         run_one(
                             ctx, w, kind, rnd, lambda k=kind, w=w, lv=live: WORKLOADS[w](ctx, lv[k])
@@ -395,7 +423,7 @@ def phase_cluster3(ctx: Context, kinds: Sequence[str]) -> None:
                     raise NotAvailable("not implemented") from e
                 try:
                     lead = client.leader(servers)
-                    return _h2(ctx, lead, "put") | {}
+                    return _h2(ctx, lead, "put")
                 finally:
                     stop_cluster(servers, ctx, f"c{rnd}")
 
