@@ -367,6 +367,14 @@ class ClusterTests(TestCase):
             await writer.put(b"lin", b"%d" % i)
             resp = await self.kv(followers[i % 2]).range(b"lin")
             self.assertEqual([kv.value for kv in resp.kvs], [b"%d" % i], f"read {i}")
+        # Leases granted and kept alive through a follower (forwarded to the leader).
+        granted = await self.ctl(followers[0], "lease", "grant", "30")
+        lease_id = re.search(r"lease ([0-9a-f]+) granted with TTL\(30s\)", granted.out)
+        self.assertIsNotNone(lease_id, granted.out)
+        kept = await self.ctl(followers[1], "lease", "keep-alive", "--once", lease_id.group(1))
+        self.assertIn(f"lease {lease_id.group(1)} keepalived with TTL(30)", kept.out)
+        ttl = await self.ctl(followers[1], "lease", "timetolive", lease_id.group(1))
+        self.assertIn("granted with TTL(30s)", ttl.out)
         # A member with the wrong token computes another cluster id: it is refused.
         stranger = new_member(self.base, "m4")
         initial = cluster.initial_cluster + f",m4={stranger.peer_url}"
@@ -407,6 +415,17 @@ class ClusterTests(TestCase):
         back = await self.ctl(",".join(urls), "move-leader", hex_id(ids[leader]))
         self.assertIn(f"to {hex_id(ids[leader])}", back.out)
         self.assertEqual(await leader_of(urls), leader)
+        # A leader stopped gracefully hands leadership over: no election timeout to wait.
+        stopping = cluster.processes[cluster.index(leader)]
+        stopped_at = reactor.seconds()
+        stopped = Deferred.fromCoroutine(stopping.stop())
+        survivors = [u for u in urls if u != leader]
+        new_leader = await leader_of(survivors)
+        took = reactor.seconds() - stopped_at
+        await stopped  # etcd, like ours, exits by re-raising SIGTERM after shutting down
+        record("new leader after a graceful leader stop, ours (s)", round(took, 3))
+        self.assertLess(took, ELECTION_TIMEOUT)
+        await self.ctl(new_leader, "put", "after-graceful-stop", "ok")
 
     async def test_leader_kill9_failover_and_snapshot_catch_up(self) -> None:
         """kill -9 of the leader: fast failover, no acked write lost; restart catches up."""
