@@ -22,10 +22,8 @@ from twisted.python.failure import Failure
 
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted._pb.kv_pb2 import Event
-from etcd_twisted.api.errors import to_grpc_error
 from etcd_twisted.config import GRPC_OVERHEAD_BYTES
 from etcd_twisted.grpc import GrpcError, Registry, ServerContext, ServerStream
-from etcd_twisted.mvcc.errors import CompactedError
 from etcd_twisted.mvcc.watchable_store import WatchableStore
 from etcd_twisted.mvcc.watcher import WatcherNotExistError, WatchError, WatchResponse
 
@@ -120,9 +118,6 @@ class _WatchCall:
 
     def _create(self, req: rpc_pb2.WatchCreateRequest) -> None:
         ws = self._ws
-        if req.start_revision < 0:
-            ws.refuse(to_grpc_error(CompactedError()).message)
-            return
         try:
             watch_id = ws.watch(
                 req.key or b"\0",
@@ -177,8 +172,12 @@ class _WatchCall:
         self._unsent -= 1
 
     def _messages(self, r: WatchResponse) -> list[rpc_pb2.WatchResponse]:
+        header = self._backend.header(r.revision)
+        if r.compact_revision:
+            # etcd answers a compacted watch with no revision in the header.
+            header.revision = 0
         message = rpc_pb2.WatchResponse(
-            header=self._backend.header(r.revision),
+            header=header,
             watch_id=r.watch_id,
             created=r.created,
             canceled=r.canceled,

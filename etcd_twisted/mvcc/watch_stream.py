@@ -62,7 +62,8 @@ class WatchStream:
         watch_id: int = AUTO_WATCH_ID,
     ) -> int:
         """Watch ``key`` (or ``[key, end)``; ``end=b"\\0"``: every key from ``key``)
-        from ``start_rev`` (0 or less: the next revision); returns the watch id.
+        from ``start_rev`` (0: the next revision; negative: see ``add_watcher``);
+        returns the watch id.
 
         ``filters`` are the event types to leave out (``Event.PUT``,
         ``Event.DELETE``). A ``created`` response is queued first; a start at or

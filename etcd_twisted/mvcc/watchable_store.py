@@ -177,9 +177,18 @@ class WatchableStore:
         prev_kv: bool,
         progress_notify: bool,
     ) -> Watcher:
-        """Start a watcher: synced if it starts after the current revision, else unsynced."""
-        cur = self._kv.current_rev
-        synced = start_rev <= 0 or start_rev > cur
+        """Start a watcher: synced if it starts after the current revision, else unsynced.
+
+        A negative start behaves as in etcd 3.5: below the compacted revision it is
+        canceled as compacted; otherwise it starts from the next revision (etcd reads
+        its history over an empty backend range).
+        """
+        kv = self._kv
+        cur = kv.current_rev
+        if start_rev < 0:
+            synced = start_rev >= kv.compact_main_rev
+        else:
+            synced = start_rev == 0 or start_rev > cur
         min_rev = max(start_rev, cur + 1) if synced else start_rev
         w = Watcher(
             watch_id, key, end, start_rev, min_rev, stream, filters, prev_kv, progress_notify

@@ -133,14 +133,29 @@ class WatchCallTests(SynchronousTestCase):
         self.assertEqual(sent[3].watch_id, 1)
         self.assertEqual(Call().stream.pop(), [])
 
-    def test_negative_start_refused(self) -> None:
-        """A negative start revision is refused as compacted."""
+    def test_negative_start_without_compaction_is_from_now(self) -> None:
+        """A negative start on a store never compacted watches from the next revision (etcd 3.5)."""
         call = Call()
+        call.backend.put(b"a", b"old")
         call.create(b"a", start_revision=-1)
-        (r,) = call.stream.pop()
+        call.backend.watchable.sync_watchers()
+        call.backend.put(b"a", b"new")
+        created, change = call.stream.pop()
+        self.assertEqual((created.watch_id, created.created, created.canceled), (0, True, False))
+        self.assertEqual([e.kv.value for e in change.events], [b"new"])
+
+    def test_negative_start_after_compaction_is_compacted(self) -> None:
+        """A negative start once compacted is created, then canceled with compact_revision."""
+        call = Call()
+        for _ in range(3):
+            call.backend.put(b"a")
+        call.backend.kv.compact(3)
+        call.create(b"a", start_revision=-1)
+        call.backend.watchable.sync_watchers()
+        created, canceled = call.stream.pop()
+        self.assertEqual((created.watch_id, created.created, created.canceled), (0, True, False))
         self.assertEqual(
-            (r.watch_id, r.canceled, r.cancel_reason),
-            (-1, True, "etcdserver: mvcc: required revision has been compacted"),
+            (canceled.watch_id, canceled.canceled, canceled.compact_revision), (0, True, 3)
         )
 
     def test_key_range_forms(self) -> None:
@@ -180,7 +195,7 @@ class WatchCallTests(SynchronousTestCase):
         self.assertEqual((canceled.watch_id, canceled.canceled), (0, True))
 
     def test_compacted_start(self) -> None:
-        """A start below the compacted revision is canceled with compact_revision."""
+        """A start below the compacted revision is canceled with compact_revision, header revision 0."""
         call = Call()
         for _ in range(3):
             call.backend.put(b"a")
@@ -189,6 +204,10 @@ class WatchCallTests(SynchronousTestCase):
         call.backend.watchable.sync_watchers()
         created, canceled = call.stream.pop()
         self.assertEqual((canceled.canceled, canceled.compact_revision), (True, 3))
+        self.assertEqual(created.header.revision, 4)
+        # etcd leaves the revision out of a compacted watch's header.
+        self.assertEqual(canceled.header.revision, 0)
+        self.assertEqual(canceled.header.member_id, 22)
 
     def test_progress_request(self) -> None:
         """A progress request is answered with watch id -1 and the current revision."""
