@@ -463,3 +463,106 @@ class KV:
 def prefix_end(prefix: bytes) -> bytes:
     """The range end that makes ``prefix`` a prefix range."""
     return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+async def poll_until(
+    condition: Callable[[], bool], timeout: float, what: str = "condition", interval: float = 0.02
+) -> None:
+    """Poll ``condition`` every ``interval`` seconds; fail after ``timeout`` seconds."""
+    deadline = reactor.seconds() + timeout
+    while not condition():
+        if reactor.seconds() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await deferLater(reactor, interval, lambda: None)
+
+
+class ClientProcess(ProcessProtocol):
+    """A long-running client (``etcdctl watch``, ``lease keep-alive``): output captured
+    as it arrives, stdin writable, stopped by a signal with a bounded wait."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.out = b""
+        self.err = b""
+        self.code: int | None = None
+        self.done: Deferred[int] = Deferred()
+
+    @property
+    def running(self) -> bool:
+        return not self.done.called
+
+    @property
+    def stdout(self) -> str:
+        return self.out.decode(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.err.decode(errors="replace")
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+
+    def errReceived(self, data: bytes) -> None:
+        self.err += data
+
+    def write(self, data: bytes) -> None:
+        """Write to the process's stdin."""
+        self.transport.write(data)
+
+    def close_stdin(self) -> None:
+        self.transport.closeStdin()
+
+    def processEnded(self, reason: Failure) -> None:
+        value = reason.value
+        if reason.check(ProcessTerminated) and value.exitCode is None:
+            self.code = -value.signal
+        else:
+            self.code = getattr(value, "exitCode", 0) or 0
+        self.done.callback(self.code)
+
+    async def wait_output(self, text: str, timeout: float = 10.0) -> None:
+        """Wait until stdout contains ``text`` (fails if the process ends first)."""
+
+        def seen() -> bool:
+            if text in self.stdout:
+                return True
+            if not self.running:
+                raise AssertionError(
+                    f"{self.argv} ended ({self.code}) before printing {text!r}:\n"
+                    f"{self.stdout}\n{self.stderr}"
+                )
+            return False
+
+        await poll_until(seen, timeout, f"{text!r} from {self.argv[1:]}; got {self.stdout!r}")
+
+    async def wait_exit(self, timeout: float = 10.0) -> Completed:
+        """Wait for the process to end by itself (SIGKILL after ``timeout``)."""
+        timer = reactor.callLater(timeout, self._kill)
+        await self.done
+        if timer.active():
+            timer.cancel()
+        return Completed(self.code or 0, self.stdout, self.stderr)
+
+    async def stop(self, signum: int = signal.SIGINT, grace: float = 5.0) -> Completed:
+        """Send ``signum`` (if still running) and wait for the exit; SIGKILL after ``grace``."""
+        if self.running:
+            self.transport.signalProcess(signum)
+        return await self.wait_exit(grace)
+
+    def _kill(self) -> None:
+        if self.running:
+            self.transport.signalProcess(signal.SIGKILL)
+
+
+def spawn_etcdctl(
+    case: object, endpoint: str, *args: str, env: dict[str, str] | None = None
+) -> ClientProcess:
+    """Start a long-running etcdctl (``watch``, ``lease keep-alive``) against ``endpoint``;
+    ``case``'s cleanup kills it if the test did not stop it."""
+    argv = [binary("etcdctl"), f"--endpoints={endpoint}", *args]
+    full_env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")}
+    full_env.update(env or {})
+    proto = ClientProcess(argv)
+    reactor.spawnProcess(proto, argv[0], argv, env=full_env)
+    case.addCleanup(proto.stop, signal.SIGKILL, 5.0)  # type: ignore[attr-defined]
+    return proto
