@@ -53,6 +53,12 @@ FREQUENT = (
     "before_leader_send",
     "before_follower_send",
 )
+#: Reached only by a follower so far behind that the leader sends a snapshot.
+SNAPSHOT = ("before_apply_snapshot", "after_apply_snapshot")
+#: Reached only when members exchange messages.
+PEERS_ONLY = ("before_leader_send", "before_follower_send", *SNAPSHOT)
+#: Entries a leader keeps behind a snapshot (``etcd_twisted.server.snapshot``), plus margin.
+CATCH_UP = 5000 + 300
 
 
 @dataclass
@@ -86,12 +92,14 @@ class Faults:
         self.records: list[FaultRecord] = []
         self.stuck: list[str] = []
         self.log = log
+        self.until: float | None = None
 
     def sleep(self, seconds: float) -> Any:
         return deferLater(self.reactor, seconds, lambda: None)
 
     async def run(self, until: float, interval: tuple[float, float]) -> None:
         """Inject faults, one after another, until monotonic time ``until``."""
+        self.until = until
         await self.sleep(self.rng.uniform(*interval))
         while time.monotonic() < until - 3:
             kind = self.rng.choice(self.kinds)
@@ -198,18 +206,28 @@ class Faults:
         self.cluster.degrade(m, Rule(drop=share))
         await self.sleep(hold * 2)
 
+    def _points(self, until: float | None) -> list[str]:
+        names = set(failpoints.NAMES)
+        if len(self.cluster.members) == 1:
+            names -= set(PEERS_ONLY)
+        elif until is not None and until - time.monotonic() < 75:
+            names -= set(SNAPSHOT)
+        return sorted(names)
+
     async def _crash_point(self, record: FaultRecord, hold: float) -> None:
-        name = self.rng.choice(sorted(failpoints.NAMES))
+        name = self.rng.choice(self._points(self.until))
         if name == "before_leader_send":
             m = await self._target(True)
-        elif name == "before_follower_send":
+        elif name in ("before_follower_send", *SNAPSHOT):
             m = await self._target(False)
         else:
             m = await self._target(None)
-        arm = f"{name}@{self.rng.randint(1, 200)}" if name in FREQUENT else name
+        arm = f"{name}@{self.rng.randint(1, 40)}" if name in FREQUENT else name
         record.target = m.name
         record.detail["point"] = arm
         await self.cluster.kill(m)
+        if name in SNAPSHOT:
+            record.detail["entries_behind"] = await self._fall_behind(m, 60.0)
         self.cluster.spawn(m, env={failpoints.ENV: arm})
         if name in ("before_defragment_swap", "after_defragment_swap"):
             await self.cluster.wait_ready(m)
@@ -217,7 +235,7 @@ class Faults:
                 await self._defrag(m)
             except ClusterError:
                 pass  # the crash point exits the member during the call
-        deadline = time.monotonic() + hold + 4
+        deadline = time.monotonic() + hold + (15 if name in SNAPSHOT else 4)
         while m.running and time.monotonic() < deadline:
             await self.sleep(0.1)
         fired = not m.running and f"failpoint {name}: exiting" in m.log_tail(20000)
@@ -225,6 +243,23 @@ class Faults:
         if not fired:
             await self.cluster.kill(m)
         self.cluster.spawn(m)
+
+    async def _fall_behind(self, down: Member, limit: float) -> int:
+        """Wait (at most ``limit`` s) until the leader is CATCH_UP entries past ``down``."""
+        others = [m for m in self.cluster.members if m is not down]
+        start = 0
+        deadline = time.monotonic() + limit
+        index = 0
+        while time.monotonic() < deadline:
+            for m in others:
+                status = await self.cluster.status(m)
+                if status is not None:
+                    index = max(index, status.raftIndex)
+            start = start or index
+            if start and index - start >= CATCH_UP:
+                break
+            await self.sleep(1.0)
+        return index - start
 
     async def _defrag(self, m: Member) -> None:
         try:
