@@ -115,8 +115,8 @@ class Faults:
             hold = max(0.5, min(hold, until - time.monotonic() - 2))
         try:
             await getattr(self, f"_{kind}")(record, hold)
-        except (ClusterError, grpc.RpcError) as e:
-            record.detail["error"] = str(e).splitlines()[0][:300]
+        except Exception as e:  # noqa: BLE001 - a fault that could not be injected is noted
+            record.detail["error"] = f"{type(e).__name__}: {str(e)[:300]}".splitlines()[0]
         finally:
             self.cluster.heal()
             await self.recover(record)
