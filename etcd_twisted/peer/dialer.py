@@ -79,6 +79,11 @@ class Redialer:
         elif self._retry is not None and self._retry.active():
             self._retry.reset(0)
 
+    def dial_soon(self) -> None:
+        """Cut a backoff wait short (the peer is back: it dialed us); no-op when linked."""
+        if self._running and self._retry is not None and self._retry.active():
+            self._retry.reset(0)
+
     def _connect(self) -> None:
         self._retry = None
         attempt = self._attempt = self._dial()

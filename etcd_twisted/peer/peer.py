@@ -82,6 +82,11 @@ class Peer:
             self._url_index = 0
             self._dialer.redial()
 
+    def dial_soon(self) -> None:
+        """The member dialed us, so it is up: if our stream to it is waiting out a backoff,
+        dial now (a restarted member would otherwise hear nothing for up to 5 s)."""
+        self._dialer.dial_soon()
+
     # --- messages
 
     def enqueue(self, message: raft_pb2.Message) -> bool:

@@ -215,7 +215,11 @@ class Transport(Service):
             raise HandshakeError(404, "error sender not found")
 
     def inbound_opened(self, link: InboundLink) -> None:
-        """Track a link; keep one stream per sender (a new one replaces the old)."""
+        """Track a link; keep one stream per sender (a new one replaces the old).
+
+        A sender's stream is news that it is up, so ours to it need not wait out its
+        backoff: etcd's receivers dial, so a restarted member hears its leader at once.
+        """
         self._links.add(link)
         if link.hello.path != STREAM_PATH:
             return
@@ -223,6 +227,9 @@ class Transport(Service):
         self._streams[link.hello.from_id] = link
         if old is not None:
             old.abort()
+        peer = self.peers.get(link.hello.from_id)
+        if peer is not None:
+            peer.dial_soon()
 
     def inbound_closed(self, link: InboundLink) -> None:
         self._links.discard(link)

@@ -158,6 +158,29 @@ class ReconnectTests(TransportTestCase):
         self.assertTrue(a.transport.is_active(2))
         self.assertEqual([m.index for m in b2.received], [1])
 
+    def test_peer_that_dials_us_is_dialed_back_at_once(self) -> None:
+        """A restarted peer's inbound stream cuts our redial backoff short."""
+        a, b = self.pair()
+        self.network.cut(url(2))
+        self.network.advance(10.0, step=0.1)  # the backoff has grown to its 5 s cap
+        a.transport.send([app(2, 1, 1)])
+        self.network.attempts.clear()
+        b2 = self.member(2, (1,))
+        self.network.advance(0.05, step=0.01)
+        self.assertTrue(a.transport.is_active(2))
+        self.assertEqual([u for _, u in self.network.attempts if u == url(2)], [url(2)])
+        self.assertEqual([m.index for m in b2.received], [1])
+
+    def test_dial_soon_leaves_an_open_stream_alone(self) -> None:
+        """A new inbound stream from a peer we are linked to does not redial it."""
+        a, b = self.pair()
+        link = a.transport.peers[2]._dialer.link
+        self.network.attempts.clear()
+        b.transport.peers[1]._dialer.redial()  # b's stream to a is replaced
+        self.network.advance(1.0)
+        self.assertIs(a.transport.peers[2]._dialer.link, link)
+        self.assertEqual([u for _, u in self.network.attempts if u == url(2)], [])
+
     def test_update_peer_redials_new_url(self) -> None:
         """When a peer's URLs change, the stream moves to the new URL."""
         a, b = self.pair()
