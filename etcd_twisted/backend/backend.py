@@ -153,6 +153,7 @@ class Backend:
         with self._env.begin(write=True) as txn:
             self._dbs = {name: self._env.open_db(name, txn=txn) for name in buckets.ALL}
         self._ci = self._read_consistent_index()
+        self._file_size = os.stat(self.path).st_size
 
     # -- transactions -------------------------------------------------------
 
@@ -221,6 +222,7 @@ class Backend:
         self._pending = 0
         self._pending_bytes = 0
         self.commits += 1
+        self._file_size = os.stat(self.path).st_size
 
     def sync(self) -> None:
         """Flush committed data to disk (fdatasync). Safe to call from another thread."""
@@ -229,8 +231,9 @@ class Backend:
     # -- space --------------------------------------------------------------
 
     def size(self) -> int:
-        """Bytes the database file takes (``etcd_mvcc_db_total_size_in_bytes``)."""
-        return os.stat(self.path).st_size
+        """Bytes the database file takes (``etcd_mvcc_db_total_size_in_bytes``), as of the
+        last commit (the file grows only when a commit writes to it)."""
+        return self._file_size
 
     def size_in_use(self) -> int:
         """Bytes of live pages, pending batch included (``..._in_use_in_bytes``)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import ConnectionState, H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -320,7 +320,9 @@ class GrpcProtocol(Protocol):
 
     def _flush(self) -> None:
         """Write what the ready calls queued, as far as windows allow."""
-        if self._lost:
+        if self._lost or self._h2.state_machine.state is ConnectionState.CLOSED:
+            # The client ended the connection (GOAWAY); its calls are cancelled when
+            # the transport goes, and nothing more may be sent on it.
             return
         written: list[Call] = []
         if self._ready and not self._paused:

@@ -20,7 +20,6 @@ from typing import Any
 import treq.client
 from twisted.internet import threads
 from twisted.internet.defer import Deferred
-from twisted.internet.defer import TimeoutError as DeferTimeout
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -57,6 +56,7 @@ from etcd_twisted.mvcc.watchable_store import WatchableStore
 from etcd_twisted.raft import ProposalDroppedError, ReadState, SoftState
 from etcd_twisted.server import compactor
 from etcd_twisted.server.bootstrap import Bootstrapped
+from etcd_twisted.server.deadlines import Deadlines
 from etcd_twisted.server.errors import (
     BadLeaderTransfereeError,
     CorruptError,
@@ -151,6 +151,7 @@ class EtcdServer:
         self.applied = AppliedIndex(self.backend.consistent_index()[0])
         self.reads = LinearizableReads(self.raft.read_index, self.applied, clock, self.ids.next)
         self.request_timeout = 5.0 + 2 * config.election_timeout / 1000.0
+        self._deadlines = Deadlines(clock, self.request_timeout, TimeoutError)
         self.leader_id = 0
         self.committed_index = 0
         self._waiters: dict[int, Deferred[Any]] = {}
@@ -271,6 +272,7 @@ class EtcdServer:
         self.raft.startService()
         self._lease_checker.start(LEASE_CHECK_INTERVAL, now=False)
         self._watch_sync.start(WATCH_SYNC_INTERVAL, now=False)
+        self._deadlines.start()
         if self.compactor is not None:
             self.compactor.start()
         self._publish_attributes()
@@ -292,6 +294,7 @@ class EtcdServer:
             self._lease_checker.stop()
         if self._watch_sync.running:
             self._watch_sync.stop()
+        self._deadlines.stop()
         if self.compactor is not None:
             self.compactor.stop()
         d = self.raft.stopService()
@@ -473,8 +476,7 @@ class EtcdServer:
         return result
 
     def _add_timeout(self, d: Deferred[Any]) -> None:
-        d.addTimeout(self.request_timeout, self.clock)
-        d.addErrback(_translate_timeout)
+        self._deadlines.add(d)
 
     def _wait_for_leader(self) -> Deferred[None]:
         d: Deferred[None] = Deferred()
@@ -944,9 +946,3 @@ def _txn_serializable(t: rpc_pb2.TxnRequest) -> bool:
         if kind == "request_txn" and not _txn_serializable(op.request_txn):
             return False
     return True
-
-
-def _translate_timeout(failure: Failure) -> Failure:
-    if failure.check(DeferTimeout):
-        return Failure(TimeoutError())
-    return failure
