@@ -494,6 +494,8 @@ class ClusterTests(TestCase):
         listed = await self.ctl_json(first, "member", "list")
         learner = next(m for m in listed["members"] if m["name"] == "m5")
         self.assertTrue(learner.get("isLearner"), learner)
+        status = await self.ctl_json(m5.client_url, "endpoint", "status")
+        self.assertTrue(status[0]["Status"].get("isLearner"), status)
         refused = await etcdctl(m5.client_url, "put", "via-learner", "no")
         if refused.code == 0 or "rpc not supported for learner" not in refused.err:
             problems.append(f"a put through the learner: {refused}")
