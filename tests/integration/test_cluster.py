@@ -21,6 +21,7 @@ import json
 import os
 import random
 import re
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -513,6 +514,36 @@ class ClusterTests(TestCase):
             f"repeated leader kills, {LABEL}",
             {"rounds": KILL_ROUNDS, "acked": len(writers.acked), "failed": writers.errors},
         )
+
+    async def test_paused_leader_serves_no_stale_read(self) -> None:
+        """A leader paused (SIGSTOP) and resumed after a new election never serves a stale
+        linearizable read."""
+        cluster = await start_cluster(self, 3, self.base, ours=OURS)
+        urls = [m.client_url for m in cluster.members]
+        outcomes: list[str] = []
+        for attempt in range(2):
+            old = await leader_of(urls)
+            old_process = cluster.processes[cluster.index(old)]
+            await self.kv(old).put(b"stale", b"old-%d" % attempt)
+            old_process.signal(signal.SIGSTOP)
+            try:
+                others = [u for u in urls if u != old]
+                new = await leader_of(others)
+                await self.kv(new).put(b"stale", b"new-%d" % attempt, timeout=10)
+                # Sent while the old leader sleeps: it reads the request once resumed.
+                read = self.kv(old).range(b"stale", timeout=10)
+                await sleep(0.2)
+            finally:
+                old_process.signal(signal.SIGCONT)
+            try:
+                resp = await read
+            except Exception as e:  # noqa: BLE001 - an error is fine; a stale value is not
+                outcomes.append(f"error: {e.details() if hasattr(e, 'details') else e}")
+                continue
+            outcomes.append(resp.kvs[0].value.decode() if resp.kvs else "none")
+            self.assertEqual([kv.value for kv in resp.kvs], [b"new-%d" % attempt])
+            await leader_of(urls)
+        record(f"linearizable reads on a resumed old leader, {LABEL}", outcomes)
 
     async def test_member_add_learner_promote_remove(self) -> None:
         """member add (+ --learner, promote) joins running members; remove stops one."""
