@@ -53,6 +53,7 @@ from robustness.history import (
 )
 from robustness.lost_writes import LostWrites
 from robustness.model import State
+from robustness.watch_evidence import Fact, revision_facts
 
 Check = Callable[[State], State | None]
 INF = float("inf")
@@ -94,6 +95,7 @@ class _Ops:
     source: list[int] = field(default_factory=list)
     bound: list[float] = field(default_factory=list)
     twin: list[int] = field(default_factory=list)
+    facts: dict[int, list[Fact]] = field(default_factory=dict)
 
     def add(
         self,
@@ -127,7 +129,14 @@ def check(
     started = time.monotonic()
     problems: list[str] = []
     search = _build(ops, LostWrites(history), problems)
-    result = _search(search, started, timeout, max_steps)
+    result = None
+    if isinstance(history, History) and history.watches:
+        with_watches = _build(ops, LostWrites(history), [])
+        with_watches.facts, highest = revision_facts(history.watches)
+        with_watches.add(_reached(highest), -INF, INF, -1, obs=True)
+        result = _search(with_watches, started, timeout, max_steps)
+    if result is None or result.verdict == "illegal":
+        result = _search(search, started, timeout, max_steps)
     result.problems = problems
     if problems and result.verdict == "ok":
         result.verdict = "illegal"
@@ -273,7 +282,7 @@ def _search(ops: _Ops, started: float, timeout: float | None, max_steps: int | N
                 prv[nxt[v]] = v
 
     deadline = None if timeout is None else started + timeout
-    checks, optional, bound, twin = ops.check, ops.optional, ops.bound, ops.twin
+    checks, optional, bound, twin, facts = ops.check, ops.optional, ops.bound, ops.twin, ops.facts
     # Revisions never go back: a state past the bound of any pending op is a dead end.
     bounds = SortedList(b for b in bound if b != INF)
     remaining = n - sum(optional)
@@ -309,7 +318,12 @@ def _search(ops: _Ops, started: float, timeout: float | None, max_steps: int | N
                     bounds.remove(bound[i])
                 after = state if optional[i] and new.revision == state.revision else None
                 key = (linearized | (1 << i), new, after)
-                if (not bounds or new.revision <= bounds[0]) and key not in seen:
+                fact = facts.get(new.revision, ()) if new.revision != state.revision else ()
+                if (
+                    (not bounds or new.revision <= bounds[0])
+                    and all(f(state, new) for f in fact)
+                    and key not in seen
+                ):
                     seen.add(key)
                     stack.append((node, state, second, guard))
                     state, linearized, guard = new, key[0], after

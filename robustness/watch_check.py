@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from robustness.history import WatchEvent, WatchSession
 from robustness.replay import Replay
+from robustness.watch_evidence import window
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,7 @@ def _local(n: int, session: WatchSession) -> list[Anomaly]:
 def _against(n: int, session: WatchSession, replay: Replay) -> list[Anomaly]:
     req = session.request
     where = f"watch {n} (client {session.client}, key {req.key!r})"
-    start = req.start_revision
-    if not start:
-        created = [r.revision for r in session.responses if r.created]
-        start = created[0] + 1 if created else 0
+    start, end = window(session)
     for resp in session.responses:
         if resp.canceled and resp.compact_revision:
             if not any(c >= resp.compact_revision for c in replay.compactions) or (
@@ -96,11 +94,6 @@ def _against(n: int, session: WatchSession, replay: Replay) -> list[Anomaly]:
                 return [
                     Anomaly("canceled", f"{where}: canceled at compaction {resp.compact_revision}")
                 ]
-    end = 0
-    for resp in session.responses:
-        end = max([end, *(_rev(e) for e in resp.events)])
-        if resp.is_progress_notify:
-            end = max(end, resp.revision)
     if not start or not end:
         return []
     expected = replay.matching(req, start, end)
