@@ -545,6 +545,45 @@ class ClusterTests(TestCase):
             await leader_of(urls)
         record(f"linearizable reads on a resumed old leader, {LABEL}", outcomes)
 
+    async def test_lease_survives_failover_then_expires(self) -> None:
+        """A lease kept alive through followers outlives a leader's kill -9, then expires."""
+        cluster = await start_cluster(self, 3, self.base, ours=OURS)
+        urls = [m.client_url for m in cluster.members]
+        leader = await leader_of(urls)
+        survivors = [u for u in urls if u != leader]
+        granted = await self.ctl(survivors[0], "lease", "grant", "4")
+        lease_id = re.search(r"lease ([0-9a-f]+) granted", granted.out).group(1)
+        await self.ctl(survivors[0], "put", "leased", "v", f"--lease={lease_id}")
+        keeping = True
+        kept: list[bool] = []
+
+        async def keep_alive() -> None:
+            while keeping:
+                result = await etcdctl(
+                    ",".join(survivors), "lease", "keep-alive", "--once", lease_id, timeout=2
+                )
+                kept.append(result.code == 0)
+                await sleep(0.5)
+
+        keeper = Deferred.fromCoroutine(keep_alive())
+        try:
+            await sleep(1.0)
+            await cluster.processes[cluster.index(leader)].kill()
+            await sleep(6.0)  # well past the 4 s TTL
+            got = await self.ctl(survivors[1], "get", "leased", "--print-value-only")
+            self.assertEqual(got.out.strip(), "v", f"keep-alives: {kept}")
+        finally:
+            keeping = False
+            await keeper
+        self.assertTrue(kept[-1], f"keep-alives: {kept}")
+
+        async def gone() -> bool:
+            got = await etcdctl(survivors[0], "get", "leased", "--print-value-only")
+            return got.code == 0 and got.out.strip() == ""
+
+        took = await wait_until(gone, 15, "the lease to expire", interval=0.25)
+        record(f"lease (TTL 4 s) gone after the last keep-alive, {LABEL} (s)", round(took, 2))
+
     async def test_member_add_learner_promote_remove(self) -> None:
         """member add (+ --learner, promote) joins running members; remove stops one."""
         cluster = await start_cluster(self, 3, self.base, ours=OURS)
