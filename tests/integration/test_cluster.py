@@ -50,6 +50,8 @@ ELECTION_TIMEOUT = 1.0
 RESULTS_PATH = os.environ.get("ETCD_TWISTED_CLUSTER_RESULTS", "cluster-measurements.json")
 #: Keys written while a member is down: past etcd's 5000 catch-up entries plus a snapshot.
 FALL_BEHIND_KEYS = int(os.environ.get("ETCD_TWISTED_FALL_BEHIND_KEYS", "6000"))
+#: Their values' size (raise it to send a large database as the snapshot).
+FALL_BEHIND_VALUE = int(os.environ.get("ETCD_TWISTED_FALL_BEHIND_VALUE", "64"))
 #: Leader kills in the repeated-kill test.
 KILL_ROUNDS = int(os.environ.get("ETCD_TWISTED_CLUSTER_KILL_ROUNDS", "3"))
 #: Which server the single-kind tests start: "ours" or (to check the tests) "etcd".
@@ -289,15 +291,18 @@ class ClusterTests(TestCase):
                 f"{sorted(missing)[:5]}",
             )  # fmt: skip
 
-    async def put_many(self, url: str, prefix: bytes, count: int, concurrency: int = 64) -> float:
-        """Put ``count`` keys through ``url`` with ``concurrency`` in flight; returns puts/s."""
+    async def put_many(
+        self, url: str, prefix: bytes, count: int, concurrency: int = 64, size: int = 64
+    ) -> float:
+        """Put ``count`` keys of ``size``-byte values through ``url`` with ``concurrency``
+        in flight; returns puts/s."""
         client = self.kv(url)
         next_key = iter(range(count))
         start = reactor.seconds()
 
         async def worker() -> None:
             for i in next_key:
-                await client.put(prefix + b"%08d" % i, b"v" * 64, timeout=15)
+                await client.put(prefix + b"%08d" % i, b"v" * size, timeout=15)
 
         await gatherResults(
             [Deferred.fromCoroutine(worker()) for _ in range(concurrency)], consumeErrors=True
@@ -469,7 +474,7 @@ class ClusterTests(TestCase):
         await self.check_acked_on(survivors, writers)
         # Fall far behind: the leader's log moves past what it keeps for followers.
         leader = await leader_of(survivors)
-        rate = await self.put_many(leader, b"behind/", FALL_BEHIND_KEYS)
+        rate = await self.put_many(leader, b"behind/", FALL_BEHIND_KEYS, size=FALL_BEHIND_VALUE)
         record(f"put while a member is down, {LABEL} (64 in flight, ops/s)", round(rate, 1))
         took = await self.restart_and_catch_up(cluster, killed)
         record(f"snapshot catch-up after restart, {LABEL} (s)", round(took, 2))
