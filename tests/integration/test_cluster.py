@@ -640,8 +640,25 @@ class ClusterTests(TestCase):
             await m4_process.stop()
         listed = await self.ctl_json(first, "member", "list")
         self.assertEqual(sorted(m["name"] for m in listed["members"]), ["m1", "m2", "m3", "m5"])
+        # Removing the leader: it stops, the others elect a new leader among themselves.
+        urls = [m.client_url for m in cluster.members if m is not m4]
+        leader = await leader_of(urls)
+        leader_id = next(m["ID"] for m in listed["members"] if leader in m["clientURLs"])
+        removed = await etcdctl(leader, "member", "remove", hex_id(leader_id))
+        if removed.code != 0:
+            problems.append(f"member remove of the leader, asked of itself, failed: {removed}")
+        gone = cluster.members[cluster.index(leader)]
+        gone_process = cluster.processes[cluster.index(leader)]
+        try:
+            await wait_until(lambda: _succeed(not gone_process.running), 10, "the leader to exit")
+        except AssertionError as e:
+            problems.append(f"the removed leader did not stop: {e}")
+            await gone_process.stop()
+        remaining = [m.client_url for m in cluster.members if m not in (m4, gone)]
+        await leader_of(remaining)
+        listed = await self.ctl_json(remaining[0], "member", "list")
+        self.assertEqual(len(listed["members"]), 3)
         # Writes through every member, seen by every member.
-        remaining = [m.client_url for m in cluster.members if m is not m4]
         for i, url in enumerate(remaining):
             await self.ctl(url, "put", f"every/{i}", str(i))
         for url in remaining:
