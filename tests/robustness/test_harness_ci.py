@@ -18,7 +18,7 @@ from robustness.run import Outcome, Settings, describe, run
 from robustness.traffic import TrafficSettings
 
 #: Kept modest so the history stays quick to check on a busy 2-core machine.
-TRAFFIC = TrafficSettings(clients=3, watchers=2, think=0.01)
+TRAFFIC = TrafficSettings(clients=3, watchers=2, think=0.01, prev_kv_from_past=False)
 
 
 class RobustnessCITests(TestCase):
