@@ -344,7 +344,7 @@ class Traffic:
         stubs: Stubs | None = None
         client = 0
         leases: list[int] = []
-        n = 0
+        n = failures = 0
         while self._running():
             if stubs is None:
                 stubs = Stubs(self._pick(rng))
@@ -354,8 +354,12 @@ class Traffic:
             if not ok:
                 stubs.close()
                 stubs = None
-                self.stopping.wait(0.2)
-            elif self.settings.think:
+                failures += 1
+                # Back off while members are down: fewer unknown outcomes to check.
+                self.stopping.wait(min(2.0, 0.1 * 2 ** min(failures, 5)) * rng.uniform(0.5, 1.0))
+                continue
+            failures = 0
+            if self.settings.think:
                 self.stopping.wait(self.settings.think)
         if stubs is not None:
             stubs.close()
