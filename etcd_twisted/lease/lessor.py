@@ -167,8 +167,9 @@ class Lessor:
         return self._leases.get(lease_id)
 
     def leases(self) -> list[Lease]:
-        """Every lease, by id."""
-        return [self._leases[i] for i in sorted(self._leases)]
+        """Every lease, soonest expiry first, then by id (etcd's ``Leases()`` order, which
+        ``LeaseLeases`` and ``etcdctl lease list`` show; all ``FOREVER`` unless primary)."""
+        return sorted(self._leases.values(), key=lambda lease: (lease.expiry, lease.id))
 
     def get_lease(self, key: bytes) -> int:
         """The id of the lease ``key`` is attached to, or 0."""

@@ -74,6 +74,17 @@ class Ids:
             r'"ttl":(\d+)', lambda m: '"ttl":N' if int(m.group(1)) > 0 else m.group(0), text
         )
         text = re.sub(r'"ts":"[^"]*"', '"ts":"T"', text)
+        # etcd lists a lease's keys in Go map order (random); ours are sorted.
+        text = re.sub(
+            r"attached keys\(\[([^\]]*)\]\)",
+            lambda m: "attached keys([" + " ".join(sorted(m.group(1).split())) + "])",
+            text,
+        )
+        text = re.sub(
+            r'"keys":\[([^\]]*)\]',
+            lambda m: '"keys":[' + ",".join(sorted(m.group(1).split(","))) + "]",
+            text,
+        )
         return re.sub(r"etcd-endpoints://0x[0-9a-f]+/[0-9.:]+", "etcd-endpoints://P", text)
 
 
@@ -118,12 +129,22 @@ class LeaseCommandTests(TestCase):
 
     async def test_commands(self) -> None:
         """grant/put --lease/timetolive/list/keep-alive --once/revoke and their errors."""
+        watchers = [
+            spawn_etcdctl(self, url, "watch", "--rev=2", "--prefix", "k", "-w", "json")
+            for url in self.urls
+        ]
         self.assertEqual(
             (await self.same("lease", "grant", "1")).out, "lease L1 granted with TTL(2s)\n"
+        )
+        # L1 expires in 2 s: revoke it now so that the rest does not race its expiry.
+        self.assertEqual(
+            (await self.both_with("L1", "lease", "revoke", "{id}")).out, "lease L1 revoked\n"
         )
         self.assertEqual(
             (await self.same("lease", "grant", "60")).out, "lease L2 granted with TTL(60s)\n"
         )
+        await self.same("lease", "grant", "600")
+        await self.same("lease", "grant", "30")
         self.assertEqual((await self.both_with("L2", "put", "--lease={id}", "k1", "v")).out, "OK\n")
         await self.both_with("L2", "put", "--lease={id}", "k2", "v")
         out = await self.both_with("L2", "lease", "timetolive", "{id}", "--keys")
@@ -140,8 +161,9 @@ class LeaseCommandTests(TestCase):
         )
         out = await self.same("lease", "timetolive", "1234", "-w", "json")
         self.assertIn('"ttl":-1,"granted-ttl":0', out.out)
-        out = await self.same("lease", "list")
-        self.assertEqual(sorted(out.out.splitlines()), ["L1", "L2", "found 2 leases"])
+        # Soonest expiry first (etcd sorts by remaining time).
+        self.assertEqual((await self.same("lease", "list")).out, "found 3 leases\nL4\nL2\nL3\n")
+        await self.same("lease", "list", "-w", "json")
         out = await self.both_with("L2", "lease", "keep-alive", "--once", "{id}")
         self.assertEqual(out.out, "lease L2 keepalived with TTL(60)\n")
         out = await self.same("lease", "keep-alive", "--once", "1234")
@@ -152,6 +174,18 @@ class LeaseCommandTests(TestCase):
         out = await self.both_with("L2", "lease", "revoke", "{id}")
         self.assertEqual(out.out, "lease L2 revoked\n")
         self.assertEqual((await self.same("get", "--prefix", "k")).out, "")
+        # The revoke deleted both keys at one revision: one watch response, key order.
+        for w in watchers:
+            await w.wait_output('"mod_revision":4}}]')
+        e, o = await gather(*(w.stop(signal.SIGINT) for w in watchers))
+        (ie, io) = self.ids
+        self.assertEqual(io.normalise(o.out), ie.normalise(e.out))
+        last = o.out.splitlines()[-1]
+        self.assertIn(
+            '"Events":[{"type":1,"kv":{"key":"azE=","mod_revision":4}},'
+            '{"type":1,"kv":{"key":"azI=","mod_revision":4}}]',
+            last,
+        )
         out = await self.both_with("L2", "lease", "revoke", "{id}")
         self.assertEqual(out.code, 1)
         self.assertTrue(
@@ -207,6 +241,12 @@ class LeaseCommandTests(TestCase):
                 self.assertLess(reactor.seconds() - stop_time, 6, f"key never expired on {url}")
                 await sleep(0.05)
             gone_after.append(reactor.seconds() - stop_time)
+        # The expiry is a delete like any other for a watcher.
+        watchers = [spawn_etcdctl(self, url, "watch", "--rev=2", "held") for url in self.urls]
+        for w in watchers:
+            await w.wait_output("DELETE\nheld\n\n")
+        outs = await gather(*(w.stop(signal.SIGINT) for w in watchers))
+        self.assertEqual([o.out for o in outs], ["PUT\nheld\nv\nDELETE\nheld\n\n"] * 2)
         # TTL 2 s + 1 s; the last keep-alive may have come up to 1/3 TTL before the stop.
         self.assertLessEqual(gone_after[1], 3.0, f"etcd, ours: {gone_after}")
 

@@ -108,11 +108,21 @@ class GrantTests(SynchronousTestCase):
         self.assertEqual(expired_ids(lessor, 1e12), [])
 
     def test_leases_sorted_by_id(self) -> None:
-        """leases() lists every lease by id."""
+        """leases() lists leases of equal expiry by id."""
         lessor = primary_lessor()
         for lease_id in (5, 1, 3):
             lessor.grant(lease_id, 10, 0.0)
         self.assertEqual([lease.id for lease in lessor.leases()], [1, 3, 5])
+
+    def test_leases_soonest_expiry_first(self) -> None:
+        """leases() lists the soonest expiry first, as etcd's LeaseLeases does."""
+        lessor = primary_lessor()
+        lessor.grant(1, 600, 0.0)
+        lessor.grant(2, 10, 0.0)
+        lessor.grant(3, 300, 0.0)
+        self.assertEqual([lease.id for lease in lessor.leases()], [2, 3, 1])
+        lessor.demote()  # every expiry is forever: by id
+        self.assertEqual([lease.id for lease in lessor.leases()], [1, 2, 3])
 
 
 class RevokeTests(SynchronousTestCase):

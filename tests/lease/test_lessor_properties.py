@@ -163,7 +163,10 @@ class LessorModelTests(SynchronousTestCase):
 
     def check(self, lessor: Lessor, model: Model) -> None:
         self.assertEqual(lessor.primary, model.primary)
-        self.assertEqual([le.id for le in lessor.leases()], sorted(model.leases))
+        self.assertEqual(
+            [le.id for le in lessor.leases()],
+            sorted(model.leases, key=lambda i: (model.leases[i].expiry, i)),
+        )
         owner = {}
         for lease_id, want in model.leases.items():
             lease = lessor.lookup(lease_id)
