@@ -1,14 +1,19 @@
-"""One client port, two protocols: route each connection by its first bytes.
+"""One port, several protocols: route each connection by its first bytes.
 
-A connection that opens with the HTTP/2 client preface goes to the gRPC factory; one
-that opens like an HTTP/1 request line (an upper-case method token and a space) goes to
-the HTTP factory. Bytes read while deciding are replayed to the chosen protocol, which
-then talks to the real transport directly; only inbound data passes through here.
-A connection that stalls before it can be classified is timed out, and one that sends
-anything else is closed.
+:class:`RoutingFactory` holds named factories and a classifier that names one of them
+from a connection's first bytes (or says it needs more, or that they are garbage).
+Bytes read while deciding are replayed to the chosen protocol, which then talks to the
+real transport directly; only inbound data passes through the router. A connection
+that stalls before it can be classified is timed out, and garbage is closed.
+
+The client port's :class:`SniffingFactory` sends the HTTP/2 client preface to gRPC and
+anything that opens like an HTTP/1 request line (an upper-case method token and a
+space) to HTTP; the peer port routes raft links the same way.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITransport
 from twisted.internet.protocol import Factory, Protocol
@@ -34,12 +39,16 @@ def classify(prefix: bytes) -> str | None:
     return None if len(prefix) <= _MAX_METHOD_LENGTH else "garbage"
 
 
-class SniffingProtocol(Protocol):
+#: ``classify(first_bytes)``: a route name, ``"garbage"``, or None when more bytes are needed.
+Classifier = Callable[[bytes], "str | None"]
+
+
+class RoutingProtocol(Protocol):
     """Buffers a connection's first bytes, then hands it to the protocol they call for."""
 
     log = Logger()
 
-    def __init__(self, factory: SniffingFactory, addr: IAddress) -> None:
+    def __init__(self, factory: RoutingFactory, addr: IAddress) -> None:
         self._factory = factory
         self._addr = addr
         self._buffer = b""
@@ -55,15 +64,15 @@ class SniffingProtocol(Protocol):
             self._inner.dataReceived(data)
             return
         self._buffer += data
-        kind = classify(self._buffer)
+        kind = self._factory.classify(self._buffer)
         if kind is None:
             return
         self._cancel_timeout()
-        if kind == "garbage":
+        target = self._factory.routes.get(kind)
+        if target is None:
             self._factory.garbage_connections += 1
             self.transport.abortConnection()
             return
-        target = self._factory.grpc if kind == "h2" else self._factory.http
         inner = target.buildProtocol(self._addr)
         if inner is None:
             self.transport.loseConnection()
@@ -92,8 +101,36 @@ class SniffingProtocol(Protocol):
             self._timeout = None
 
 
-class SniffingFactory(Factory):
-    """Builds :class:`SniffingProtocol` s that route to a gRPC or an HTTP factory."""
+class RoutingFactory(Factory):
+    """Builds :class:`RoutingProtocol` s that route to one of ``routes`` by ``classify``."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, Factory],
+        classify: Classifier,
+        clock: IReactorTime,
+        timeout: float = DEFAULT_SNIFF_TIMEOUT,
+    ) -> None:
+        self.routes = dict(routes)
+        self.classify = classify
+        self.clock = clock
+        self.timeout = timeout
+        self.garbage_connections = 0
+        self.timed_out_connections = 0
+        #: Connections still open (routed or not).
+        self.connections: set[RoutingProtocol] = set()
+
+    def buildProtocol(self, addr: IAddress) -> RoutingProtocol:
+        return RoutingProtocol(self, addr)
+
+    def close_connections(self) -> None:
+        """Close every open connection (on shutdown, after gRPC calls had their grace)."""
+        for connection in list(self.connections):
+            connection.transport.loseConnection()
+
+
+class SniffingFactory(RoutingFactory):
+    """The client port: HTTP/2 (gRPC) to ``grpc``, HTTP/1 to ``http``."""
 
     def __init__(
         self,
@@ -102,19 +139,6 @@ class SniffingFactory(Factory):
         clock: IReactorTime,
         timeout: float = DEFAULT_SNIFF_TIMEOUT,
     ) -> None:
+        super().__init__({"h2": grpc, "http": http}, classify, clock, timeout)
         self.grpc = grpc
         self.http = http
-        self.clock = clock
-        self.timeout = timeout
-        self.garbage_connections = 0
-        self.timed_out_connections = 0
-        #: Connections still open (routed or not).
-        self.connections: set[SniffingProtocol] = set()
-
-    def buildProtocol(self, addr: IAddress) -> SniffingProtocol:
-        return SniffingProtocol(self, addr)
-
-    def close_connections(self) -> None:
-        """Close every open connection (on shutdown, after gRPC calls had their grace)."""
-        for connection in list(self.connections):
-            connection.transport.loseConnection()

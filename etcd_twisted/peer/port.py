@@ -3,19 +3,18 @@
 A connection whose first bytes are ``POST /raft/stream `` or ``POST /raft/snapshot ``
 goes to the raft link factory; anything else goes to the HTTP site, which answers
 ``/version``, ``/members`` and errors as usual. Bytes read while deciding are
-replayed to the chosen protocol, which then owns the transport.
+replayed to the chosen protocol, which then owns the transport (see ``sniff``).
 """
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
-from twisted.internet.protocol import Factory, Protocol
-from twisted.python.failure import Failure
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Factory
 
 from etcd_twisted.peer.handshake import PATHS
+from etcd_twisted.sniff import DEFAULT_SNIFF_TIMEOUT, RoutingFactory
 
 _RAFT_LINES = tuple(f"POST {path} ".encode() for path in PATHS)
-DEFAULT_SNIFF_TIMEOUT = 10.0
 
 
 def is_raft(prefix: bytes) -> bool | None:
@@ -28,52 +27,15 @@ def is_raft(prefix: bytes) -> bool | None:
     return False
 
 
-class _Sniffer(Protocol):
-    def __init__(self, factory: PeerPortFactory, addr: IAddress) -> None:
-        self._factory = factory
-        self._addr = addr
-        self._buffer = b""
-        self._inner: Protocol | None = None
-        self._timeout: IDelayedCall | None = None
-
-    def connectionMade(self) -> None:
-        self._timeout = self._factory.clock.callLater(self._factory.timeout, self._timed_out)
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._inner is not None:
-            self._inner.dataReceived(data)
-            return
-        self._buffer += data
-        raft = is_raft(self._buffer)
-        if raft is None:
-            return
-        self._cancel_timeout()
-        target = self._factory.raft if raft else self._factory.http
-        inner = target.buildProtocol(self._addr)
-        if inner is None:
-            self.transport.loseConnection()
-            return
-        self._inner = inner
-        buffered, self._buffer = self._buffer, b""
-        inner.makeConnection(self.transport)
-        inner.dataReceived(buffered)
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        self._cancel_timeout()
-        if self._inner is not None:
-            self._inner.connectionLost(reason)
-
-    def _timed_out(self) -> None:
-        self._timeout = None
-        self.transport.abortConnection()
-
-    def _cancel_timeout(self) -> None:
-        if self._timeout is not None and self._timeout.active():
-            self._timeout.cancel()
-        self._timeout = None
+def classify(prefix: bytes) -> str | None:
+    """The route for a peer-port connection: ``"raft"``, ``"http"``, or None (need more)."""
+    raft = is_raft(prefix)
+    if raft is None:
+        return None
+    return "raft" if raft else "http"
 
 
-class PeerPortFactory(Factory):
+class PeerPortFactory(RoutingFactory):
     """Routes each peer-port connection to ``raft`` (links) or ``http`` (the peer API)."""
 
     def __init__(
@@ -83,10 +45,6 @@ class PeerPortFactory(Factory):
         clock: IReactorTime,
         timeout: float = DEFAULT_SNIFF_TIMEOUT,
     ) -> None:
+        super().__init__({"raft": raft, "http": http}, classify, clock, timeout)
         self.raft = raft
         self.http = http
-        self.clock = clock
-        self.timeout = timeout
-
-    def buildProtocol(self, addr: IAddress) -> Protocol:
-        return _Sniffer(self, addr)
