@@ -318,6 +318,12 @@ class Cluster:
         """Every member's client URL, comma-separated (for ``etcdctl --endpoints``)."""
         return ",".join(m.client_url for m in self.members)
 
+    @property
+    def label(self) -> str:
+        """ "ours" or "etcd 3.5.1", and the size."""
+        kind = "ours" if self.factory is our_server else "etcd 3.5.1"
+        return f"{kind} ({len(self.members)} members)"
+
     def running(self) -> list[int]:
         """Indexes of the members whose process runs."""
         return [i for i, p in enumerate(self.processes) if p.running]
