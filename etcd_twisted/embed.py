@@ -232,6 +232,18 @@ class EtcdService(MultiService):
             lambda: server.backend.size_in_use(),
         )
         metrics.watch_state(
+            "etcd_debugging_mvcc_watcher_total",
+            "Total number of watchers.",
+            lambda: len(server.watchable.synced)
+            + len(server.watchable.unsynced)
+            + len(server.watchable.victims),
+        )
+        metrics.watch_state(
+            "etcd_debugging_mvcc_slow_watcher_total",
+            "Total number of unsynced slow watchers.",
+            lambda: len(server.watchable.unsynced) + len(server.watchable.victims),
+        )
+        metrics.watch_state(
             "etcd_debugging_mvcc_current_revision",
             "The current revision of store.",
             lambda: server.kv.current_rev,
