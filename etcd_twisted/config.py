@@ -583,7 +583,12 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
                 sources[flag.name] = flag.env
         known_env = {flag.env for flag in FLAGS} | {"ETCD_CONFIG_FILE"}
         for key in sorted(env):
-            if key.startswith("ETCD_") and key not in known_env:
+            # ETCD_TWISTED_* variables are ours (e.g. crash points), not etcd flags.
+            if (
+                key.startswith("ETCD_")
+                and key not in known_env
+                and not key.startswith("ETCD_TWISTED_")
+            ):
                 warnings.append(f"unrecognized environment variable {key}")
     values: dict[str, Any] = {}
     for flag in FLAGS:

@@ -142,10 +142,14 @@ class EnvironmentTests(SynchronousTestCase):
 
     def test_flag_shadows_environment(self) -> None:
         """A flag wins over its environment variable, with a warning."""
-        c = parse(["--name", "flag"], {"ETCD_NAME": "env", "ETCD_WHATEVER": "1"})
+        c = parse(
+            ["--name", "flag"],
+            {"ETCD_NAME": "env", "ETCD_WHATEVER": "1", "ETCD_TWISTED_FAILPOINTS": "x"},
+        )
         self.assertEqual(c.name, "flag")
         self.assertTrue(any("shadowed" in w for w in c.warnings))
         self.assertTrue(any("ETCD_WHATEVER" in w for w in c.warnings))
+        self.assertFalse(any("ETCD_TWISTED_" in w for w in c.warnings))
 
 
 class ConfigFileTests(SynchronousTestCase):
