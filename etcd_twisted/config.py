@@ -353,6 +353,12 @@ FLAGS: tuple[Flag, ...] = (
         "Duration of periodical watch progress notification.",
     ),
     Flag(
+        "experimental-snapshot-catchup-entries",
+        _parse_uint,
+        "5000",
+        "Number of entries for a slow follower to catch up after compacting the raft log.",
+    ),
+    Flag(
         "experimental-enable-lease-checkpoint",
         _parse_bool,
         "false",
@@ -422,6 +428,7 @@ class Config:
     log_format: str
     force_new_cluster: bool
     experimental_watch_progress_notify_interval: float
+    experimental_snapshot_catchup_entries: int
     experimental_enable_lease_checkpoint: bool
     config_file: str = ""
     warnings: tuple[str, ...] = ()

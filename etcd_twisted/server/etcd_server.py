@@ -143,6 +143,7 @@ class EtcdServer:
             config.snapshot_count,
             config.max_snapshots,
             config.max_wals,
+            config.experimental_snapshot_catchup_entries,
         )
         #: A member that is its own quorum elects itself at once, without waiting out an
         #: election timeout (etcd fast-forwards the ticks; campaigning is quicker still).

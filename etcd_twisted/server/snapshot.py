@@ -22,7 +22,7 @@ from etcd_twisted.raft import MemoryStorage
 from etcd_twisted.server.wal_writer import WALWriter
 from etcd_twisted.wal import WAL, Snapshotter, purge_snapshots, purge_wals
 
-#: Entries kept in memory behind a snapshot for followers catching up (etcd's value).
+#: Entries kept in memory behind a snapshot for followers catching up (etcd's default).
 CATCH_UP_ENTRIES = 5000
 
 
@@ -42,6 +42,7 @@ class SnapshotTaker:
         snapshot_count: int,
         max_snapshots: int,
         max_wals: int,
+        catch_up_entries: int = CATCH_UP_ENTRIES,
     ) -> None:
         self._storage = storage
         self._backend = backend
@@ -52,6 +53,7 @@ class SnapshotTaker:
         self.snapshot_count = snapshot_count
         self._max_snapshots = max_snapshots
         self._max_wals = max_wals
+        self._catch_up_entries = catch_up_entries
         self.snapshot_index = storage.snapshot().metadata.index
         self._running = False
         #: Snapshots taken since start (for tests and metrics).
@@ -86,7 +88,7 @@ class SnapshotTaker:
         index = snap.metadata.index
         self.snapshot_index = index
         self.taken += 1
-        compact_to = index - CATCH_UP_ENTRIES
+        compact_to = index - self._catch_up_entries
         if compact_to > self._storage.first_index():
             self._storage.compact(compact_to)
         self._running = False
