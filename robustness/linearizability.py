@@ -19,12 +19,26 @@ a check `State -> next State | None`:
 * a linearizable read at an explicit revision r is checked as usual for its
   header and error, and its content as an observation at r.
 
+* a lost write whose value a response or watch event shows is *pinned*: it must
+  take effect at exactly the revision it was seen at (see `lost_writes`).
+
 The search keeps the calls and returns in one time-ordered linked list and tries,
 depth first, every operation whose call comes before the first pending return;
 a (linearized set, state) pair seen before is not explored again.  The global
 revision ties every key together, so per-key partitioning (porcupine's P-
-compositionality) would be unsound and is not done; header revisions prune
-instead: a wrong order fails within a step or two.
+compositionality) would be unsound and is not done.  Instead:
+
+* revisions never go back, so a state past the revision some pending operation
+  needs is a dead end at once;
+* lost writes are tried only after every required operation failed, and equal
+  lost writes (same request once unseen values are blanked) in call order only;
+* a lost write that leaves the revision alone (lease grant or revoke,
+  compaction) may only be placed right before an operation impossible without
+  it.  This misses only histories where one operation needs two such lost
+  writes at once (a txn putting to two leases whose grants both timed out);
+* with watch sessions, the witness must also match what every watcher saw (see
+  `watch_evidence`); if no witness does, the operations are checked alone and the
+  watch checker reports the watchers.
 """
 
 from __future__ import annotations
@@ -128,7 +142,7 @@ def check(
     ops = history.operations if isinstance(history, History) else history
     started = time.monotonic()
     problems: list[str] = []
-    search = _build(ops, LostWrites(history), problems)
+    search = _build(ops, LostWrites(ops), problems)
     result = None
     if isinstance(history, History) and history.watches:
         with_watches = _build(ops, LostWrites(history), [])
@@ -360,7 +374,7 @@ def _illegal(ops: _Ops, best: list[int], steps: int) -> Result:
     """The longest prefix, the state it reaches, and the operations that had to come next.
 
     Those are the pending operations called before the first pending return, and
-    the ones whose revision the state may not pass (they block the others).
+    the ones (reads included) whose revision the state may not pass: they block the others.
     """
     state = State()
     for i in best:
@@ -369,5 +383,10 @@ def _illegal(ops: _Ops, best: list[int], steps: int) -> Result:
     pending = [i for i in range(len(ops.check)) if i not in placed and not ops.optional[i]]
     deadline = min(ops.ret[i] for i in pending)
     lowest = min(ops.bound[i] for i in pending)
-    blocked = {ops.source[i] for i in pending if ops.call[i] <= deadline or ops.bound[i] == lowest}
+    blocked = {
+        ops.source[i]
+        for i in pending
+        if ops.source[i] >= 0
+        and (ops.bound[i] == lowest or (ops.call[i] <= deadline and not ops.observation[i]))
+    }
     return Result("illegal", _sources(ops, best), sorted(blocked), state=state, steps=steps)
