@@ -469,7 +469,10 @@ class ClusterTests(TestCase):
         took = reactor.seconds() - stopped_at
         await stopped  # etcd, like ours, exits by re-raising SIGTERM after shutting down
         record(f"new leader after a graceful leader stop, {LABEL} (s)", round(took, 3))
-        self.assertLess(took, ELECTION_TIMEOUT)
+        self.assertLess(
+            took, ELECTION_TIMEOUT, "a leader stopped by SIGTERM did not hand leadership over "
+            "(etcd 3.5.1's successor leads within ~0.05 s); the others had to elect one",
+        )  # fmt: skip
         await self.ctl(new_leader, "put", "after-graceful-stop", "ok")
 
     async def test_leader_kill9_failover_and_snapshot_catch_up(self) -> None:
