@@ -538,8 +538,7 @@ class ClusterTests(TestCase):
         )
 
     async def test_paused_leader_serves_no_stale_read(self) -> None:
-        """A leader paused (SIGSTOP) and resumed after a new election never serves a stale
-        linearizable read."""
+        """A leader paused (SIGSTOP), resumed after a new election, serves no stale read."""
         cluster = await start_cluster(self, 3, self.base, ours=OURS)
         urls = [m.client_url for m in cluster.members]
         outcomes: list[str] = []
