@@ -97,6 +97,7 @@ class Transport(Service):
         self._flush_call: IDelayedCall | None = None
         #: Messages dropped because a peer's queue was full.
         self.dropped = 0
+        self._removed_reported = False
 
     # --- membership
 
@@ -269,6 +270,10 @@ class Transport(Service):
 
     def peer_refused(self, peer_id: int, error: LinkRefused) -> None:
         if error.status == 410:
+            # Every peer says so on every redial; the member needs telling once.
+            if self._removed_reported:
+                return
+            self._removed_reported = True
             self.log.error(
                 "peer {peer} says this member was removed from the cluster",
                 peer=format_id(peer_id),

@@ -250,12 +250,14 @@ class HandshakeRefusalTests(TransportTestCase):
         self.assertFalse(b.transport.is_active(1))
 
     def test_removed_member_is_told(self) -> None:
-        """A removed member is refused with 410 and learns it was removed."""
+        """A removed member is refused with 410 and learns it was removed, once."""
         removed = {1}
-        a = self.member(1, (2,))
-        self.member(2, (1,), is_removed=lambda i: i in removed)
-        self.network.advance(0.5)
-        self.assertGreaterEqual(a.removed_calls, 1)
+        a = self.member(1, (2, 3))
+        self.member(2, (1, 3), is_removed=lambda i: i in removed)
+        self.member(3, (1, 2), is_removed=lambda i: i in removed)
+        self.network.advance(3.0)
+        self.assertGreater(len([u for _, u in self.network.attempts if u == url(2)]), 2)
+        self.assertEqual(a.removed_calls, 1)
         self.assertFalse(a.transport.is_active(2))
 
 
