@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -74,6 +74,7 @@ class EtcdService(MultiService):
         config: Config,
         reactor: Any,
         on_fatal: Callable[[Failure], None] | None = None,
+        on_removed: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -83,6 +84,7 @@ class EtcdService(MultiService):
         self._initial_members = boot.initial_members
         self.server = EtcdServer(config, boot, reactor)
         self.server.on_fatal = on_fatal or self._stop_on_fatal
+        self.server.on_removed = on_removed or self._stop_when_removed
         self.server.on_leader_change = lambda lead: self.metrics.leader_changes.inc()
         self._watch_server_state()
         self.registry = Registry()
@@ -109,7 +111,7 @@ class EtcdService(MultiService):
         peer_api = PeerApi(
             lambda: self.server.cluster.members.values(),
             lambda: self.server.cluster_id,
-            self.server.handle_forwarded_lease,
+            self.server.handle_forwarded,
         )
         self.peer = MultiService()
         self.peer.setName("peer")
@@ -118,15 +120,18 @@ class EtcdService(MultiService):
             "peer-listener",
             self.transport.server_factory(peer_api.site()),
             [server_endpoint(reactor, url, self._peer_tls()) for url in config.listen_peer_urls],
+            on_failure=lambda failure: self.server.on_fatal(failure),
         ).setServiceParent(self.peer)
+        self.client_factory = SniffingFactory(self.grpc_factory, self.http_api.site(), reactor)
         self.client = ListeningService(
             "client",
-            SniffingFactory(self.grpc_factory, self.http_api.site(), reactor),
+            self.client_factory,
             [
                 server_endpoint(reactor, url, self._client_tls())
                 for url in config.listen_client_urls
             ],
-            before_stop=lambda: self.grpc_factory.shutdown(SHUTDOWN_GRACE),
+            before_stop=self._close_client_connections,
+            on_failure=lambda failure: self.server.on_fatal(failure),
         )
         self.metrics_service = ListeningService(
             "metrics",
@@ -158,6 +163,7 @@ class EtcdService(MultiService):
                 To=format_id(peer)
             ).observe(seconds),
             is_removed=lambda member_id: member_id in server.cluster.removed,
+            on_removed=server.removed,
         )
         server.raft.send = lambda messages: transport.send(server.outgoing(messages))
         server.peer_active = lambda member_id: (
@@ -234,9 +240,11 @@ class EtcdService(MultiService):
         metrics.watch_state(
             "etcd_debugging_mvcc_watcher_total",
             "Total number of watchers.",
-            lambda: len(server.watchable.synced)
-            + len(server.watchable.unsynced)
-            + len(server.watchable.victims),
+            lambda: (
+                len(server.watchable.synced)
+                + len(server.watchable.unsynced)
+                + len(server.watchable.victims)
+            ),
         )
         metrics.watch_state(
             "etcd_debugging_mvcc_slow_watcher_total",
@@ -252,6 +260,18 @@ class EtcdService(MultiService):
     def _health(self, serializable: bool) -> tuple[bool, str]:
         return self.server.health()
 
+    def stopService(self) -> Deferred[None]:
+        """Hand leadership over first (while peers can still be reached), then stop the
+        children: client and metrics ports, the peer transport, raft last."""
+        if not self.running:
+            return succeed(None)
+        d = self.server.hand_over_leadership()
+        return d.addCallback(lambda _: super(EtcdService, self).stopService())
+
+    def _stop_when_removed(self) -> None:
+        if self.running:
+            self.stopService()
+
     def _stop_on_fatal(self, failure: Failure) -> None:
         self.log.critical("member stops after a fatal error: {error}", error=failure.value)
         if self.running:
@@ -263,7 +283,14 @@ class EtcdService(MultiService):
 
 
 def build_service(
-    config: Config, reactor: Any, on_fatal: Callable[[Failure], None] | None = None
+    config: Config,
+    reactor: Any,
+    on_fatal: Callable[[Failure], None] | None = None,
+    on_removed: Callable[[], None] | None = None,
 ) -> EtcdService:
-    """Open the data dir and build a member's service tree from its configuration."""
-    return EtcdService(config, reactor, on_fatal)
+    """Open the data dir and build a member's service tree from its configuration.
+
+    ``on_fatal`` (default: stop the service) is called when the member cannot go on;
+    ``on_removed`` (default: stop the service) when it was removed from the cluster.
+    """
+    return EtcdService(config, reactor, on_fatal, on_removed)

@@ -97,12 +97,15 @@ class ListeningService(Service):
         factory: Factory,
         endpoint_list: Sequence[IStreamServerEndpoint],
         before_stop: Callable[[], Deferred[None] | None] | None = None,
+        on_failure: Callable[[Failure], None] | None = None,
     ) -> None:
         self.setName(name)
         self.factory = factory
         self.endpoints = list(endpoint_list)
         self.ports: list[IListeningPort] = []
         self._before_stop = before_stop
+        #: Called if a port cannot be bound (a member without its ports must not go on).
+        self.on_failure = on_failure
         self._result: list[IListeningPort] | Failure | None = None
         self._waiters: list[Deferred[list[IListeningPort]]] = []
 
@@ -117,6 +120,8 @@ class ListeningService(Service):
         if isinstance(result, Failure):
             result = result.value.subFailure if isinstance(result.value, FirstError) else result
             self.log.failure("{name} cannot listen", result, name=self.name)
+            if self.on_failure is not None:
+                self.on_failure(result)
         else:
             self.ports = result
             for port in result:

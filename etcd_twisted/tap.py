@@ -61,7 +61,9 @@ def makeService(options: Options) -> IService:
     for warning in options.config.warnings:
         sys.stderr.write(f"etcd: warning: {warning}\n")
     try:
-        return build_service(options.config, reactor, on_fatal=_exit_on_fatal)
+        return build_service(
+            options.config, reactor, on_fatal=_exit_on_fatal, on_removed=reactor.stop
+        )
     except STARTUP_ERRORS as e:
         sys.stderr.write(f"etcd: {e}\n")
         raise SystemExit(1) from None
@@ -81,6 +83,6 @@ STARTUP_ERRORS = (
 
 def _exit_on_fatal(failure: Failure) -> None:
     """A member that cannot go on (its WAL failed, a port cannot be bound) exits 1 at once."""
-    sys.stderr.write(f"etcd: fatal: {failure.getErrorMessage()}\n")
+    sys.stderr.write(f"etcd: fatal: {failure.getErrorMessage() or failure.type.__name__}\n")
     sys.stderr.flush()
     os._exit(1)

@@ -29,9 +29,10 @@ def member_json(member: Member) -> dict[str, Any]:
     return body
 
 
-#: ``handler(kind, body) -> response body`` for forwarded lease calls ("renew" or
-#: "time_to_live", protobuf in and out); a ``LookupError`` means the lease is unknown.
-LeaseHandler = Callable[[str, bytes], "Deferred[bytes] | bytes"]
+#: ``handler(kind, body) -> response body`` for calls a follower forwards to the leader
+#: ("renew", "time_to_live", "promote"; protobuf in and out); a ``LookupError`` means
+#: the lease is unknown.
+ForwardedHandler = Callable[[str, bytes], "Deferred[bytes] | bytes"]
 
 
 class PeerApi:
@@ -43,34 +44,40 @@ class PeerApi:
         self,
         members: Callable[[], Iterable[Member]] = tuple,
         cluster_id: Callable[[], int] | None = None,
-        leases: LeaseHandler | None = None,
+        forwarded: ForwardedHandler | None = None,
     ) -> None:
         self._members = members
         self._cluster_id = cluster_id
-        self._leases = leases
+        self._handle_forwarded = forwarded
 
     @app.route("/leases", methods=["POST"])
     def lease_renew(self, request: IRequest) -> Deferred[bytes] | bytes:
         """A follower forwards a lease keep-alive to the leader (etcd's ``leasehttp``)."""
-        return self._lease_call(request, "renew")
+        return self._forwarded(request, "renew")
 
     @app.route("/leases/internal", methods=["POST"])
     def lease_time_to_live(self, request: IRequest) -> Deferred[bytes] | bytes:
         """A follower forwards a lease time-to-live request to the leader."""
-        return self._lease_call(request, "time_to_live")
+        return self._forwarded(request, "time_to_live")
 
-    def _lease_call(self, request: IRequest, kind: str) -> Deferred[bytes] | bytes:
+    @app.route("/members/promote", methods=["POST"])
+    def member_promote(self, request: IRequest) -> Deferred[bytes] | bytes:
+        """A follower forwards a learner promotion to the leader (only it can check it)."""
+        return self._forwarded(request, "promote")
+
+    def _forwarded(self, request: IRequest, kind: str) -> Deferred[bytes] | bytes:
         request.setHeader(b"content-type", b"application/protobuf")
-        if self._leases is None:
+        if self._handle_forwarded is None:
             request.setResponseCode(404)
             return b""
         body = request.content.read()
 
         def failed(failure: Failure) -> bytes:
             request.setResponseCode(404 if failure.check(LookupError) else 503)
+            request.setHeader(b"x-etcd-twisted-error", failure.type.__name__.encode())
             return failure.getErrorMessage().encode()
 
-        return maybeDeferred(self._leases, kind, body).addErrback(failed)
+        return maybeDeferred(self._handle_forwarded, kind, body).addErrback(failed)
 
     @app.route("/version", methods=["GET"])
     def version(self, request: IRequest) -> bytes:

@@ -19,7 +19,7 @@ from typing import Any
 
 import treq.client
 from twisted.internet import threads
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -54,7 +54,7 @@ from etcd_twisted.membership.cluster import Cluster, Member
 from etcd_twisted.mvcc.kvstore import KVStore
 from etcd_twisted.mvcc.watchable_store import WatchableStore
 from etcd_twisted.raft import ProposalDroppedError, ReadState, SoftState
-from etcd_twisted.server import compactor
+from etcd_twisted.server import compactor, reconfig
 from etcd_twisted.server.bootstrap import Bootstrapped
 from etcd_twisted.server.deadlines import Deadlines
 from etcd_twisted.server.errors import (
@@ -71,7 +71,7 @@ from etcd_twisted.server.errors import (
 from etcd_twisted.server.id_gen import IdGenerator
 from etcd_twisted.server.raft_service import RaftService
 from etcd_twisted.server.read_index import AppliedIndex, LinearizableReads
-from etcd_twisted.server.reconfig import MemberRemovedError, Reconfigurator
+from etcd_twisted.server.reconfig import Reconfigurator
 from etcd_twisted.server.snapshot import SnapshotTaker
 from etcd_twisted.server.wal_writer import WALWriter
 from etcd_twisted.wal import backend_path
@@ -82,6 +82,21 @@ MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000
 #: ``leaseOverhead``).
 KV_OVERHEAD = 256
 LEASE_OVERHEAD = 64
+#: Errors the leader may answer a forwarded call with, by class name.
+_FORWARDED_ERRORS: dict[str, type[Exception]] = {
+    cls.__name__: cls
+    for cls in (
+        NotLeaderError,
+        NoLeaderError,
+        LeaseNotFoundError,
+        reconfig.MemberNotFoundError,
+        reconfig.NotLearnerError,
+        reconfig.LearnerNotReadyError,
+        reconfig.MemberRemovedError,
+    )
+}
+#: Seconds a removed member keeps serving, so the answer to its removal gets out.
+REMOVED_STOP_DELAY = 0.5
 #: Meta-bucket key prefix recording a conf change that was rejected when applied.
 _REJECTED_CONF_CHANGE = b"rejectedConfChange/"
 #: Cluster-bucket key holding the decided cluster version.
@@ -109,6 +124,8 @@ class EtcdServer:
         self.on_leader_change: Callable[[int], None] | None = None
         #: Called with each applied membership change (the peer transport follows it).
         self.on_peers_changed: Callable[[raft_pb2.ConfChange], None] | None = None
+        #: Called when this member learns it was removed (the embedder stops it).
+        self.on_removed: Callable[[], None] | None = None
         #: Called after a snapshot from the leader replaced the whole state.
         self.on_state_replaced: Callable[[], None] | None = None
         #: Whether a peer's stream is up (the peer transport answers; alone, only self).
@@ -278,14 +295,18 @@ class EtcdServer:
             self.compactor.start()
         self._publish_attributes()
 
-    def stop(self) -> Deferred[None]:
-        """Hand over leadership if leading others, then stop raft, fail waiting requests,
-        flush the backend and close the WAL."""
+    def hand_over_leadership(self) -> Deferred[None]:
+        """Before stopping: a leader of others hands leadership to its most up-to-date
+        connected voter (so the cluster need not wait out an election); fires when done."""
         transferee = self._leadership_transferee() if self.is_leader else None
-        if transferee is not None:
-            self.log.info("handing leadership to {id:x} before stopping", id=transferee)
-            d = self._transfer_leadership(transferee, self.config.election_timeout / 1000.0)
-            return d.addBoth(lambda _: self._stop())
+        if transferee is None:
+            return succeed(None)
+        self.log.info("handing leadership to {id:x} before stopping", id=transferee)
+        d = self._transfer_leadership(transferee, self.config.election_timeout / 1000.0)
+        return d.addErrback(lambda _: None)
+
+    def stop(self) -> Deferred[None]:
+        """Stop raft, fail waiting requests, flush the backend and close the WAL."""
         return self._stop()
 
     def _stop(self) -> Deferred[None]:
@@ -309,6 +330,14 @@ class EtcdServer:
             return self.wal_writer.stopService()
 
         return d.addCallback(close).addCallback(lambda _: self._wal.close())
+
+    def removed(self) -> None:
+        """This member was removed from the cluster: it stops, as etcd's does."""
+        if self._stopped:
+            return
+        self.log.warn("the member has been permanently removed from the cluster; it stops")
+        if self.on_removed is not None:
+            self.on_removed()
 
     def _fatal(self, failure: Failure) -> None:
         if self.on_fatal is not None:
@@ -600,8 +629,8 @@ class EtcdServer:
         if waiter is not None and not waiter.called:
             waiter.callback(self.cluster.sorted_members())
         if cc.type == raft_pb2.ConfChangeRemoveNode and cc.node_id == self.member_id:
-            self.log.warn("this member was removed from the cluster; it stops")
-            self.clock.callLater(0, self._fatal, Failure(MemberRemovedError()))
+            # Answer the MemberRemove that removed us (it may have come through us) first.
+            self.clock.callLater(REMOVED_STOP_DELAY, self.removed)
 
     def _propose_conf_change(self, cc: raft_pb2.ConfChange) -> Deferred[list[Member]]:
         if self._stopped:
@@ -699,16 +728,30 @@ class EtcdServer:
             return d.addCallback(rpc_pb2.LeaseTimeToLiveResponse.FromString)
         return self._local_time_to_live(r)
 
-    def handle_forwarded_lease(self, kind: str, body: bytes) -> bytes | Deferred[bytes]:
-        """Answer a lease call a follower forwarded here (the peer API's ``/leases``)."""
+    def handle_forwarded(self, kind: str, body: bytes) -> bytes | Deferred[bytes]:
+        """Answer a call a follower forwarded here (the peer API's ``/leases``, ``/members/promote``)."""
         if not self.is_leader:
             raise NotLeaderError()
+        if kind == "promote":
+            request = rpc_pb2.MemberPromoteRequest.FromString(body)
+            d = self.reconfig.promote(request)
+            return d.addCallback(lambda resp: resp.SerializeToString())
         if kind == "renew":
             request = rpc_pb2.LeaseKeepAliveRequest.FromString(body)
             ttl = self.lease_renew(request.ID)
             return rpc_pb2.LeaseKeepAliveResponse(ID=request.ID, TTL=ttl).SerializeToString()
         request = rpc_pb2.LeaseTimeToLiveRequest.FromString(body)
         return self._local_time_to_live(request).SerializeToString()
+
+    def member_promote(
+        self, r: rpc_pb2.MemberPromoteRequest
+    ) -> Deferred[rpc_pb2.MemberPromoteResponse]:
+        """Promote a learner: only the leader knows whether it has caught up, so a
+        follower forwards the request (etcd's ``/members/promote``)."""
+        if self.is_leader:
+            return self.reconfig.promote(r)
+        d = self._forward_to_leader("/members/promote", r.SerializeToString())
+        return d.addCallback(rpc_pb2.MemberPromoteResponse.FromString)
 
     def _forward_to_leader(self, path: str, body: bytes) -> Deferred[bytes]:
         leader = self.cluster.members.get(self.leader_id) if self.leader_id else None
@@ -719,7 +762,8 @@ class EtcdServer:
 
         def check(response: Any) -> Deferred[bytes]:
             if response.code != 200:
-                raise NotLeaderError() if response.code == 503 else NoLeaderError()
+                name = (response.headers.getRawHeaders(b"x-etcd-twisted-error") or [b""])[0]
+                raise _FORWARDED_ERRORS.get(name.decode(), NoLeaderError)()
             return response.content()
 
         return d.addCallback(check)
@@ -812,7 +856,7 @@ class EtcdServer:
             version=ETCD_VERSION,
             dbSize=self.backend.size(),
             leader=self.leader_id,
-            raftIndex=self.node.raft.raft_log.last_index(),
+            raftIndex=self.node.raft.raft_log.committed,
             raftTerm=self.term,
             raftAppliedIndex=self.applied.applied,
             dbSizeInUse=self.backend.size_in_use(),
