@@ -80,7 +80,7 @@ class EtcdService(MultiService):
         self.config = config
         self.reactor = reactor
         self.metrics = Metrics()
-        boot = bootstrap(config, random.Random())
+        boot = bootstrap(config, random.Random(), on_sync=self.metrics.wal_fsync_duration.observe)
         self._initial_members = boot.initial_members
         self.server = EtcdServer(config, boot, reactor)
         self.server.on_fatal = on_fatal or self._stop_on_fatal

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from random import Random
 
@@ -66,13 +67,16 @@ class Bootstrapped:
     is_new: bool
 
 
-def bootstrap(config: Config, rng: Random) -> Bootstrapped:
-    """Open or create the member in ``config.data_dir``."""
+def bootstrap(
+    config: Config, rng: Random, on_sync: Callable[[float], None] | None = None
+) -> Bootstrapped:
+    """Open or create the member in ``config.data_dir``; ``on_sync`` hears each WAL
+    fdatasync's duration in seconds (on the writer thread)."""
     kind = identify_data_dir(config.data_dir).type
     wal_path = config.wal_path
     if kind == DirType.EMPTY or not wal_exists(wal_path):
-        return _new_member(config, rng)
-    return _restart(config, rng)
+        return _new_member(config, rng, on_sync)
+    return _restart(config, rng, on_sync)
 
 
 def _open_backend(config: Config) -> Backend:
@@ -100,9 +104,11 @@ def _raft_config(config: Config, node_id: int, storage: MemoryStorage, rng: Rand
     )
 
 
-def _new_member(config: Config, rng: Random) -> Bootstrapped:
+def _new_member(
+    config: Config, rng: Random, on_sync: Callable[[float], None] | None
+) -> Bootstrapped:
     if config.initial_cluster_state == "existing":
-        return _join(config, rng)
+        return _join(config, rng, on_sync)
     if config.name not in config.initial_cluster:
         raise BootstrapError(
             f"couldn't find local name {config.name!r} in the initial cluster configuration"
@@ -120,7 +126,7 @@ def _new_member(config: Config, rng: Random) -> Bootstrapped:
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
     os.makedirs(snap_dir(config.data_dir), mode=0o700, exist_ok=True)
     metadata = Metadata(NodeID=local.id, ClusterID=cid).SerializeToString()
-    wal = WAL.create(config.wal_path, metadata)
+    wal = WAL.create(config.wal_path, metadata, on_sync=on_sync)
     backend = _open_backend(config)
     storage = MemoryStorage()
     node = RawNode(_raft_config(config, local.id, storage, rng))
@@ -156,7 +162,7 @@ def fetch_cluster(peer_urls: list[str], timeout: float = 2.0) -> tuple[int, list
     raise BootstrapError(f"cannot fetch cluster info from peer urls: {'; '.join(errors)}")
 
 
-def _join(config: Config, rng: Random) -> Bootstrapped:
+def _join(config: Config, rng: Random, on_sync: Callable[[float], None] | None) -> Bootstrapped:
     """A member added with ``member add`` starting for the first time: it learns the
     cluster from its peers and waits for the leader to send it the log."""
     own = sorted(config.initial_advertise_peer_urls)
@@ -173,7 +179,7 @@ def _join(config: Config, rng: Random) -> Bootstrapped:
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
     os.makedirs(snap_dir(config.data_dir), mode=0o700, exist_ok=True)
     metadata = Metadata(NodeID=local.id, ClusterID=cid).SerializeToString()
-    wal = WAL.create(config.wal_path, metadata)
+    wal = WAL.create(config.wal_path, metadata, on_sync=on_sync)
     backend = _open_backend(config)
     storage = MemoryStorage()
     node = RawNode(_raft_config(config, local.id, storage, rng))
@@ -183,7 +189,7 @@ def _join(config: Config, rng: Random) -> Bootstrapped:
     )  # fmt: skip
 
 
-def _restart(config: Config, rng: Random) -> Bootstrapped:
+def _restart(config: Config, rng: Random, on_sync: Callable[[float], None] | None) -> Bootstrapped:
     snapshotter = Snapshotter(snap_dir(config.data_dir))
     walsnaps = valid_snapshot_entries(config.wal_path)
     snapshot: raft_pb2.Snapshot | None
@@ -195,7 +201,7 @@ def _restart(config: Config, rng: Random) -> Bootstrapped:
     if snapshot is not None:
         md = snapshot.metadata
         walsnap = wal_pb2.Snapshot(index=md.index, term=md.term, conf_state=md.conf_state)
-    wal = WAL.open(config.wal_path, walsnap)
+    wal = WAL.open(config.wal_path, walsnap, on_sync=on_sync)
     raw_metadata, hard_state, entries = wal.read_all()
     metadata = Metadata.FromString(raw_metadata)
     backend = _open_backend(config)
