@@ -79,7 +79,8 @@ class Result:
 
     `linearization` is, when ok, a witness order of history indices (observations
     omitted; unknown-outcome writes appear only if they took effect); when illegal,
-    the longest prefix the search could linearize.  `unplaced` lists the operations
+    the longest prefix the search could linearize.  `evidence` says what the
+    witness was held to: "watches", "watch-pinned writes" or "operations".  `unplaced` lists the operations
     that had to come next but could not.
     """
 
@@ -88,6 +89,7 @@ class Result:
     unplaced: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     state: State | None = None
+    evidence: str = "operations"
     steps: int = 0
     elapsed: float = 0.0
 
@@ -142,15 +144,21 @@ def check(
     ops = history.operations if isinstance(history, History) else history
     started = time.monotonic()
     problems: list[str] = []
-    search = _build(ops, LostWrites(ops), problems)
-    result = None
-    if isinstance(history, History) and history.watches:
-        with_watches = _build(ops, LostWrites(history), [])
-        with_watches.facts, highest = revision_facts(history.watches)
-        with_watches.add(_reached(highest), -INF, INF, -1, obs=True)
-        result = _search(with_watches, started, timeout, max_steps)
-    if result is None or result.verdict == "illegal":
+    compacted = max((o.request.revision for o in ops if isinstance(o.request, Compact)), default=0)
+    watches = history.watches if isinstance(history, History) else []
+    # Strongest evidence first: every watch fact; then only the lost writes watches
+    # pinned; then the operations alone (a faulty watcher must not sink the check).
+    levels = ["watches", "watch-pinned writes", "operations"] if watches else ["operations"]
+    for evidence in levels:
+        problems.clear()
+        search = _build(ops, LostWrites(history if evidence != "operations" else ops), problems)
+        if evidence == "watches":
+            search.facts, highest = revision_facts(watches, compacted)
+            search.add(_reached(highest), -INF, INF, -1, obs=True)
         result = _search(search, started, timeout, max_steps)
+        result.evidence = evidence
+        if result.verdict != "illegal":
+            break
     result.problems = problems
     if problems and result.verdict == "ok":
         result.verdict = "illegal"

@@ -29,6 +29,7 @@ class Report:
     verdict: str
     anomalies: list[Anomaly] = field(default_factory=list)
     excerpt: list[str] = field(default_factory=list)
+    evidence: str = "operations"
     check_seconds: float = 0.0
     check_steps: int = 0
 
@@ -46,7 +47,8 @@ class Report:
         lines = [
             f"seed {self.seed}, {self.cluster_size} members, {self.operations} operations, "
             f"{self.watch_sessions} watch sessions; faults: {faults}",
-            f"linearizability: {self.verdict} ({self.check_steps} steps, {self.check_seconds:.2f} s)",
+            f"linearizability: {self.verdict} against {self.evidence} "
+            f"({self.check_steps} steps, {self.check_seconds:.2f} s)",
         ]
         lines += [f"  {a.kind}: {a.detail}" for a in self.anomalies]
         if self.excerpt:
@@ -78,6 +80,7 @@ def run_checks(
         verdict=result.verdict,
         anomalies=anomalies,
         excerpt=_excerpt(ops, result),
+        evidence=result.evidence,
         check_seconds=result.elapsed,
         check_steps=result.steps,
     )

@@ -10,7 +10,7 @@ Against the replay: the events delivered must be exactly the replay's matching
 events from the start revision (or the created header + 1) to the last event or
 progress notify: a missing first event is *resumable*, a later gap *reliable*, a
 gap covered by a progress notify *bookmarkable*, a wrong event *event* or
-*prev_kv*.  Events of one revision are compared in key order.  A session
+*prev_kv* (a prev_kv may be missing when its revision may have been compacted).  Events of one revision are compared in key order.  A session
 canceled for compaction must have started at or below a requested compaction.
 """
 
@@ -97,13 +97,24 @@ def _against(n: int, session: WatchSession, replay: Replay) -> list[Anomaly]:
     if not start or not end:
         return []
     expected = replay.matching(req, start, end)
+    compacted = max(replay.compactions, default=0)
+
+    def same(x: WatchEvent, e: WatchEvent) -> bool:
+        # etcd leaves prev_kv out when the previous version is compacted away.
+        return x == e or (
+            e.prev_kv is None
+            and x.prev_kv is not None
+            and x.prev_kv.mod_revision < compacted
+            and x._replace(prev_kv=None) == e
+        )
+
     ptr = 0
     for resp in session.responses:
         for e in sorted(resp.events, key=lambda e: (_rev(e), e.kv.key)):
-            if ptr < len(expected) and expected[ptr] == e:
+            if ptr < len(expected) and same(expected[ptr], e):
                 ptr += 1
                 continue
-            if e in expected[ptr:]:
+            if any(same(x, e) for x in expected[ptr:]):
                 missing = expected[ptr]
                 kind = "resumable" if ptr == 0 and req.start_revision else "reliable"
                 return [Anomaly(kind, f"{where}: {_show(missing)} never delivered")]

@@ -36,8 +36,14 @@ def window(session: WatchSession) -> tuple[int, int]:
     return start, end
 
 
-def revision_facts(sessions: list[WatchSession]) -> tuple[dict[int, list[Fact]], int]:
-    """Per revision, the tests a step into it must pass; and the highest revision seen."""
+def revision_facts(
+    sessions: list[WatchSession], compacted: int
+) -> tuple[dict[int, list[Fact]], int]:
+    """Per revision, the tests a step into it must pass; and the highest revision seen.
+
+    A prev_kv older than `compacted` (the highest compaction requested) is not
+    compared: etcd leaves it out once compacted.
+    """
     facts: dict[int, list[Fact]] = {}
     highest = 0
     for session in sessions:
@@ -52,14 +58,24 @@ def revision_facts(sessions: list[WatchSession]) -> tuple[dict[int, list[Fact]],
             for e in resp.events:
                 delivered.setdefault(e.kv.mod_revision, set()).add(e)
         for rev in range(max(start, 2), end + 1):
-            facts.setdefault(rev, []).append(_fact(session.request, delivered.get(rev, set())))
+            events = {_loose(e, compacted) for e in delivered.get(rev, set())}
+            facts.setdefault(rev, []).append(_fact(session.request, events, compacted))
     return facts, highest
 
 
-def _fact(request: WatchRequest, expected: set[WatchEvent]) -> Fact:
+def _loose(e: WatchEvent, compacted: int) -> WatchEvent:
+    if e.prev_kv is not None and e.prev_kv.mod_revision < compacted:
+        return e._replace(prev_kv=None)
+    return e
+
+
+def _fact(request: WatchRequest, expected: set[WatchEvent], compacted: int) -> Fact:
     def holds(before: State, after: State) -> bool:
         got = {
-            e._replace(prev_kv=before.kvs.get(e.kv.key) if request.prev_kv else None)
+            _loose(
+                e._replace(prev_kv=before.kvs.get(e.kv.key) if request.prev_kv else None),
+                compacted,
+            )
             for e in model.changes(before, after)
             if model.in_range(e.kv.key, request.key, request.range_end)
             and not (request.no_put and e.type == "PUT")
