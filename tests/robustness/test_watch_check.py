@@ -135,3 +135,12 @@ class WatchCheckTests(SynchronousTestCase):
     def test_without_replay(self) -> None:
         """Without a replay, the per-session guarantees are still checked."""
         self.assertEqual([a.kind for a in check_watches([session([E3], [E2])], None)], ["ordered"])
+
+    def test_prev_kv_missing_below_compaction(self) -> None:
+        """A prev_kv may be left out only when its revision may have been compacted."""
+        asked = session(
+            [E4A._replace(prev_kv=None)], request=WatchRequest("a", start_revision=4, prev_kv=True)
+        )
+        compacted = Replay(REPLAY.events, REPLAY.revision, compactions=[3])
+        self.assertEqual(check_watches([asked], compacted), [])
+        self.assertEqual(self.kinds(asked), ["prev_kv"])
