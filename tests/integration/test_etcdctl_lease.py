@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import statistics
@@ -23,14 +22,13 @@ from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
 from tests.support.processes import (
     Completed,
     etcdctl,
     our_server,
-    real_etcd,
     spawn_etcdctl,
     start_member,
     start_pair,
@@ -393,10 +391,3 @@ class MassExpiryTests(TestCase):
         print(f"\nours, {self.COUNT} leases expiring: {numbers}")
         self.assertGreater(numbers["all_gone_s"], 0, f"not every lease expired: {numbers}")
         self.assertLess(numbers["p99_ms"], 100, numbers)
-
-    async def test_reads_stay_fast_etcd(self) -> None:
-        """The same measurement on real etcd, for reference (ETCD_TWISTED_REFERENCE=1)."""
-        if not os.environ.get("ETCD_TWISTED_REFERENCE"):
-            raise SkipTest("reference numbers only on request (ETCD_TWISTED_REFERENCE=1)")
-        numbers = await self.measure(real_etcd)
-        print(f"\netcd, {self.COUNT} leases expiring: {numbers}")
