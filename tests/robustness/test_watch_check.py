@@ -144,3 +144,11 @@ class WatchCheckTests(SynchronousTestCase):
         compacted = Replay(REPLAY.events, REPLAY.revision, compactions=[3])
         self.assertEqual(check_watches([asked], compacted), [])
         self.assertEqual(self.kinds(asked), ["prev_kv"])
+
+    def test_delete_at_compacted_start_may_be_missing(self) -> None:
+        """A DELETE at the start revision may be gone when a compaction reached it (as in etcd)."""
+        from_five = WatchRequest("a", "\0", start_revision=5)
+        compacted = Replay(REPLAY.events, REPLAY.revision, compactions=[5])
+        self.assertEqual(check_watches([session(6, request=from_five)], compacted), [])
+        self.assertEqual(check_watches([session([E5], 6, request=from_five)], compacted), [])
+        self.assertEqual(self.kinds(session(6, request=from_five)), ["bookmarkable"])
