@@ -618,8 +618,16 @@ class ClusterTests(TestCase):
         self.assertEqual(got.out.strip(), "ok")
         # A learner: joins, refuses writes, is promoted once in sync.
         m5 = await self.join(cluster, "m5", learner=True)
-        listed = await self.ctl_json(first, "member", "list")
-        learner = next(m for m in listed["members"] if m["name"] == "m5")
+        found: list[dict] = []
+
+        async def m5_listed() -> bool:
+            # Its name appears once the attributes it publishes through raft are applied.
+            listed = await self.ctl_json(first, "member", "list")
+            found[:] = [m for m in listed["members"] if m.get("name") == "m5"]
+            return bool(found)
+
+        await wait_until(m5_listed, 15, "m5 to be listed with its name")
+        learner = found[0]
         self.assertTrue(learner.get("isLearner"), learner)
         status = await self.ctl_json(m5.client_url, "endpoint", "status")
         self.assertTrue(status[0]["Status"].get("isLearner"), status)

@@ -427,9 +427,13 @@ class KV:
         self.kv = rpc_pb2_grpc.KVStub(self.channel)
         self.maintenance = rpc_pb2_grpc.MaintenanceStub(self.channel)
 
-    def _call(self, method: Any, request: Any, timeout: float) -> Deferred[Any]:
+    def _call(
+        self, method: Any, request: Any, timeout: float, wait_for_ready: bool = False
+    ) -> Deferred[Any]:
+        """Call ``method``; ``wait_for_ready`` waits out a reconnect (a member just restarted)
+        instead of failing at once with the channel's last connection error."""
         d: Deferred[Any] = Deferred()
-        future = method.future(request, timeout=timeout)
+        future = method.future(request, timeout=timeout, wait_for_ready=wait_for_ready)
 
         def done(f: Any) -> None:
             try:
@@ -451,12 +455,12 @@ class KV:
         self, key: bytes, range_end: bytes = b"", *, serializable: bool = False,
         keys_only: bool = False, count_only: bool = False, timeout: float = 5.0,
     ) -> Deferred[Any]:  # fmt: skip
-        """Range (linearizable unless ``serializable``)."""
+        """Range (linearizable unless ``serializable``); waits for a member that restarts."""
         request = rpc_pb2.RangeRequest(
             key=key, range_end=range_end, serializable=serializable, keys_only=keys_only,
             count_only=count_only,
         )  # fmt: skip
-        return self._call(self.kv.Range, request, timeout)
+        return self._call(self.kv.Range, request, timeout, wait_for_ready=True)
 
     def status(self, timeout: float = 5.0) -> Deferred[Any]:
         """Maintenance.Status."""
