@@ -122,17 +122,30 @@ def _new_member(
     if len(set(ids)) != len(ids):
         raise BootstrapError("--initial-cluster has two members with the same peer URLs")
     local = next(m for m in members if m.name == config.name)
-    cid = cluster_id(ids)
+    boot = _first_start(config, rng, on_sync, local.id, cluster_id(ids), members)
+    boot.node.bootstrap([Peer(m.id, m.to_context()) for m in sorted(members, key=lambda m: m.id)])
+    return boot
+
+
+def _first_start(
+    config: Config,
+    rng: Random,
+    on_sync: Callable[[float], None] | None,
+    local_id: int,
+    cid: int,
+    members: list[Member],
+) -> Bootstrapped:
+    """Create a member's data dir, WAL (naming member and cluster) and backend, and an
+    empty raft node: what a new cluster's member and a joining member both start from."""
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
     os.makedirs(snap_dir(config.data_dir), mode=0o700, exist_ok=True)
-    metadata = Metadata(NodeID=local.id, ClusterID=cid).SerializeToString()
+    metadata = Metadata(NodeID=local_id, ClusterID=cid).SerializeToString()
     wal = WAL.create(config.wal_path, metadata, on_sync=on_sync)
     backend = _open_backend(config)
     storage = MemoryStorage()
-    node = RawNode(_raft_config(config, local.id, storage, rng))
-    node.bootstrap([Peer(m.id, m.to_context()) for m in sorted(members, key=lambda m: m.id)])
+    node = RawNode(_raft_config(config, local_id, storage, rng))
     return Bootstrapped(
-        local.id, cid, members, wal, Snapshotter(snap_dir(config.data_dir)), storage, node,
+        local_id, cid, members, wal, Snapshotter(snap_dir(config.data_dir)), storage, node,
         backend, None, True,
     )  # fmt: skip
 
@@ -176,17 +189,7 @@ def _join(config: Config, rng: Random, on_sync: Callable[[float], None] | None) 
             f"this member's peer URLs {','.join(own)} are not in the cluster: "
             "add it with `etcdctl member add` first"
         )
-    os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
-    os.makedirs(snap_dir(config.data_dir), mode=0o700, exist_ok=True)
-    metadata = Metadata(NodeID=local.id, ClusterID=cid).SerializeToString()
-    wal = WAL.create(config.wal_path, metadata, on_sync=on_sync)
-    backend = _open_backend(config)
-    storage = MemoryStorage()
-    node = RawNode(_raft_config(config, local.id, storage, rng))
-    return Bootstrapped(
-        local.id, cid, members, wal, Snapshotter(snap_dir(config.data_dir)), storage, node,
-        backend, None, True,
-    )  # fmt: skip
+    return _first_start(config, rng, on_sync, local.id, cid, members)
 
 
 def _restart(config: Config, rng: Random, on_sync: Callable[[float], None] | None) -> Bootstrapped:
