@@ -16,7 +16,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
+from etcd_twisted.testing import free_ports
 from robustness.proxy import PeerProxy, Rule
 
 BIN_DIR = os.path.dirname(sys.executable)
@@ -62,20 +62,6 @@ def twistd() -> str:
     """The venv's ``twistd``."""
     candidate = os.path.join(BIN_DIR, "twistd")
     return candidate if os.access(candidate, os.X_OK) else shutil.which("twistd") or "twistd"
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct 127.0.0.1 ports that were free a moment ago."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class _Process(ProcessProtocol):

