@@ -91,18 +91,12 @@ class WatchCase(TestCase):
         return etcd, ours
 
     async def established(self, watchers: int) -> None:
-        """Wait until real etcd reports ``watchers`` watchers, then a little more for ours
-        (which starts its etcdctl at the same moment)."""
-        url = self.urls[0]
-
-        async def count() -> float:
-            return await metric(url, "etcd_debugging_mvcc_watcher_total")
-
+        """Wait until both servers report ``watchers`` watchers."""
         deadline = reactor.seconds() + 10
-        while await count() < watchers:
-            self.assertLess(reactor.seconds(), deadline, "etcd never reported the watchers")
-            await deferLater(reactor, 0.05, lambda: None)
-        await deferLater(reactor, 0.5, lambda: None)
+        for url in self.urls:
+            while await metric(url, "etcd_debugging_mvcc_watcher_total") < watchers:
+                self.assertLess(reactor.seconds(), deadline, f"{url} never reported the watchers")
+                await deferLater(reactor, 0.05, lambda: None)
 
     async def same_output(
         self, pair: tuple[ClientProcess, ClientProcess], until: str, stop: bool = True
@@ -212,6 +206,9 @@ class WatchOutputTests(WatchCase):
         send("cancel 0")
         send("bogus")
         send("watch")
+        # Both watches start at revision 2; writing only once they exist keeps the two
+        # streams' order fixed (a catch-up from history would race between them).
+        await self.established(2)
         await self.write("put", "foo", "x")
         await self.write("put", "zoo", "y")
         await self.write("put", "zoo", "y2")
