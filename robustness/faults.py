@@ -57,8 +57,13 @@ FREQUENT = (
 SNAPSHOT = ("before_apply_snapshot", "after_apply_snapshot")
 #: Reached only when members exchange messages.
 PEERS_ONLY = ("before_leader_send", "before_follower_send", *SNAPSHOT)
-#: Entries a leader keeps behind a snapshot (``etcd_twisted.server.snapshot``), plus margin.
-CATCH_UP = 5000 + 300
+
+
+#: Entries past a follower that make sure the leader has compacted its log beyond it: a
+#: snapshot every ``snapshot_count`` entries keeps ``catchup_entries`` behind it, plus margin.
+def catch_up_distance(snapshot_count: int, catchup_entries: int) -> int:
+    """Entries the leader must move past a stopped follower before it needs a snapshot."""
+    return snapshot_count + catchup_entries + 100
 
 
 @dataclass
@@ -82,8 +87,12 @@ class Faults:
         rng: random.Random,
         kinds: tuple[str, ...] | None = None,
         log: Any = print,
+        catch_up: int = catch_up_distance(10_000, 5000),
+        points: tuple[str, ...] | None = None,
     ) -> None:
         self.reactor = reactor
+        self.catch_up = catch_up
+        self.points = points
         self.cluster = cluster
         self.rng = rng
         size = len(cluster.members)
@@ -207,7 +216,7 @@ class Faults:
         await self.sleep(hold * 2)
 
     def _points(self, until: float | None) -> list[str]:
-        names = set(failpoints.NAMES)
+        names = set(self.points or failpoints.NAMES)
         if len(self.cluster.members) == 1:
             names -= set(PEERS_ONLY)
         elif until is not None and until - time.monotonic() < 75:
@@ -245,7 +254,7 @@ class Faults:
         self.cluster.spawn(m)
 
     async def _fall_behind(self, down: Member, limit: float) -> int:
-        """Wait (at most ``limit`` s) until the leader is CATCH_UP entries past ``down``."""
+        """Wait (at most ``limit`` s) until the leader is ``catch_up`` entries past ``down``."""
         others = [m for m in self.cluster.members if m is not down]
         start = 0
         deadline = time.monotonic() + limit
@@ -256,7 +265,7 @@ class Faults:
                 if status is not None:
                     index = max(index, status.raftIndex)
             start = start or index
-            if start and index - start >= CATCH_UP:
+            if start and index - start >= self.catch_up:
                 break
             await self.sleep(1.0)
         return index - start

@@ -243,7 +243,7 @@ class Recorder:
     """Records operations as a traffic generator issues them.
 
     `token = rec.call(client, request)` before sending; then exactly one of
-    `rec.ok(token, response)` or `rec.unknown(token)`.
+    `rec.ok(token, response)`, `rec.unknown(token)` or `rec.not_sent(token)`.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -261,6 +261,9 @@ class Recorder:
     def unknown(self, token: tuple[int, Request, float]) -> None:
         """Record a failure whose effect is unknown (timeout, unavailable, lost connection)."""
         self._add(token, None)
+
+    def not_sent(self, token: tuple[int, Request, float]) -> None:
+        """Forget a request that never left the client (no connection): it had no effect."""
 
     def watch(self, session: WatchSession) -> None:
         """Record a finished watch session."""

@@ -25,7 +25,7 @@ from twisted.internet.threads import deferToThread
 
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
 from robustness.cluster import Cluster
-from robustness.faults import Faults
+from robustness.faults import Faults, catch_up_distance
 from robustness.history import Recorder
 from robustness.report import Report, run_checks
 from robustness.traffic import Traffic, TrafficSettings
@@ -43,7 +43,11 @@ class Settings:
     traffic: TrafficSettings = field(default_factory=TrafficSettings)
     fault_interval: tuple[float, float] = (1.0, 3.0)
     kinds: tuple[str, ...] | None = None
+    #: Crash points the ``crash_point`` fault picks from (all when None).
+    points: tuple[str, ...] | None = None
     snapshot_count: int = 500
+    #: Entries kept behind a snapshot; small, so a stopped follower soon needs a snapshot.
+    snapshot_catchup_entries: int = 200
     check_timeout: float = 120.0
     extra_flags: tuple[str, ...] = ()
 
@@ -69,12 +73,26 @@ async def run(reactor: Any, settings: Settings, log: Any = print) -> Outcome:
     out = os.path.join(settings.out_dir, f"seed{settings.seed}-m{settings.members}")
     os.makedirs(out, exist_ok=True)
     rng = random.Random(settings.seed)
-    flags = ("--snapshot-count", str(settings.snapshot_count), *settings.extra_flags)
+    flags = (
+        "--snapshot-count",
+        str(settings.snapshot_count),
+        "--experimental-snapshot-catchup-entries",
+        str(settings.snapshot_catchup_entries),
+        *settings.extra_flags,
+    )
     cluster = Cluster(
         reactor, out, settings.members, rng, flags, token=f"robustness-{settings.seed}"
     )
     recorder = Recorder()
-    faults = Faults(reactor, cluster, random.Random(rng.random()), settings.kinds, log)
+    faults = Faults(
+        reactor,
+        cluster,
+        random.Random(rng.random()),
+        settings.kinds,
+        log,
+        catch_up_distance(settings.snapshot_count, settings.snapshot_catchup_entries),
+        settings.points,
+    )
     extra: list[Anomaly] = []
     traffic: Traffic | None = None
     try:
@@ -150,7 +168,7 @@ def describe(outcome: Outcome) -> str:
         str(r),
         f"result: {'PASS' if r.ok else 'FAIL'} ({len(r.anomalies)} anomalies) "
         f"in {outcome.seconds:.0f}s; output in {outcome.out_dir}",
-        "client errors (unknown outcomes): "
+        "client errors (unknown outcomes, and calls not sent): "
         + (", ".join(f"{k}×{v}" for k, v in sorted(outcome.client_errors.items())) or "none"),
         "proxy: " + (", ".join(f"{k}={v}" for k, v in sorted(outcome.proxy_stats.items()))),
     ]

@@ -14,7 +14,8 @@ end them after a few seconds, and resume a broken stream from its last revision
 + 1 as a new session.
 
 Errors: the server's definite refusals (compacted, future revision, lease not
-found, lease exists) are responses; every other failure is an unknown outcome.
+found, lease exists) are responses; a call that no connection carried (the member
+is down) is left out; every other failure is an unknown outcome.
 Every put value is unique, as the checker's lost-write analysis needs.
 """
 
@@ -172,6 +173,19 @@ def _txn_response(pb: rpc_pb2.TxnResponse) -> Response:
     return Response(pb.header.revision, succeeded=pb.succeeded, results=tuple(results))
 
 
+def never_sent(error: grpc.RpcError) -> bool:
+    """Whether the call failed before any connection carried it (so it had no effect).
+
+    gRPC fails a call this way only when it could not pick a connected transport; a
+    call that went out on a connection which then broke fails with another message.
+    """
+    code = error.code() if hasattr(error, "code") else None
+    details = (error.details() if hasattr(error, "details") else "") or ""
+    return code == grpc.StatusCode.UNAVAILABLE and details.startswith(
+        "failed to connect to all addresses"
+    )
+
+
 def definite_error(error: grpc.RpcError) -> str | None:
     """The history's name for a definite refusal, or None if the outcome is unknown."""
     code = error.code() if hasattr(error, "code") else None
@@ -325,6 +339,10 @@ class Traffic:
         try:
             response = stubs.send(request, self.settings.timeout)
         except grpc.RpcError as e:
+            if never_sent(e):
+                self.recorder.not_sent(token)
+                self._count(f"{type(request).__name__}: not sent")
+                return None
             error = definite_error(e)
             if error is None:
                 self.recorder.unknown(token)

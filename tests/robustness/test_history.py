@@ -68,6 +68,14 @@ class HistoryTests(SynchronousTestCase):
             [op(2, 2.0, 3.0, Range("a"), None), op(1, 1.0, 4.0, Put("a", "1"), Response(2))],
         )
 
+    def test_not_sent_is_left_out(self) -> None:
+        """A request that never left the client is not in the history."""
+        ticks = iter([1.0, 2.0, 3.0, 4.0])
+        rec = Recorder(clock=lambda: next(ticks))
+        rec.not_sent(rec.call(1, Put("a", "1")))
+        rec.ok(rec.call(1, Range("a")), Response(1))
+        self.assertEqual(rec.history.operations, [op(1, 2.0, 3.0, Range("a"), Response(1))])
+
     def test_progress_notify(self) -> None:
         """A response with no events, flags or compaction is a progress notification."""
         self.assertTrue(WatchResponse(5).is_progress_notify)
