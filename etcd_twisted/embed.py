@@ -247,6 +247,11 @@ class EtcdService(MultiService):
             ),
         )
         metrics.watch_state(
+            "etcd_debugging_mvcc_watch_stream_total",
+            "Total number of watch streams.",
+            lambda: len(server.watchable.streams),
+        )
+        metrics.watch_state(
             "etcd_debugging_mvcc_slow_watcher_total",
             "Total number of unsynced slow watchers.",
             lambda: len(server.watchable.unsynced) + len(server.watchable.victims),

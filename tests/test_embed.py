@@ -99,6 +99,41 @@ class MemberTests(TestCase):
         self.assertIn("etcd_server_has_leader 1.0", metrics)
         self.assertIn("etcd_server_is_leader 1.0", metrics)
 
+    async def test_watch_stream_gauge(self) -> None:
+        """etcd_debugging_mvcc_watch_stream_total counts open Watch calls, back to 0 when closed."""
+        _, port = await self.start()
+
+        async def gauge() -> float:
+            text = await (await self.http.get(f"http://127.0.0.1:{port}/metrics")).text()
+            for line in text.splitlines():
+                if line.startswith("etcd_debugging_mvcc_watch_stream_total "):
+                    return float(line.split()[1])
+            raise AssertionError("etcd_debugging_mvcc_watch_stream_total not exported")
+
+        self.assertEqual(await gauge(), 0)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.addCleanup(channel.close)
+        stub = rpc_pb2_grpc.WatchStub(channel)
+        calls = []
+        for key in (b"a", b"b"):
+            create = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=key))
+            call = stub.Watch(iter([create]), timeout=10)
+            self.assertTrue((await deferToThread(next, call)).created)
+            calls.append(call)
+        self.assertEqual(await gauge(), 2)
+        calls[0].cancel()
+        value = await gauge()
+        deadline = reactor.seconds() + 5
+        while value != 1 and reactor.seconds() < deadline:
+            await deferLater(reactor, 0.02, lambda: None)
+            value = await gauge()
+        self.assertEqual(value, 1)
+        calls[1].cancel()
+        while value != 0 and reactor.seconds() < deadline:
+            await deferLater(reactor, 0.02, lambda: None)
+            value = await gauge()
+        self.assertEqual(value, 0)
+
     async def test_put_over_grpc_read_over_gateway(self) -> None:
         """A put through grpcio is read back through the JSON gateway at the same revision."""
         _, port = await self.start()

@@ -52,6 +52,8 @@ class WatchableStore:
         self.on_work: Callable[[], None] | None = None
         self._ready: dict[WatchStream, None] = {}
         self._progress_wanted: dict[WatchStream, None] = {}
+        #: Open watch streams (etcd's ``etcd_debugging_mvcc_watch_stream_total``).
+        self.streams: set[WatchStream] = set()
 
     @property
     def current_rev(self) -> int:
@@ -70,7 +72,9 @@ class WatchableStore:
 
     def new_watch_stream(self, max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS) -> WatchStream:
         """A stream of watchers sharing one response queue."""
-        return WatchStream(self, max_pending_events)
+        stream = WatchStream(self, max_pending_events)
+        self.streams.add(stream)
+        return stream
 
     # --- driving
 
@@ -243,6 +247,7 @@ class WatchableStore:
 
     def forget(self, stream: WatchStream) -> None:
         """``stream`` closed."""
+        self.streams.discard(stream)
         self._ready.pop(stream, None)
         self._progress_wanted.pop(stream, None)
 

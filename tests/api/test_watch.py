@@ -283,6 +283,16 @@ class WatchCallTests(SynchronousTestCase):
         self.assertEqual((len(store.synced), len(store.unsynced)), (0, 0))
         self.assertEqual(call.backend.clock.getDelayedCalls(), [])
 
+    def test_open_calls_counted(self) -> None:
+        """Each open call is one watch stream in the store; a cancelled call is no longer one."""
+        backend = FakeBackend()
+        first, second = Call(backend), Call(backend)
+        self.assertEqual(len(backend.watchable.streams), 2)
+        first.ctx.cancelled.callback(GrpcError(StatusCode.CANCELLED, "context canceled"))
+        self.assertEqual(len(backend.watchable.streams), 1)
+        second.ctx.cancelled.callback(GrpcError(StatusCode.CANCELLED, "context canceled"))
+        self.assertEqual(backend.watchable.streams, set())
+
     def test_half_close_keeps_watching(self) -> None:
         """The client's half-close does not end the watch (as in etcd)."""
         call = Call()

@@ -155,6 +155,15 @@ class WatchLifeCycleTests(SynchronousTestCase):
         self.assertEqual(h.stream.take(), [])
         self.assertRaises(RuntimeError, h.stream.watch, b"a")
 
+    def test_open_streams(self) -> None:
+        """The store knows its open streams; closing one (even twice) forgets it."""
+        h = Harness()
+        other = h.store.new_watch_stream()
+        self.assertEqual(h.store.streams, {h.stream, other})
+        h.stream.close()
+        h.stream.close()
+        self.assertEqual(h.store.streams, {other})
+
 
 class HistoryTests(SynchronousTestCase):
     def test_past_start_catches_up(self) -> None:
