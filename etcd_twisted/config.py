@@ -344,7 +344,12 @@ FLAGS: tuple[Flag, ...] = (
         "Configures log level.",
     ),
     Flag("log-outputs", _parse_str, "default", "'stdout', 'stderr' or 'default'."),
-    Flag("log-format", _choice("text", "json"), "text", "Log line format: text or json."),
+    Flag(
+        "log-format",
+        _choice("console", "json", "text"),
+        "console",
+        "Configures log format. Only supports json, console ('text' is console).",
+    ),
     Flag("force-new-cluster", _parse_bool, "false", "Force to create a new one-member cluster."),
     Flag(
         "experimental-watch-progress-notify-interval",

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import IO, Any
 
 from twisted.application.service import IService
+from twisted.logger import LogEvent
 from twisted.python import usage
 from twisted.python.failure import Failure
+from twisted.python.logfile import LogFile
 
 from etcd_twisted import ETCD_VERSION, __version__
 from etcd_twisted.backend.errors import BackendError
@@ -26,6 +30,7 @@ from etcd_twisted.config import (
 )
 from etcd_twisted.embed import build_service
 from etcd_twisted.listen import ListenError
+from etcd_twisted.logs import observer_for
 from etcd_twisted.server.bootstrap import BootstrapError
 from etcd_twisted.wal.errors import DataDirError, SnapError, WALError
 
@@ -48,9 +53,63 @@ class Options(usage.Options):
         except ConfigError as e:
             sys.stderr.write(f"etcd: {e}\n")
             raise SystemExit(1) from None
+        self._install_log_observer()
+
+    def _install_log_observer(self) -> None:
+        """Make twistd log with ``--log-format``, ``--log-level`` and ``--log-outputs``,
+        unless twistd was given its own ``--logger`` or ``--syslog``.
+
+        twistd resolves ``--logger`` by name once every option is parsed and builds the
+        observer before ``makeService``, so the name is :func:`log_observer`, which
+        reads the flags kept here.
+        """
+        global _log_settings
+        twistd = getattr(self, "parent", None)
+        if twistd is None or twistd.get("logger") or twistd.get("syslog"):
+            return
+        _log_settings = (self.config, twistd)
+        twistd["logger"] = f"{__name__}.log_observer"
 
     def getUsage(self, width: int | None = None) -> str:
         return help_text()
+
+
+#: The parsed flags and twistd's options, for :func:`log_observer`.
+_log_settings: tuple[Config, Any] | None = None
+
+
+def log_observer() -> Callable[[LogEvent], None]:
+    """twistd's log observer factory for the ``etcd`` subcommand (see ``Options``)."""
+    if _log_settings is None:
+        raise RuntimeError("the etcd flags are not parsed yet")
+    config, twistd = _log_settings
+    return observer_for(
+        config.log_format, config.log_level, _log_outputs(config.log_outputs, twistd)
+    )
+
+
+def _log_outputs(spec: str, twistd: Any) -> list[IO[str]]:
+    """The streams ``--log-outputs`` names: ``stdout``, ``stderr``, file paths, and
+    ``default``, twistd's own choice (``--logfile``; stdout with ``--nodaemon``)."""
+    outputs: list[IO[str]] = []
+    for name in filter(None, (part.strip() for part in spec.split(","))):
+        if name == "stdout":
+            outputs.append(sys.stdout)
+        elif name == "stderr":
+            outputs.append(sys.stderr)
+        elif name == "default":
+            logfile = twistd.get("logfile") or ""
+            if logfile == "-" or (not logfile and twistd.get("nodaemon")):
+                outputs.append(sys.stdout)
+            else:
+                outputs.append(_open_log(logfile or "twistd.log"))
+        else:
+            outputs.append(_open_log(name))
+    return outputs or [sys.stdout]
+
+
+def _open_log(path: str) -> IO[str]:
+    return LogFile.fromFullPath(path)  # type: ignore[return-value]
 
 
 def makeService(options: Options) -> IService:
