@@ -28,6 +28,7 @@ from etcd_twisted._pb import raft_pb2
 from etcd_twisted.peer import codec
 from etcd_twisted.peer.handshake import Hello
 from etcd_twisted.peer.link import DialingLink, Timing
+from etcd_twisted.wal import snapshot_db_path
 
 #: Runs ``f(*args)`` off the reactor thread; fires with its result.
 RunInThread = Callable[..., Deferred[Any]]
@@ -147,7 +148,7 @@ class SnapshotFile:
 
     def __init__(self, directory: str, index: int) -> None:
         os.makedirs(directory, exist_ok=True)
-        self.final_path = os.path.join(directory, f"{index:016x}.snap.db")
+        self.final_path = snapshot_db_path(directory, index)
         fd, self.part_path = tempfile.mkstemp(
             prefix=f"{index:016x}.", suffix=".snap.db.part", dir=directory
         )

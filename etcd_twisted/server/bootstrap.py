@@ -6,11 +6,15 @@ record names the member and cluster) and the backend, and bootstraps raft with o
 ConfChange per initial member. A restarted member ignores the bootstrap flags: it
 loads the newest snapshot the WAL knows, opens the WAL at it, and rebuilds raft's
 storage from snapshot + WAL; the backend's consistent index says which committed
-entries were already applied.
+entries were already applied. A crash after a leader's snapshot was saved but before
+its database replaced the backend leaves the backend behind the snapshot: the restart
+installs the database kept beside it (``<index>.snap.db``), as etcd's
+``recoverSnapshotBackend`` does.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import urllib.request
@@ -20,7 +24,7 @@ from random import Random
 
 from etcd_twisted._pb import raft_pb2, wal_pb2
 from etcd_twisted._pb.raft_internal_pb2 import Metadata
-from etcd_twisted.backend import Backend
+from etcd_twisted.backend import Backend, restore_snapshot
 from etcd_twisted.config import Config
 from etcd_twisted.membership.cluster import Member
 from etcd_twisted.membership.ids import cluster_id, member_id
@@ -34,6 +38,7 @@ from etcd_twisted.wal import (
     backend_path,
     identify_data_dir,
     snap_dir,
+    snapshot_db_path,
     valid_snapshot_entries,
 )
 from etcd_twisted.wal import exist as wal_exists
@@ -208,6 +213,9 @@ def _restart(config: Config, rng: Random, on_sync: Callable[[float], None] | Non
     raw_metadata, hard_state, entries = wal.read_all()
     metadata = Metadata.FromString(raw_metadata)
     backend = _open_backend(config)
+    if snapshot is not None:
+        backend = _catch_up_backend(config, backend, snapshot.metadata.index)
+    _remove_received_leftovers(config)
     storage = MemoryStorage()
     if snapshot is not None:
         storage.apply_snapshot(snapshot)
@@ -218,3 +226,34 @@ def _restart(config: Config, rng: Random, on_sync: Callable[[float], None] | Non
         metadata.NodeID, metadata.ClusterID, [], wal, snapshotter, storage, node, backend,
         snapshot, False,
     )  # fmt: skip
+
+
+def _catch_up_backend(config: Config, backend: Backend, index: int) -> Backend:
+    """The backend, or, when it is behind the snapshot at ``index`` (the member stopped
+    before the database received with that snapshot replaced it), that database."""
+    applied = backend.consistent_index()[0]
+    if applied >= index:
+        return backend
+    received = snapshot_db_path(snap_dir(config.data_dir), index)
+    if not os.path.exists(received):
+        backend.close()
+        raise BootstrapError(
+            f"the backend has applied up to index {applied}, behind the snapshot at index "
+            f"{index}, and the database received with it ({received}) is missing"
+        )
+    map_size = backend.map_size
+    backend.close()
+    with open(received, "rb") as f:
+        restore_snapshot(
+            backend_path(config.data_dir), iter(lambda: f.read(1 << 20), b""), map_size=map_size
+        )
+    os.unlink(received)
+    return _open_backend(config)
+
+
+def _remove_received_leftovers(config: Config) -> None:
+    """Delete received snapshot databases and half-built backends that nothing will use."""
+    directory = snap_dir(config.data_dir)
+    for pattern in ("*.snap.db", "*.snap.db.part", "db.incoming", "db.incoming-lock"):
+        for path in glob.glob(os.path.join(directory, pattern)):
+            os.unlink(path)

@@ -75,6 +75,7 @@ from etcd_twisted.server.reconfig import Reconfigurator
 from etcd_twisted.server.snapshot import SnapshotTaker
 from etcd_twisted.server.wal_writer import WALWriter
 from etcd_twisted.wal import backend_path
+from etcd_twisted.wal.files import fsync_dir
 
 #: Refuse new proposals while more than this many committed entries wait to be applied.
 MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000
@@ -257,12 +258,12 @@ class EtcdServer:
             with open(path, "rb") as f:
                 chunks = iter(lambda: f.read(1 << 20), b"")
                 restore_snapshot(incoming, chunks, map_size=backend.map_size)
-            os.unlink(path)
 
         def swap(_: None) -> None:
             failpoints.hit("before_apply_snapshot")
             backend.close()
             os.replace(incoming, target)
+            fsync_dir(os.path.dirname(target))
             for stale in (target + "-lock", incoming + "-lock"):
                 if os.path.exists(stale):
                     os.unlink(stale)
@@ -274,6 +275,8 @@ class EtcdServer:
                     batch_limit=self.config.backend_batch_limit,
                 )
             )
+            # Kept until now: a restart before the swap installs it (``bootstrap``).
+            os.unlink(path)
             self.applied.advance(max(index, self.backend.consistent_index()[0]))
             failpoints.hit("after_apply_snapshot")
             self.log.info("applied a snapshot from the leader at index {index}", index=index)

@@ -16,6 +16,7 @@ from etcd_twisted.wal.data_dir import (
     identify_data_dir,
     member_dir,
     snap_dir,
+    snapshot_db_path,
     wal_dir,
 )
 from etcd_twisted.wal.errors import (
@@ -62,6 +63,7 @@ __all__ = [
     "purge_snapshots",
     "purge_wals",
     "snap_dir",
+    "snapshot_db_path",
     "valid_snapshot_entries",
     "wal_dir",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "identify_data_dir",
     "member_dir",
     "snap_dir",
+    "snapshot_db_path",
     "wal_dir",
 ]
 
@@ -60,6 +61,11 @@ def snap_dir(data_dir: str) -> str:
 def backend_path(data_dir: str) -> str:
     """``DATA_DIR/member/snap/db``, the backend database file."""
     return os.path.join(snap_dir(data_dir), "db")
+
+
+def snapshot_db_path(snap_path: str, index: int) -> str:
+    """``<snap dir>/<index:016x>.snap.db``: the database a leader sent with a snapshot."""
+    return os.path.join(snap_path, f"{index:016x}.snap.db")
 
 
 def identify_data_dir(data_dir: str) -> DataDir:
