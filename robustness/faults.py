@@ -55,6 +55,8 @@ FREQUENT = (
 )
 #: Reached only by a follower so far behind that the leader sends a snapshot.
 SNAPSHOT = ("before_apply_snapshot", "after_apply_snapshot")
+#: Seconds a stopped follower is given to fall far enough behind to need a snapshot.
+FALL_BEHIND_LIMIT = 30.0
 #: Reached only when members exchange messages.
 PEERS_ONLY = ("before_leader_send", "before_follower_send", *SNAPSHOT)
 
@@ -219,12 +221,16 @@ class Faults:
         names = set(self.points or failpoints.NAMES)
         if len(self.cluster.members) == 1:
             names -= set(PEERS_ONLY)
-        elif until is not None and until - time.monotonic() < 75:
+        elif until is not None and until - time.monotonic() < FALL_BEHIND_LIMIT + 20:
             names -= set(SNAPSHOT)
         return sorted(names)
 
     async def _crash_point(self, record: FaultRecord, hold: float) -> None:
-        name = self.rng.choice(self._points(self.until))
+        points = self._points(self.until)
+        if not points:
+            record.detail["skipped"] = "no crash point left that fits before the end"
+            return
+        name = self.rng.choice(points)
         if name == "before_leader_send":
             m = await self._target(True)
         elif name in ("before_follower_send", *SNAPSHOT):
@@ -236,7 +242,7 @@ class Faults:
         record.detail["point"] = arm
         await self.cluster.kill(m)
         if name in SNAPSHOT:
-            record.detail["entries_behind"] = await self._fall_behind(m, 60.0)
+            record.detail["entries_behind"] = await self._fall_behind(m, FALL_BEHIND_LIMIT)
         self.cluster.spawn(m, env={failpoints.ENV: arm})
         if name in ("before_defragment_swap", "after_defragment_swap"):
             await self.cluster.wait_ready(m)
@@ -300,6 +306,8 @@ class Faults:
         """One label per fault, for the report (crash points by name, unreached noted)."""
         labels = []
         for r in self.records:
+            if "skipped" in r.detail:
+                continue
             label = r.kind
             if r.kind == "crash_point":
                 point = str(r.detail.get("point", "")).split("@")[0]
