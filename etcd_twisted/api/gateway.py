@@ -20,9 +20,11 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
-from etcd_twisted._pb import rpc_pb2
+from etcd_twisted._pb import rpc_pb2, v3election_pb2, v3lock_pb2
+from etcd_twisted.api.auth import GATEWAY_ROUTES as AUTH_ROUTES
 from etcd_twisted.api.errors import HTTP_STATUS, to_grpc_error
 from etcd_twisted.grpc import GrpcError, Metadata, Registry, StatusCode
+from etcd_twisted.grpc.service import MethodKind
 
 #: HTTP path → (gRPC method path, request message class), as etcd 3.5's gateway maps them.
 ROUTES: dict[str, tuple[str, type[Message]]] = {
@@ -70,13 +72,28 @@ ROUTES: dict[str, tuple[str, type[Message]]] = {
         "/etcdserverpb.Maintenance/MoveLeader",
         rpc_pb2.MoveLeaderRequest,
     ),
+    "/v3/lock/lock": ("/v3lockpb.Lock/Lock", v3lock_pb2.LockRequest),
+    "/v3/lock/unlock": ("/v3lockpb.Lock/Unlock", v3lock_pb2.UnlockRequest),
+    "/v3/election/campaign": (
+        "/v3electionpb.Election/Campaign",
+        v3election_pb2.CampaignRequest,
+    ),
+    "/v3/election/proclaim": (
+        "/v3electionpb.Election/Proclaim",
+        v3election_pb2.ProclaimRequest,
+    ),
+    "/v3/election/leader": ("/v3electionpb.Election/Leader", v3election_pb2.LeaderRequest),
+    "/v3/election/resign": ("/v3electionpb.Election/Resign", v3election_pb2.ResignRequest),
 }
 
 #: Streaming routes: the body is a sequence of JSON requests, each response one line.
 STREAM_ROUTES: dict[str, tuple[str, type[Message]]] = {
     "/v3/watch": ("/etcdserverpb.Watch/Watch", rpc_pb2.WatchRequest),
     "/v3/lease/keepalive": ("/etcdserverpb.Lease/LeaseKeepAlive", rpc_pb2.LeaseKeepAliveRequest),
+    "/v3/election/observe": ("/v3electionpb.Election/Observe", v3election_pb2.LeaderRequest),
 }
+
+ROUTES.update(AUTH_ROUTES)
 
 #: Headers etcd's gateway sends on every response.
 _RESPONSE_HEADERS = (
@@ -259,8 +276,16 @@ class Gateway:
         except (ValueError, json_format.ParseError) as e:
             error = GrpcError(StatusCode.UNKNOWN, _parse_error_text(e))
             return succeed(self._error(request, error))
-        stream = GatewayStream(request, messages)
         ctx = GatewayContext(request, grpc_path)
+        if method.kind is MethodKind.SERVER_STREAM:
+            # One request; the call ends when the handler's result fires.
+            stream = GatewayStream(request, [])
+            message = messages[0] if messages else request_cls()
+            maybeDeferred(method.handler, message, ctx, stream).addCallbacks(
+                lambda _: stream.finish(), lambda f: stream.finish(to_grpc_error(f))
+            )
+            return stream.done
+        stream = GatewayStream(request, messages)
         maybeDeferred(method.handler, ctx, stream).addErrback(
             lambda f: stream.finish(to_grpc_error(f))
         )
