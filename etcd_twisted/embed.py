@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from etcd_twisted._pb import raft_pb2
+from etcd_twisted.api import auth as auth_api
 from etcd_twisted.api import cluster as cluster_api
 from etcd_twisted.api import election as election_api
 from etcd_twisted.api import kv as kv_api
@@ -33,6 +34,7 @@ from etcd_twisted.api import maintenance as maintenance_api
 from etcd_twisted.api import watch as watch_api
 from etcd_twisted.api.gateway import Gateway
 from etcd_twisted.api.http import HttpApi
+from etcd_twisted.api.unary import token_of
 from etcd_twisted.config import Config
 from etcd_twisted.grpc import GrpcFactory, Registry
 from etcd_twisted.grpc.health import HealthService
@@ -99,7 +101,11 @@ class EtcdService(MultiService):
             self.server,
             config.experimental_watch_progress_notify_interval,
             config.max_receive_bytes,
+            permitted=lambda ctx, key, end: self.server.auth_frontend.watch_permitted(
+                token_of(ctx), key, end
+            ),
         )
+        auth_api.register(self.registry, self.server)
         maintenance_api.register(self.registry, self.server)
         cluster_api.register(self.registry, self.server)
         lock_api.register(self.registry, self.server)

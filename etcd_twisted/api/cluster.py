@@ -15,7 +15,7 @@ from twisted.python.failure import Failure
 
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.api.errors import to_grpc_error
-from etcd_twisted.api.unary import check_learner, require_leader
+from etcd_twisted.api.unary import check_learner, require_leader, with_auth
 from etcd_twisted.grpc import Registry, ServerContext
 from etcd_twisted.server.etcd_server import EtcdServer
 
@@ -33,16 +33,25 @@ def register(registry: Registry, server: EtcdServer) -> None:
         ("MemberList", rpc_pb2.MemberListRequest, lambda r: server.member_list()),
     )
     for name, request_cls, call in methods:
-        registry.add_unary(f"{_SERVICE}/{name}", request_cls, _handler(server, call))
+        # Changing membership needs the root role while auth is on (listing does not).
+        admin = name != "MemberList"
+        registry.add_unary(f"{_SERVICE}/{name}", request_cls, _handler(server, call, admin))
 
 
 def _handler(
-    server: EtcdServer, call: Callable[[Any], Any]
+    server: EtcdServer, call: Callable[[Any], Any], admin: bool = False
 ) -> Callable[[Any, ServerContext], Deferred[Any]]:
     def handle(request: Any, ctx: ServerContext) -> Deferred[Any]:
         def run() -> Any:
             require_leader(server, ctx)
             check_learner(server, request)
+            if admin:
+
+                def checked(info: Any) -> Any:
+                    server.auth_frontend.check_admin(info)
+                    return call(request)
+
+                return with_auth(server, ctx, checked)
             return call(request)
 
         d = maybeDeferred(run)

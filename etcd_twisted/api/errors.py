@@ -9,6 +9,7 @@ from __future__ import annotations
 from twisted.python.failure import Failure
 
 from etcd_twisted.apply import errors as apply_errors
+from etcd_twisted.auth import errors as auth_errors
 from etcd_twisted.grpc.status import GrpcError, StatusCode
 from etcd_twisted.lease import errors as lease_errors
 from etcd_twisted.mvcc import errors as mvcc_errors
@@ -35,6 +36,66 @@ _TABLE: dict[type[BaseException], tuple[StatusCode, str]] = {
     apply_errors.NoSpaceError: (
         StatusCode.RESOURCE_EXHAUSTED,
         "etcdserver: mvcc: database space exceeded",
+    ),
+    # Auth (etcd 3.5.1 maps neither AuthOldRevisionError nor NoPasswordUserError: they
+    # reach the client as UNKNOWN with the store's own "auth: ..." text).
+    auth_errors.RootUserNotExistError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: root user does not exist",
+    ),
+    auth_errors.RootRoleNotExistError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: root user does not have root role",
+    ),
+    auth_errors.UserAlreadyExistError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: user name already exists",
+    ),
+    auth_errors.UserEmptyError: (StatusCode.INVALID_ARGUMENT, "etcdserver: user name is empty"),
+    auth_errors.UserNotFoundError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: user name not found",
+    ),
+    auth_errors.RoleAlreadyExistError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: role name already exists",
+    ),
+    auth_errors.RoleNotFoundError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: role name not found",
+    ),
+    auth_errors.RoleEmptyError: (StatusCode.INVALID_ARGUMENT, "etcdserver: role name is empty"),
+    auth_errors.AuthFailedError: (
+        StatusCode.INVALID_ARGUMENT,
+        "etcdserver: authentication failed, invalid user ID or password",
+    ),
+    auth_errors.PermissionNotGivenError: (
+        StatusCode.INVALID_ARGUMENT,
+        "etcdserver: permission not given",
+    ),
+    auth_errors.PermissionDeniedError: (
+        StatusCode.PERMISSION_DENIED,
+        "etcdserver: permission denied",
+    ),
+    auth_errors.RoleNotGrantedError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: role is not granted to the user",
+    ),
+    auth_errors.PermissionNotGrantedError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: permission is not granted to the role",
+    ),
+    auth_errors.AuthNotEnabledError: (
+        StatusCode.FAILED_PRECONDITION,
+        "etcdserver: authentication is not enabled",
+    ),
+    auth_errors.InvalidAuthTokenError: (
+        StatusCode.UNAUTHENTICATED,
+        "etcdserver: invalid auth token",
+    ),
+    auth_errors.InvalidAuthMgmtError: (
+        StatusCode.INVALID_ARGUMENT,
+        "etcdserver: invalid auth management",
     ),
     lease_errors.LeaseNotFoundError: (
         StatusCode.NOT_FOUND,

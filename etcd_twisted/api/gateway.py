@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from etcd_twisted._pb import rpc_pb2, v3election_pb2, v3lock_pb2
+from etcd_twisted.api.auth import GATEWAY_ROUTES as AUTH_ROUTES
 from etcd_twisted.api.errors import HTTP_STATUS, to_grpc_error
 from etcd_twisted.grpc import GrpcError, Metadata, Registry, StatusCode
 from etcd_twisted.grpc.service import MethodKind
@@ -91,6 +92,8 @@ STREAM_ROUTES: dict[str, tuple[str, type[Message]]] = {
     "/v3/lease/keepalive": ("/etcdserverpb.Lease/LeaseKeepAlive", rpc_pb2.LeaseKeepAliveRequest),
     "/v3/election/observe": ("/v3electionpb.Election/Observe", v3election_pb2.LeaderRequest),
 }
+
+ROUTES.update(AUTH_ROUTES)
 
 #: Headers etcd's gateway sends on every response.
 _RESPONSE_HEADERS = (

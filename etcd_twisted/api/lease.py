@@ -17,10 +17,14 @@ _SERVICE = "/etcdserverpb.Lease"
 def register(registry: Registry, server: EtcdServer) -> None:
     """Add the Lease methods to ``registry``."""
     registry.add_unary(
-        f"{_SERVICE}/LeaseGrant", rpc_pb2.LeaseGrantRequest, unary(server, server.lease_grant)
+        f"{_SERVICE}/LeaseGrant",
+        rpc_pb2.LeaseGrantRequest,
+        unary(server, server.lease_grant, auth=True),
     )
     registry.add_unary(
-        f"{_SERVICE}/LeaseRevoke", rpc_pb2.LeaseRevokeRequest, unary(server, server.lease_revoke)
+        f"{_SERVICE}/LeaseRevoke",
+        rpc_pb2.LeaseRevokeRequest,
+        unary(server, server.lease_revoke, auth=True),
     )
     registry.add_unary(
         f"{_SERVICE}/LeaseTimeToLive",

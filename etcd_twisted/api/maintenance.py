@@ -17,10 +17,16 @@ def register(registry: Registry, server: EtcdServer) -> None:
     )
     registry.add_unary(f"{_SERVICE}/Alarm", rpc_pb2.AlarmRequest, unary(server, server.alarm))
     registry.add_unary(
-        f"{_SERVICE}/Defragment", rpc_pb2.DefragmentRequest, unary(server, server.defragment)
+        f"{_SERVICE}/Defragment",
+        rpc_pb2.DefragmentRequest,
+        unary(server, server.defragment, admin=True),
     )
     registry.add_unary(
         f"{_SERVICE}/MoveLeader", rpc_pb2.MoveLeaderRequest, unary(server, server.move_leader)
     )
-    registry.add_unary(f"{_SERVICE}/Hash", rpc_pb2.HashRequest, unary(server, server.hash))
-    registry.add_unary(f"{_SERVICE}/HashKV", rpc_pb2.HashKVRequest, unary(server, server.hash_kv))
+    registry.add_unary(
+        f"{_SERVICE}/Hash", rpc_pb2.HashRequest, unary(server, server.hash, admin=True)
+    )
+    registry.add_unary(
+        f"{_SERVICE}/HashKV", rpc_pb2.HashKVRequest, unary(server, server.hash_kv, admin=True)
+    )

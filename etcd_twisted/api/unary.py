@@ -56,15 +56,47 @@ def check_learner(server: HeaderSource, request: Any) -> None:
     raise NotSupportedForLearnerError()
 
 
+def token_of(ctx: ServerContext) -> str | None:
+    """The auth token a call carries (``token`` metadata, or ``authorization``), if any."""
+    for key in ("token", "authorization"):
+        value = ctx.metadata.get(key)
+        if value is not None:
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None
+
+
+def with_auth(server: Any, ctx: ServerContext, call: Callable[[Any], Any]) -> Deferred[Any]:
+    """``call(auth_info)`` once the call's token is resolved (None without a token)."""
+    d = maybeDeferred(server.auth_frontend.auth_info, token_of(ctx))
+    return d.addCallback(call)
+
+
 def unary(
-    server: HeaderSource, call: Callable[[Any], Any]
+    server: HeaderSource,
+    call: Callable[..., Any],
+    auth: bool = False,
+    admin: bool = False,
 ) -> Callable[[Any, ServerContext], Deferred[Any]]:
-    """A unary handler running ``call(request)`` (value or Deferred) with etcd's conventions."""
+    """A unary handler running ``call(request)`` (value or Deferred) with etcd's conventions.
+
+    With ``auth``, the call's token is resolved first and the call is
+    ``call(request, auth_info)``; with ``admin``, the token's user must have the root
+    role (while auth is enabled) and the call is ``call(request)``.
+    """
 
     def handler(request: Any, ctx: ServerContext) -> Deferred[Any]:
         def run() -> Any:
             require_leader(server, ctx)
             check_learner(server, request)
+            if auth:
+                return with_auth(server, ctx, lambda info: call(request, info))
+            if admin:
+
+                def checked(info: Any) -> Any:
+                    server.auth_frontend.check_admin(info)  # type: ignore[attr-defined]
+                    return call(request)
+
+                return with_auth(server, ctx, checked)
             return call(request)
 
         d = maybeDeferred(run)

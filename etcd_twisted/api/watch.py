@@ -13,6 +13,7 @@ ends when the client cancels it or the connection goes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
@@ -41,6 +42,11 @@ _FILTERS = {
 }
 #: Bytes an event adds to a ``WatchResponse`` besides its own: field tag and length.
 _EVENTS_TAG_BYTES = 1
+#: The cancel reason of a watch its user may not read (etcd sends the gRPC error's text).
+PERMISSION_DENIED_REASON = "rpc error: code = PermissionDenied desc = etcdserver: permission denied"
+
+#: ``permitted(ctx, key, range_end)``: whether the call's user may watch the range.
+WatchPermitted = Callable[[ServerContext, bytes, bytes], bool]
 
 
 class WatchBackend(Protocol):
@@ -62,14 +68,16 @@ def register(
     backend: WatchBackend,
     progress_interval: float = PROGRESS_INTERVAL,
     max_response_bytes: int = MAX_RESPONSE_BYTES,
+    permitted: WatchPermitted | None = None,
 ) -> None:
-    """Add ``Watch`` to ``registry``; ``progress_interval`` 0 means etcd's default."""
+    """Add ``Watch`` to ``registry``; ``progress_interval`` 0 means etcd's default;
+    ``permitted`` (auth) decides whether a watch may be created."""
     if progress_interval <= 0:
         progress_interval = PROGRESS_INTERVAL
     interval = max(progress_interval, MIN_PROGRESS_INTERVAL)
 
     def watch(ctx: ServerContext, stream: ServerStream) -> None:
-        _WatchCall(backend, ctx, stream, interval, max_response_bytes)
+        _WatchCall(backend, ctx, stream, interval, max_response_bytes, permitted)
 
     registry.add_bidi_stream(PATH, rpc_pb2.WatchRequest, watch)
 
@@ -84,8 +92,11 @@ class _WatchCall:
         stream: ServerStream,
         progress_interval: float,
         max_response_bytes: int,
+        permitted: WatchPermitted | None = None,
     ) -> None:
         self._backend = backend
+        self._ctx = ctx
+        self._permitted = permitted
         self._stream = stream
         self._max_response_bytes = max_response_bytes
         self._ws = backend.watchable.new_watch_stream()
@@ -118,6 +129,11 @@ class _WatchCall:
 
     def _create(self, req: rpc_pb2.WatchCreateRequest) -> None:
         ws = self._ws
+        if self._permitted is not None and not self._permitted(
+            self._ctx, req.key or b"\0", req.range_end
+        ):
+            ws.refuse(PERMISSION_DENIED_REASON, req.watch_id)
+            return
         try:
             watch_id = ws.watch(
                 req.key or b"\0",

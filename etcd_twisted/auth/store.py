@@ -379,6 +379,8 @@ class AuthStore:
             raise NoPasswordUserError() from None
 
     def _get_user(self, name: str) -> auth_pb2.User | None:
+        if not name:
+            return None  # no such user (and LMDB refuses empty keys)
         raw = self._storage.get(buckets.AUTH_USERS, name.encode())
         return None if raw is None else auth_pb2.User.FromString(raw)
 
@@ -386,6 +388,8 @@ class AuthStore:
         self._storage.put(buckets.AUTH_USERS, user.name, user.SerializeToString())
 
     def _get_role(self, name: str) -> auth_pb2.Role | None:
+        if not name:
+            return None
         raw = self._storage.get(buckets.AUTH_ROLES, name.encode())
         return None if raw is None else auth_pb2.Role.FromString(raw)
 

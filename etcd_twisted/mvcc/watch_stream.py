@@ -100,12 +100,12 @@ class WatchStream:
         store.answer_progress_requests()
         store.flush()
 
-    def refuse(self, reason: str) -> None:
+    def refuse(self, reason: str, watch_id: int = -1) -> None:
         """Queue the answer to a watch request that was turned down: ``created`` and
-        ``canceled`` with ``reason``, for no watch id (-1), in order with the rest."""
+        ``canceled`` with ``reason``, for ``watch_id`` (-1: none), in order with the rest."""
         self.post(
             WatchResponse(
-                -1, self._store.current_rev, created=True, canceled=True, cancel_reason=reason
+                watch_id, self._store.current_rev, created=True, canceled=True, cancel_reason=reason
             )
         )
         self._store.flush()

@@ -36,8 +36,11 @@ from etcd_twisted._pb.raft_internal_pb2 import (
 )
 from etcd_twisted.apply import checks
 from etcd_twisted.apply.alarms import NOSPACE, AlarmStore
+from etcd_twisted.apply.auth import AUTH_KINDS, AuthApplier
 from etcd_twisted.apply.errors import NoSpaceError
 from etcd_twisted.apply.kv import KVApplier, is_txn_readonly
+from etcd_twisted.auth import NO_USER, AuthInfo, AuthStore, SimpleTokens
+from etcd_twisted.auth.errors import AuthOldRevisionError
 from etcd_twisted.backend import Backend, buckets, restore_snapshot
 from etcd_twisted.config import Config
 from etcd_twisted.lease import (
@@ -55,6 +58,7 @@ from etcd_twisted.mvcc.kvstore import KVStore
 from etcd_twisted.mvcc.watchable_store import WatchableStore
 from etcd_twisted.raft import ProposalDroppedError, ReadState, SoftState
 from etcd_twisted.server import compactor, reconfig
+from etcd_twisted.server.auth_frontend import AuthFrontend
 from etcd_twisted.server.bootstrap import Bootstrapped
 from etcd_twisted.server.deadlines import Deadlines
 from etcd_twisted.server.errors import (
@@ -132,7 +136,10 @@ class EtcdServer:
         #: Whether a peer's stream is up (the peer transport answers; alone, only self).
         self.peer_active: Callable[[int], bool] = lambda node_id: node_id == self.member_id
         self.watchable: WatchableStore | None = None
+        #: Auth tokens live in memory only; they outlive a snapshot's new state.
+        self.auth_tokens = SimpleTokens(ttl=float(config.auth_token_ttl))
         self._open_state(boot.backend)
+        self.auth_frontend = AuthFrontend(self)
         self.watchable.on_work = self._watch_work
         self._watch_sync = LoopingCall(self._sync_watchers)
         self._watch_sync.clock = clock
@@ -209,6 +216,8 @@ class EtcdServer:
         )
         self.lessor.restore()  # before the KV store, which re-attaches keys to leases
         self.kv = KVStore(backend, leases=self.lessor)
+        self.auth = AuthStore(backend.batch_tx, self.auth_tokens, cost=config.bcrypt_cost)
+        self.auth_applier = AuthApplier(self.auth, self._lease_keys)
         self.applier = KVApplier(self.kv, lambda lease_id: self.lessor.lookup(lease_id) is not None)
         if self.watchable is None:
             self.watchable = WatchableStore(self.kv)
@@ -377,38 +386,64 @@ class EtcdServer:
     # --- KV requests
 
     def range(
-        self, r: rpc_pb2.RangeRequest
+        self, r: rpc_pb2.RangeRequest, auth: AuthInfo | None = None
     ) -> Deferred[rpc_pb2.RangeResponse] | rpc_pb2.RangeResponse:
         """Range: serializable reads run now; linearizable ones after a ReadIndex round."""
         checks.check_range(r)
-        if r.serializable:
-            return self.applier.range(self.kv, r)
-        return self._linearizable(lambda: self.applier.range(self.kv, r))
 
-    def put(self, p: rpc_pb2.PutRequest) -> Deferred[rpc_pb2.PutResponse]:
+        def read() -> rpc_pb2.RangeResponse:
+            info = auth or NO_USER
+            self.auth.is_range_permitted(info, r.key, r.range_end)
+            return self._check_auth_revision(info, self.applier.range(self.kv, r))
+
+        if r.serializable:
+            return read()
+        return self._linearizable(read)
+
+    def put(
+        self, p: rpc_pb2.PutRequest, auth: AuthInfo | None = None
+    ) -> Deferred[rpc_pb2.PutResponse]:
         """Put, through raft."""
         checks.check_put(p)
         self._check_quota(KV_OVERHEAD + len(p.key) + len(p.value))
-        return self._propose(InternalRaftRequest(put=p))
+        return self._propose(InternalRaftRequest(put=p), auth)
 
-    def delete_range(self, d: rpc_pb2.DeleteRangeRequest) -> Deferred[rpc_pb2.DeleteRangeResponse]:
+    def delete_range(
+        self, d: rpc_pb2.DeleteRangeRequest, auth: AuthInfo | None = None
+    ) -> Deferred[rpc_pb2.DeleteRangeResponse]:
         """DeleteRange, through raft."""
         checks.check_delete(d)
-        return self._propose(InternalRaftRequest(delete_range=d))
+        return self._propose(InternalRaftRequest(delete_range=d), auth)
 
-    def txn(self, t: rpc_pb2.TxnRequest) -> Deferred[rpc_pb2.TxnResponse] | rpc_pb2.TxnResponse:
+    def txn(
+        self, t: rpc_pb2.TxnRequest, auth: AuthInfo | None = None
+    ) -> Deferred[rpc_pb2.TxnResponse] | rpc_pb2.TxnResponse:
         """Txn: read-only ones are served like reads, others go through raft."""
         checks.check_txn(t, self.config.max_txn_ops)
         if is_txn_readonly(t):
-            if _txn_serializable(t):
-                return self.applier.txn(t)
-            return self._linearizable(lambda: self.applier.txn(t))
-        self._check_quota(_txn_cost(t))
-        return self._propose(InternalRaftRequest(txn=t))
 
-    def compact(self, c: rpc_pb2.CompactionRequest) -> Deferred[rpc_pb2.CompactionResponse]:
+            def read() -> rpc_pb2.TxnResponse:
+                info = auth or NO_USER
+                self.auth_applier.check_txn(info, t)
+                return self._check_auth_revision(info, self.applier.txn(t))
+
+            if _txn_serializable(t):
+                return read()
+            return self._linearizable(read)
+        self._check_quota(_txn_cost(t))
+        return self._propose(InternalRaftRequest(txn=t), auth)
+
+    def _check_auth_revision(self, info: AuthInfo, response: Any) -> Any:
+        """A read authorised at an auth revision that is no longer current is refused."""
+        if info.revision and info.revision != self.auth.revision:
+            raise AuthOldRevisionError()
+        return response
+
+    def compact(
+        self, c: rpc_pb2.CompactionRequest, auth: AuthInfo | None = None
+    ) -> Deferred[rpc_pb2.CompactionResponse]:
         """Compaction, through raft; ``physical`` waits until the space is reclaimed."""
-        d = self._propose(InternalRaftRequest(compaction=c))
+        d = self._propose(InternalRaftRequest(compaction=c), auth)
         if c.physical:
 
             def wait_physical(resp: rpc_pb2.CompactionResponse) -> Deferred[Any]:
@@ -449,12 +484,16 @@ class EtcdServer:
 
     # --- proposing
 
-    def _propose(self, req: InternalRaftRequest) -> Deferred[Any]:
+    def _propose(self, req: InternalRaftRequest, auth: AuthInfo | None = None) -> Deferred[Any]:
         if self._stopped:
             raise StoppedError()
         if self.committed_index - self.applied.applied > MAX_GAP_BETWEEN_APPLY_AND_COMMIT:
             raise TooManyRequestsError()
         req.header.ID = self.ids.next()
+        if auth is not None:
+            # Who asks, and at which auth revision: the applier checks permissions.
+            req.header.username = auth.username
+            req.header.auth_revision = auth.revision
         data = req.SerializeToString()
         if len(data) > self.config.max_request_bytes:
             raise RequestTooLargeError()
@@ -553,17 +592,20 @@ class EtcdServer:
                 if self.is_leader and entry.term == self.term:
                     self.lessor.promote(self.config.election_timeout / 1000.0, self.clock.seconds())
             elif entry.index > consistent:
-                self._apply_request(InternalRaftRequest.FromString(entry.data))
+                self._apply_request(InternalRaftRequest.FromString(entry.data), entry.index)
             if entry.index > consistent:
                 backend.set_consistent_index(entry.index, entry.term)
         self.applied.advance(entries[-1].index)
         self.watchable.flush()  # one batch of watch responses per Ready
 
-    def _apply_request(self, req: InternalRaftRequest) -> None:
+    def _apply_request(self, req: InternalRaftRequest, index: int = 0) -> None:
         kind = req.WhichOneof("request")
         try:
-            if kind == "put":
-                result: Any = self.applier.apply_put(req.put)
+            self.auth_applier.check(req)
+            if kind in AUTH_KINDS:
+                result: Any = self.auth_applier.apply(req, index, self.clock.seconds())
+            elif kind == "put":
+                result = self.applier.apply_put(req.put)
             elif kind == "delete_range":
                 result = self.applier.apply_delete_range(req.delete_range)
             elif kind == "txn":
@@ -695,18 +737,26 @@ class EtcdServer:
 
     # --- leases
 
-    def lease_grant(self, r: rpc_pb2.LeaseGrantRequest) -> Deferred[rpc_pb2.LeaseGrantResponse]:
+    def lease_grant(
+        self, r: rpc_pb2.LeaseGrantRequest, auth: AuthInfo | None = None
+    ) -> Deferred[rpc_pb2.LeaseGrantResponse]:
         """Grant a lease through raft; ID 0 lets the server pick one."""
         if r.TTL > MAX_LEASE_TTL:
             raise LeaseTTLTooLargeError()
         self._check_quota(LEASE_OVERHEAD)
         while r.ID == 0:
             r.ID = self.ids.next() & ((1 << 63) - 1)
-        return self._propose(InternalRaftRequest(lease_grant=r))
+        return self._propose(InternalRaftRequest(lease_grant=r), auth)
 
-    def lease_revoke(self, r: rpc_pb2.LeaseRevokeRequest) -> Deferred[rpc_pb2.LeaseRevokeResponse]:
-        """Revoke a lease (and delete its keys) through raft."""
-        return self._propose(InternalRaftRequest(lease_revoke=r))
+    def lease_revoke(
+        self, r: rpc_pb2.LeaseRevokeRequest, auth: AuthInfo | None = None
+    ) -> Deferred[rpc_pb2.LeaseRevokeResponse]:
+        """Revoke a lease (and delete its keys) through raft; needs write on the keys."""
+        return self._propose(InternalRaftRequest(lease_revoke=r), auth)
+
+    def _lease_keys(self, lease_id: int) -> set[bytes]:
+        lease = self.lessor.lookup(lease_id)
+        return set() if lease is None else lease.keys
 
     def lease_renew(self, lease_id: int) -> int | Deferred[int]:
         """Renew a lease (only the leader can: a follower forwards); unknown renews to TTL 0."""
@@ -811,9 +861,10 @@ class EtcdServer:
         """On the leader: propose revokes for expired leases (at most 500 a check)."""
         if not self.is_leader:
             return
+        root = self.auth_frontend.root()
         for lease in self.lessor.expired_leases(self.clock.seconds(), REVOKE_LIMIT):
             self._propose(
-                InternalRaftRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease.id))
+                InternalRaftRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease.id)), root
             ).addErrback(lambda f: None)
         batch = self.lessor.checkpoint_due(self.clock.seconds(), CHECKPOINT_BATCH_LIMIT)
         if batch:

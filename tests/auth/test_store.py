@@ -279,3 +279,24 @@ class PermissionTests(StoreCase):
             self.store.is_admin_permitted(self.info("u"))
         self.assertTrue(self.store.has_role("u", "r"))
         self.assertFalse(self.store.has_role("ghost", "r"))
+        self.assertFalse(self.store.has_role("", ""))
+
+    def test_empty_names(self) -> None:
+        """Empty user and role names are never looked up in the backend (LMDB refuses
+        empty keys): they are simply not found."""
+        self.backend.batch_tx.get = self.refuse_empty(self.backend.batch_tx.get)
+        with self.assertRaises(errors.UserNotFoundError):
+            self.store.user_get(rpc_pb2.AuthUserGetRequest(name=""))
+        with self.assertRaises(errors.RoleNotFoundError):
+            self.store.role_get(rpc_pb2.AuthRoleGetRequest(role=""))
+        with self.assertRaises(errors.UserEmptyError):
+            self.store.is_admin_permitted(AuthInfo("", 0))
+
+    @staticmethod
+    def refuse_empty(get):  # type: ignore[no-untyped-def]
+        def checked(bucket: bytes, key: bytes) -> bytes | None:
+            if not key:
+                raise ValueError("empty key")
+            return get(bucket, key)
+
+        return checked

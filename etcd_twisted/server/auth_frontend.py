@@ -1,0 +1,193 @@
+"""The server side of auth: resolving tokens, and proposing the Auth service's calls.
+
+After etcd 3.5's ``v3_server.go``. Every auth request goes through raft like a write
+(reads of users and roles too, so they are linearizable). Passwords never enter the
+log: ``UserAdd``/``UserChangePassword`` hash them on the proposing member (on a
+thread, it takes tens of milliseconds) and propose the hash; ``Authenticate`` checks
+the password on the proposing member first, so a wrong password costs no raft entry,
+then proposes the name and a random token prefix; the member that applies it issues
+``prefix.<raft index>``. If the auth store changed between the password check and
+the apply, the check is done again (etcd's optimistic retry).
+
+A token names the raft index that issued it; a member that has not applied that far
+yet waits for it before deciding the token is unknown (etcd's ``indexWaiter``).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import threads
+from twisted.internet.defer import Deferred, maybeDeferred
+
+from etcd_twisted._pb import rpc_pb2
+from etcd_twisted._pb.raft_internal_pb2 import InternalAuthenticateRequest, InternalRaftRequest
+from etcd_twisted.auth import ROOT_USER, AuthInfo, token_index
+from etcd_twisted.auth import password as passwords
+from etcd_twisted.auth.errors import AuthFailedError, InvalidAuthTokenError
+
+if TYPE_CHECKING:
+    from etcd_twisted.server.etcd_server import EtcdServer
+
+#: Propose-once calls of the Auth service: (request field, request class) by method name.
+_PROPOSED: dict[str, str] = {
+    "AuthEnable": "auth_enable",
+    "AuthDisable": "auth_disable",
+    "AuthStatus": "auth_status",
+    "UserDelete": "auth_user_delete",
+    "UserGrantRole": "auth_user_grant_role",
+    "UserRevokeRole": "auth_user_revoke_role",
+    "UserGet": "auth_user_get",
+    "UserList": "auth_user_list",
+    "RoleAdd": "auth_role_add",
+    "RoleDelete": "auth_role_delete",
+    "RoleGet": "auth_role_get",
+    "RoleList": "auth_role_list",
+    "RoleGrantPermission": "auth_role_grant_permission",
+    "RoleRevokePermission": "auth_role_revoke_permission",
+}
+
+
+class AuthFrontend:
+    """Token resolution and the Auth service's calls, on top of an :class:`EtcdServer`."""
+
+    def __init__(self, server: EtcdServer) -> None:
+        self.server = server
+
+    # --- who is asking
+
+    def auth_info(self, token: str | None) -> AuthInfo | None | Deferred[AuthInfo | None]:
+        """The user behind ``token`` (None: no token); ``InvalidAuthTokenError`` if it is
+        not a live token. Waits when the token names an index not applied here yet."""
+        if token is None:
+            return None
+        index = token_index(token)
+        if index is None:
+            raise InvalidAuthTokenError()
+        server = self.server
+        if index > server.applied.applied:
+            d = server.applied.wait(index)
+            server._add_timeout(d)
+            return d.addCallback(lambda _: self._resolve(token))
+        return self._resolve(token)
+
+    def auth_info_now(self, token: str | None) -> AuthInfo | None:
+        """``auth_info`` without waiting (a token from the future is invalid here)."""
+        if token is None:
+            return None
+        if token_index(token) is None:
+            raise InvalidAuthTokenError()
+        return self._resolve(token)
+
+    def _resolve(self, token: str) -> AuthInfo:
+        info = self.server.auth.auth_info_from_token(token, self.server.clock.seconds())
+        if info is None:
+            raise InvalidAuthTokenError()
+        return info
+
+    def root(self) -> AuthInfo | None:
+        """Credentials for requests the server makes itself (lease expiry) while auth is on."""
+        auth = self.server.auth
+        return AuthInfo(ROOT_USER, auth.revision) if auth.enabled else None
+
+    def check_admin(self, info: AuthInfo | None) -> None:
+        """Raise unless auth is off or ``info`` has the root role (maintenance, membership)."""
+        self.server.auth.is_admin_permitted(info)
+
+    def watch_permitted(self, token: str | None, key: bytes, range_end: bytes) -> bool:
+        """Whether a watch on the range may be created (read permission), as etcd decides:
+        a "from key" watch (``range_end`` "\\0") is checked as the single key."""
+        try:
+            info = self.auth_info_now(token)
+            if range_end == b"\x00":
+                range_end = b""
+            self.server.auth.is_range_permitted(info or AuthInfo(), key or b"\x00", range_end)
+        except Exception:  # noqa: BLE001 - any refusal is "permission denied"
+            return False
+        return True
+
+    # --- the Auth service
+
+    def call(self, method: str) -> Callable[[Any, AuthInfo | None], Deferred[Any]]:
+        """The server call behind an Auth method: ``call(request, auth_info)``."""
+        if method == "Authenticate":
+            return lambda r, auth: self.authenticate(r)
+        if method == "UserAdd":
+            return self.user_add
+        if method == "UserChangePassword":
+            return self.user_change_password
+        field = _PROPOSED[method]
+
+        def propose(r: Any, auth: AuthInfo | None) -> Deferred[Any]:
+            return self.server._propose(InternalRaftRequest(**{field: r}), auth)
+
+        return propose
+
+    def authenticate(
+        self, r: rpc_pb2.AuthenticateRequest
+    ) -> Deferred[rpc_pb2.AuthenticateResponse]:
+        """Check the password here, then issue a token through raft."""
+        server = self.server
+
+        def check(_: object) -> Deferred[int]:
+            hashed, revision = server.auth.password_of(r.name)
+            d = threads.deferToThread(passwords.check_password, hashed, r.password)
+
+            def verdict(ok: bool) -> int:
+                if not ok:
+                    raise AuthFailedError()
+                return revision
+
+            return d.addCallback(verdict)
+
+        def propose(revision: int) -> Deferred[rpc_pb2.AuthenticateResponse]:
+            req = InternalRaftRequest(
+                authenticate=InternalAuthenticateRequest(
+                    name=r.name, simple_token=server.auth.tokens.gen_prefix()
+                )
+            )
+
+            def done(resp: rpc_pb2.AuthenticateResponse) -> Any:
+                if revision != server.auth.revision:
+                    return attempt()  # the store changed under the check: check again
+                return resp
+
+            return server._propose(req).addCallback(done)
+
+        def attempt() -> Deferred[rpc_pb2.AuthenticateResponse]:
+            return maybeDeferred(check, None).addCallback(propose)
+
+        return server._linearizable(lambda: None).addCallback(lambda _: attempt())
+
+    def user_add(
+        self, r: rpc_pb2.AuthUserAddRequest, auth: AuthInfo | None
+    ) -> Deferred[rpc_pb2.AuthUserAddResponse]:
+        """Add a user, its password hashed before it is proposed."""
+        if r.options.no_password:
+            return self.server._propose(InternalRaftRequest(auth_user_add=r), auth)
+
+        def propose(hashed: str) -> Deferred[rpc_pb2.AuthUserAddResponse]:
+            r.hashedPassword, r.password = hashed, ""
+            return self.server._propose(InternalRaftRequest(auth_user_add=r), auth)
+
+        return self._hash(r.password).addCallback(propose)
+
+    def user_change_password(
+        self, r: rpc_pb2.AuthUserChangePasswordRequest, auth: AuthInfo | None
+    ) -> Deferred[rpc_pb2.AuthUserChangePasswordResponse]:
+        """Change a password, hashed before it is proposed."""
+        if not r.password:
+            return self.server._propose(InternalRaftRequest(auth_user_change_password=r), auth)
+
+        def propose(hashed: str) -> Deferred[rpc_pb2.AuthUserChangePasswordResponse]:
+            r.hashedPassword, r.password = hashed, ""
+            return self.server._propose(InternalRaftRequest(auth_user_change_password=r), auth)
+
+        return self._hash(r.password).addCallback(propose)
+
+    def _hash(self, password: str) -> Deferred[str]:
+        cost = self.server.auth.cost
+        d = threads.deferToThread(passwords.hash_password, password, cost)
+        return d.addCallback(lambda h: base64.b64encode(h).decode())
