@@ -31,7 +31,7 @@ from twisted.python.failure import Failure
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted._pb.kv_pb2 import Event
 from etcd_twisted.api.errors import to_grpc_error
-from etcd_twisted.api.unary import check_learner, fill_header, require_leader
+from etcd_twisted.api.unary import check_learner, fill_header, require_leader, token_of
 from etcd_twisted.grpc import GrpcError, ServerContext, StatusCode
 from etcd_twisted.mvcc.errors import CompactedError
 from etcd_twisted.mvcc.watchable_store import WatchableStore
@@ -72,6 +72,12 @@ class LostWatcherError(ConcurrencyError):
     message = "lost watcher waiting for delete"
 
 
+class AuthInfoSource(Protocol):
+    def auth_info(self, token: str | None) -> Any:
+        """The caller's credentials for ``token`` (value or Deferred; None without one)."""
+        ...
+
+
 class ConcurrencyServer(Protocol):
     """What the Lock and Election services need from the server."""
 
@@ -88,13 +94,16 @@ class ConcurrencyServer(Protocol):
 
     def header(self, revision: int = 0) -> rpc_pb2.ResponseHeader: ...
 
-    def range(self, r: rpc_pb2.RangeRequest) -> Any: ...
+    @property
+    def auth_frontend(self) -> AuthInfoSource: ...
 
-    def txn(self, t: rpc_pb2.TxnRequest) -> Any: ...
+    def range(self, r: rpc_pb2.RangeRequest, auth: Any = None) -> Any: ...
 
-    def delete_range(self, d: rpc_pb2.DeleteRangeRequest) -> Any: ...
+    def txn(self, t: rpc_pb2.TxnRequest, auth: Any = None) -> Any: ...
 
-    def lease_grant(self, r: rpc_pb2.LeaseGrantRequest) -> Any: ...
+    def delete_range(self, d: rpc_pb2.DeleteRangeRequest, auth: Any = None) -> Any: ...
+
+    def lease_grant(self, r: rpc_pb2.LeaseGrantRequest, auth: Any = None) -> Any: ...
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -197,13 +206,21 @@ class KeyWatch:
 
 
 class Client:
-    """The server as etcd's in-process client sees it; responses carry full headers."""
+    """The server as etcd's in-process client sees it, with the caller's credentials
+    (``auth``, as the server's ``auth_info`` gives them); responses carry full headers."""
 
-    def __init__(self, server: ConcurrencyServer) -> None:
+    def __init__(self, server: ConcurrencyServer, auth: Any = None) -> None:
         self.server = server
+        self.auth = auth
 
-    async def _call(self, method: Callable[[Any], Any], request: Any) -> Any:
-        response = await _shielded(maybeDeferred(method, request))
+    @classmethod
+    async def for_call(cls, server: ConcurrencyServer, ctx: ServerContext) -> Client:
+        """A client with the credentials of the call's token."""
+        auth = await _shielded(maybeDeferred(server.auth_frontend.auth_info, token_of(ctx)))
+        return cls(server, auth)
+
+    async def _call(self, method: Callable[[Any, Any], Any], request: Any) -> Any:
+        response = await _shielded(maybeDeferred(method, request, self.auth))
         return fill_header(self.server, response)
 
     async def txn(self, t: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
@@ -269,9 +286,10 @@ def as_client_error(failure: Failure) -> GrpcError:
 
 def call_handler(
     server: ConcurrencyServer,
-    run: Callable[[Any], Coroutine[Any, Any, Any]],
+    run: Callable[[Client, Any], Coroutine[Any, Any, Any]],
 ) -> Callable[[Any, ServerContext], Deferred[Any]]:
-    """A unary handler running ``run(request)``; the call's cancellation cancels it.
+    """A unary handler running ``run(client, request)`` with a client holding the caller's
+    credentials; the call's cancellation cancels it.
 
     ``hasleader`` and the learner rule are checked first, with their own codes (they
     are etcd's interceptors, in front of every service).
@@ -283,7 +301,11 @@ def call_handler(
             check_learner(server, request)
         except Exception as e:  # noqa: BLE001 - reported as the client's status
             return fail(to_grpc_error(e))
-        d = Deferred.fromCoroutine(run(request))
+
+        async def start() -> Any:
+            return await run(await Client.for_call(server, ctx), request)
+
+        d = Deferred.fromCoroutine(start())
         ctx.when_cancelled().addCallback(lambda _: d.cancel())
 
         def reraise(failure: Failure) -> None:

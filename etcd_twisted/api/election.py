@@ -47,12 +47,15 @@ _SERVICE = "/v3electionpb.Election"
 
 def register(registry: Registry, server: ConcurrencyServer) -> None:
     """Add Campaign, Proclaim, Leader, Observe and Resign to ``registry``."""
-    client = Client(server)
 
-    async def campaign(req: v3election_pb2.CampaignRequest) -> v3election_pb2.CampaignResponse:
+    async def campaign(
+        client: Client, req: v3election_pb2.CampaignRequest
+    ) -> v3election_pb2.CampaignResponse:
         return await run_campaign(client, req)
 
-    async def proclaim(req: v3election_pb2.ProclaimRequest) -> v3election_pb2.ProclaimResponse:
+    async def proclaim(
+        client: Client, req: v3election_pb2.ProclaimRequest
+    ) -> v3election_pb2.ProclaimResponse:
         if not req.HasField("leader"):
             raise MissingLeaderKeyError()
         leader = req.leader
@@ -60,7 +63,9 @@ def register(registry: Registry, server: ConcurrencyServer) -> None:
         header = await set_value(client, leader.key, leader.rev, lease, req.value)
         return v3election_pb2.ProclaimResponse(header=header)
 
-    async def resign(req: v3election_pb2.ResignRequest) -> v3election_pb2.ResignResponse:
+    async def resign(
+        client: Client, req: v3election_pb2.ResignRequest
+    ) -> v3election_pb2.ResignResponse:
         if not req.HasField("leader"):
             raise MissingLeaderKeyError()
         leader = req.leader
@@ -68,7 +73,9 @@ def register(registry: Registry, server: ConcurrencyServer) -> None:
         header = await delete_if_created_at(client, leader.key, leader.rev)
         return v3election_pb2.ResignResponse(header=header)
 
-    async def get_leader(req: v3election_pb2.LeaderRequest) -> v3election_pb2.LeaderResponse:
+    async def get_leader(
+        client: Client, req: v3election_pb2.LeaderRequest
+    ) -> v3election_pb2.LeaderResponse:
         resp = await client.get(first_create(req.name + b"/"))
         if not resp.kvs:
             raise NoLeaderError()
@@ -82,7 +89,11 @@ def register(registry: Registry, server: ConcurrencyServer) -> None:
             check_learner(server, req)
         except Exception as e:  # noqa: BLE001 - reported as the client's status
             return fail(to_grpc_error(e))
-        d = Deferred.fromCoroutine(observe(client, req.name, stream))
+
+        async def start() -> None:
+            await observe(await Client.for_call(server, ctx), req.name, stream)
+
+        d = Deferred.fromCoroutine(start())
         ctx.when_cancelled().addCallback(lambda _: d.cancel())
         return d.addErrback(_ended)
 

@@ -32,12 +32,11 @@ _SERVICE = "/v3lockpb.Lock"
 
 def register(registry: Registry, server: ConcurrencyServer) -> None:
     """Add Lock and Unlock to ``registry``."""
-    client = Client(server)
 
-    async def lock(req: v3lock_pb2.LockRequest) -> v3lock_pb2.LockResponse:
+    async def lock(client: Client, req: v3lock_pb2.LockRequest) -> v3lock_pb2.LockResponse:
         return await acquire(client, req.name, req.lease)
 
-    async def unlock(req: v3lock_pb2.UnlockRequest) -> v3lock_pb2.UnlockResponse:
+    async def unlock(client: Client, req: v3lock_pb2.UnlockRequest) -> v3lock_pb2.UnlockResponse:
         resp = await client.delete(req.key)
         return v3lock_pb2.UnlockResponse(header=resp.header)
 

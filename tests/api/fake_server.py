@@ -10,10 +10,20 @@ from twisted.internet.defer import Deferred, succeed
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.apply import checks
 from etcd_twisted.apply.kv import KVApplier
+from etcd_twisted.auth.errors import InvalidAuthTokenError
 from etcd_twisted.grpc import GrpcError, Metadata, StatusCode
 from etcd_twisted.mvcc.kvstore import KVStore
 from etcd_twisted.mvcc.watchable_store import WatchableStore
 from tests.support.memory_backend import MemoryBackend
+
+
+class FakeAuth:
+    """Tokens are their own credentials; "bad" is refused as etcd refuses a dead token."""
+
+    def auth_info(self, token: str | None) -> str | None:
+        if token == "bad":
+            raise InvalidAuthTokenError()
+        return token
 
 
 class FakeServer:
@@ -32,6 +42,9 @@ class FakeServer:
         self.applier = KVApplier(self.kv, lambda lease_id: lease_id in self.leases)
         self.next_lease = 0x100
         self.grants: list[int] = []
+        self.auth_frontend = FakeAuth()
+        #: The credentials each call came with.
+        self.auths: list[str | None] = []
 
     def header(self, revision: int = 0) -> rpc_pb2.ResponseHeader:
         return rpc_pb2.ResponseHeader(
@@ -53,11 +66,13 @@ class FakeServer:
 
     # --- the calls the services make
 
-    def range(self, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
+    def range(self, r: rpc_pb2.RangeRequest, auth: str | None = None) -> rpc_pb2.RangeResponse:
+        self.auths.append(auth)
         checks.check_range(r)
         return self.applier.range(self.kv, r)
 
-    def txn(self, t: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+    def txn(self, t: rpc_pb2.TxnRequest, auth: str | None = None) -> rpc_pb2.TxnResponse:
+        self.auths.append(auth)
         checks.check_txn(t, 128)
         response = self.applier.txn(t)
         self._attach(
@@ -71,11 +86,17 @@ class FakeServer:
         self._attach([p])
         return self._wrote(response)
 
-    def delete_range(self, d: rpc_pb2.DeleteRangeRequest) -> rpc_pb2.DeleteRangeResponse:
+    def delete_range(
+        self, d: rpc_pb2.DeleteRangeRequest, auth: str | None = None
+    ) -> rpc_pb2.DeleteRangeResponse:
+        self.auths.append(auth)
         checks.check_delete(d)
         return self._wrote(self.applier.apply_delete_range(d))
 
-    def lease_grant(self, r: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
+    def lease_grant(
+        self, r: rpc_pb2.LeaseGrantRequest, auth: str | None = None
+    ) -> rpc_pb2.LeaseGrantResponse:
+        self.auths.append(auth)
         self.next_lease += 1
         self.leases[self.next_lease] = set()
         self.grants.append(r.TTL)

@@ -149,6 +149,23 @@ class LockTests(SynchronousTestCase):
             (error.code, error.message), (StatusCode.UNKNOWN, "etcdserver: key is not provided")
         )
 
+    def test_callers_credentials(self) -> None:
+        """Every server call runs with the credentials of the call's token; a dead token
+        fails with etcd's text (UNKNOWN, as every lock error)."""
+        h = Harness()
+        l1, l2 = h.server.grant(), h.server.grant()
+        first = self.successResultOf(h.lock(b"m", l1, FakeContext(token="alice")))
+        h.server.auths.clear()
+        second = h.lock(b"m", l2, FakeContext(token="bob"))
+        h.unlock(first.key)
+        self.successResultOf(second)
+        self.assertEqual(h.server.auths[:2], ["bob", "bob"])
+        self.assertNotIn(None, h.server.auths[:2])
+        error = self.error(h.lock(b"m", l1, FakeContext(token="bad")))
+        self.assertEqual(
+            (error.code, error.message), (StatusCode.UNKNOWN, "etcdserver: invalid auth token")
+        )
+
     def test_hasleader_without_leader(self) -> None:
         """hasleader with no leader is UNAVAILABLE "no leader", before anything is written."""
         h = Harness()
