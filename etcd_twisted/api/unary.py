@@ -10,7 +10,8 @@ from twisted.python.failure import Failure
 
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.api.errors import to_grpc_error
-from etcd_twisted.grpc import ServerContext
+from etcd_twisted.auth.errors import AuthError
+from etcd_twisted.grpc import GrpcError, ServerContext, StatusCode
 from etcd_twisted.server.errors import NoLeaderError, NotSupportedForLearnerError
 
 
@@ -80,8 +81,11 @@ def unary(
     """A unary handler running ``call(request)`` (value or Deferred) with etcd's conventions.
 
     With ``auth``, the call's token is resolved first and the call is
-    ``call(request, auth_info)``; with ``admin``, the token's user must have the root
-    role (while auth is enabled) and the call is ``call(request)``.
+    ``call(request, auth_info)``; with ``admin`` (the Maintenance calls etcd guards),
+    the token's user must have the root role (while auth is enabled) and the call is
+    ``call(request)``. etcd 3.5.1's maintenance server returns those auth errors
+    unconverted, so clients see them as UNKNOWN with the store's text ("auth:
+    permission denied"); so do ours.
     """
 
     def handler(request: Any, ctx: ServerContext) -> Deferred[Any]:
@@ -93,10 +97,17 @@ def unary(
             if admin:
 
                 def checked(info: Any) -> Any:
-                    server.auth_frontend.check_admin(info)  # type: ignore[attr-defined]
+                    try:
+                        server.auth_frontend.check_admin(info)  # type: ignore[attr-defined]
+                    except AuthError as e:
+                        raise GrpcError(StatusCode.UNKNOWN, str(e)) from None
                     return call(request)
 
-                return with_auth(server, ctx, checked)
+                def unconverted(failure: Failure) -> None:
+                    failure.trap(AuthError)
+                    raise GrpcError(StatusCode.UNKNOWN, str(failure.value))
+
+                return with_auth(server, ctx, lambda info: info).addCallbacks(checked, unconverted)
             return call(request)
 
         d = maybeDeferred(run)
