@@ -138,6 +138,11 @@ class EtcdServer:
         self.watchable: WatchableStore | None = None
         #: Auth tokens live in memory only; they outlive a snapshot's new state.
         self.auth_tokens = SimpleTokens(ttl=float(config.auth_token_ttl))
+        token_type = config.auth_token.split(",", 1)[0]
+        if token_type != "simple":
+            self.log.warn(
+                "--auth-token {type} is not supported; simple tokens are used", type=token_type
+            )
         self._open_state(boot.backend)
         self.auth_frontend = AuthFrontend(self)
         self.watchable.on_work = self._watch_work
