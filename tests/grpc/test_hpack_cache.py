@@ -1,6 +1,6 @@
 """Tests for etcd_twisted.grpc.hpack_cache: constant encodings and the decode cache."""
 
-from hpack import Decoder, Encoder
+from hpack import Decoder, Encoder, HPACKError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -58,14 +58,21 @@ class DecodeTests(SynchronousTestCase):
     @settings(max_examples=200, deadline=None)
     @given(st.lists(st.one_of(headers, st.integers(0, 4096)), min_size=1, max_size=30))
     def test_agrees_with_hpack(self, script: list) -> None:
-        """Whatever blocks and table resizes come, the caching decoder answers as hpack does."""
+        """Whatever blocks and table resizes come, the caching decoder answers as hpack does
+        (and fails where it fails: hpack's encoder drops a shrink that is undone before
+        the next block, so some scripts make blocks no decoder can read)."""
         encoder, plain, caching = Encoder(), Decoder(), CachingDecoder()
         for step in script:
             if isinstance(step, int):
                 encoder.header_table_size = step
                 continue
             block = encoder.encode(step)
-            self.assertEqual(caching.decode(block, raw=True), plain.decode(block, raw=True))
+            try:
+                expected = plain.decode(block, raw=True)
+            except HPACKError as e:
+                self.assertRaises(type(e), caching.decode, block, raw=True)
+                return
+            self.assertEqual(caching.decode(block, raw=True), expected)
 
     def test_repeated_block_hits_cache(self) -> None:
         """A block of table references decodes once while the table stays the same."""
