@@ -17,6 +17,7 @@ for the same bytes at the same version.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from hpack import Decoder, Encoder
 from hpack.struct import HeaderTuple
@@ -104,18 +105,30 @@ class CachingDecoder(Decoder):
     def __init__(self) -> None:
         super().__init__()
         self.header_table = _VersionedTable()
-        self._cache: dict[tuple[bytes, bool], tuple[int, list[HeaderTuple]]] = {}
+        self._cache: dict[
+            tuple[bytes, bool], tuple[int, tuple[HeaderTuple, ...], dict[str, Any]]
+        ] = {}
 
     def decode(self, data: bytes, raw: bool = False) -> list[HeaderTuple]:
-        key = (bytes(data), raw)
+        return list(self._decode(bytes(data), raw)[0])
+
+    def decode_memo(self, data: bytes) -> tuple[tuple[HeaderTuple, ...], dict[str, Any]]:
+        """Decode raw (bytes) headers, with a memo: a dict shared by every decoding
+        of the same block to the same headers, where callers keep what they derive
+        from them (a block decoded only once gets a dict of its own)."""
+        return self._decode(data, True)
+
+    def _decode(self, data: bytes, raw: bool) -> tuple[tuple[HeaderTuple, ...], dict[str, Any]]:
+        key = (data, raw)
         table = self.header_table
         hit = self._cache.get(key)
         if hit is not None and hit[0] == table.version:
-            return list(hit[1])
+            return hit[1], hit[2]
         before = table.version
-        headers = list(super().decode(data, raw))
+        headers = tuple(super().decode(data, raw))
+        memo: dict[str, Any] = {}
         if table.version == before:
             if len(self._cache) >= DECODE_CACHE_SIZE:
                 self._cache.clear()
-            self._cache[key] = (before, headers)
-        return list(headers)
+            self._cache[key] = (before, headers, memo)
+        return headers, memo

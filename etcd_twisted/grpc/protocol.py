@@ -11,7 +11,7 @@ is reopened only as its handler takes the messages.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from h2.config import H2Configuration
 from h2.connection import ConnectionInputs, ConnectionState, H2Connection
@@ -46,6 +46,7 @@ from etcd_twisted.grpc.call import OK_TRAILERS, Call
 from etcd_twisted.grpc.framing import MessageDecoder
 from etcd_twisted.grpc.hpack_cache import CachingDecoder, CachingEncoder, encode_static
 from etcd_twisted.grpc.metadata import Metadata, parse_timeout
+from etcd_twisted.grpc.receive import FrameReader, RequestData, RequestHeaders
 from etcd_twisted.grpc.service import Registry
 from etcd_twisted.grpc.status import GrpcError, StatusCode, percent_encode
 
@@ -110,6 +111,7 @@ class GrpcProtocol(Protocol):
             [_RESPONSE_HEADERS, OK_TRAILERS, _RESPONSE_HEADERS + OK_TRAILERS]
         )
         self._h2.decoder = CachingDecoder()
+        self._reader = FrameReader(self._h2)
         self._peer: IAddress | None = None
         self._calls: dict[int, Call] = {}
         self._ready: dict[int, Call] = {}
@@ -129,6 +131,8 @@ class GrpcProtocol(Protocol):
         self._dispatch: dict[type, Callable] = {
             DataReceived: self._data_received,
             RequestReceived: self._request_received,
+            RequestHeaders: self._request_headers,
+            RequestData: self._request_data,
             StreamEnded: self._stream_ended,
             StreamReset: self._stream_reset,
             WindowUpdated: self._window_opened,
@@ -164,7 +168,7 @@ class GrpcProtocol(Protocol):
         if self._lost:
             return
         try:
-            events = self._h2.receive_data(data)
+            events = self._reader.receive(data)
         except ProtocolError as e:
             log.info("HTTP/2 protocol error from {peer}: {error}", peer=self._peer, error=e)
             self._write_pending()
@@ -244,12 +248,17 @@ class GrpcProtocol(Protocol):
     # -- h2 events
 
     def _request_received(self, event: RequestReceived) -> None:
-        sid = event.stream_id
+        self._open_call(event.stream_id, event.headers)
+
+    def _request_headers(self, event: RequestHeaders) -> None:
+        self._open_call(event.stream_id, event.headers)
+
+    def _open_call(self, sid: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
         if self._goaway_sent:
             self._h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             return
         path = http_method = content_type = timeout = encoding = None
-        for name, value in event.headers:
+        for name, value in headers:
             if name == b":path":
                 path = value
             elif name == b":method":
@@ -271,7 +280,7 @@ class GrpcProtocol(Protocol):
             return
         try:
             seconds = None if timeout is None else parse_timeout(timeout)
-            metadata = Metadata.from_headers(event.headers)
+            metadata = Metadata.from_headers(headers)
         except ValueError as e:
             self._reject(sid, b"400", GrpcError(StatusCode.INTERNAL, str(e)))
             return
@@ -295,6 +304,17 @@ class GrpcProtocol(Protocol):
             call.data_received(event.data, event.flow_controlled_length)
         elif event.flow_controlled_length:
             self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+
+    def _request_data(self, event: RequestData) -> None:
+        sid = event.stream_id
+        call = self._calls.get(sid)
+        data = event.data
+        if call is not None:
+            call.data_received(data, len(data))
+            if event.ended:
+                call.end_of_input()
+        elif data:
+            self._h2.acknowledge_received_data(len(data), sid)
 
     def _stream_ended(self, event: StreamEnded) -> None:
         call = self._calls.get(event.stream_id)
