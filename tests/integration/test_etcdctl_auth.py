@@ -14,9 +14,17 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
 
 from tests.integration.test_etcdctl_kv import EtcdctlCase, normalise, without_client_logs
-from tests.support.processes import Completed, etcdctl, spawn_etcdctl, start_pair, wait_healthy
+from tests.support.processes import (
+    Completed,
+    etcdctl,
+    spawn_etcdctl,
+    start_cluster,
+    start_pair,
+    wait_healthy,
+)
 
 ROOT = "--user=root:pw"
 DENIED = "Error: etcdserver: permission denied\n"
@@ -264,3 +272,34 @@ class EtcdctlAuthTests(AuthCase):
 
 
 __all__ = ["normalise"]
+
+
+class ClusterAuthTests(TestCase):
+    """Auth in a cluster of three of ours: every member knows the users, and a token
+    issued through any member works on it."""
+
+    timeout = 120
+
+    async def test_each_member(self) -> None:
+        """Enable through one member; authenticate and write/read through each."""
+        cluster = await start_cluster(self, 3, self.mktemp())
+        first = cluster.members[0].client_url
+        for args in (
+            ("user", "add", "root:pw"),
+            ("user", "grant-role", "root", "root"),
+            ("auth", "enable"),
+        ):
+            result = await etcdctl(first, *args)
+            self.assertEqual(result.code, 0, result)
+        for i, member in enumerate(cluster.members):
+            url = member.client_url
+            put = await etcdctl(url, ROOT, "put", f"k{i}", f"v{i}")
+            self.assertEqual((put.code, put.out), (0, "OK\n"), put)
+            got = await etcdctl(url, ROOT, "get", "k", "--prefix", "--print-value-only")
+            self.assertEqual(got.out, "".join(f"v{j}\n" for j in range(i + 1)), got)
+            denied = await etcdctl(url, "get", "k0")
+            self.assertEqual(
+                without_client_logs(denied.err), "Error: etcdserver: user name is empty\n"
+            )
+        listed = await etcdctl(cluster.endpoints, ROOT, "user", "list")
+        self.assertEqual(listed.out, "root\n")
