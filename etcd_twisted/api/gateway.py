@@ -202,7 +202,14 @@ class GatewayStream:
             body = json_format.MessageToDict(message, preserving_proto_field_name=True)
             line = json.dumps({"result": body}, separators=(",", ":")) + "\n"
             self._request.write(line.encode())
+            self._flush()
         return succeed(None)
+
+    def _flush(self) -> None:
+        """Send what is written now, as grpc-gateway flushes after each message."""
+        flush = getattr(self._request, "flush", None)
+        if flush is not None:
+            flush()
 
     def finish(self, error: GrpcError | None = None) -> None:
         """End the response (an error becomes a last ``{"error": ...}`` line)."""
@@ -215,6 +222,7 @@ class GatewayStream:
                 separators=(",", ":"),
             )  # fmt: skip
             self._request.write(line.encode() + b"\n")
+        self._flush()  # chunked even when empty, as grpc-gateway's streams are
         self.done.callback(b"")
 
     def set_receiver(self, on_message: Any, on_end: Any = None) -> None:

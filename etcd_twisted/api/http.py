@@ -10,8 +10,12 @@ from typing import Any
 
 from klein import Klein
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
-from twisted.web.server import Site
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request, Site
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION
 from etcd_twisted.api.gateway import Gateway
@@ -24,6 +28,89 @@ HealthCheck = Callable[[bool], "tuple[bool, str] | Deferred[tuple[bool, str]]"]
 def always_healthy(serializable: bool) -> tuple[bool, str]:
     """The health check of a member with nothing that can be unhealthy yet."""
     return True, ""
+
+
+#: Headers etcd's CORS handler (``--cors``, ``*`` by default) puts on every response.
+CORS_HEADERS = (
+    (b"access-control-allow-headers", b"accept, content-type, authorization"),
+    (b"access-control-allow-methods", b"POST, GET, OPTIONS, PUT, DELETE"),
+    (b"access-control-allow-origin", b"*"),
+)
+
+#: Go's net/http buffers this much of a handler's output before it falls back to chunks.
+GO_RESPONSE_BUFFER = 2048
+
+
+class GoFramedRequest(Request):
+    """A request whose response is framed as Go's net/http frames etcd's.
+
+    A body of at most 2048 bytes written before the handler finishes goes out with a
+    Content-Length; a longer one, or anything written after ``flush()`` (which streams
+    call after each message, as grpc-gateway flushes), goes out in chunks. There is no
+    ``Server`` header.
+    """
+
+    _pending: list[bytes] | None = None
+    _pending_size = 0
+
+    def write(self, data: bytes) -> None:
+        if self.startedWriting:
+            super().write(data)
+            return
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size > GO_RESPONSE_BUFFER:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the headers and whatever is buffered now; later writes go out as chunks."""
+        if self.startedWriting:
+            return
+        body = b"".join(self._pending or ())
+        self._pending = None
+        self.responseHeaders.removeHeader(b"server")
+        super().write(body)
+
+    def finish(self) -> None:
+        if not self.startedWriting and not self.finished and not self._disconnected:
+            body = b"".join(self._pending or ())
+            self._pending = None
+            self.responseHeaders.removeHeader(b"server")
+            if not self.responseHeaders.hasHeader(b"content-length") and self.code not in (
+                204,
+                304,
+            ):
+                self.setHeader(b"content-length", str(len(body)).encode())
+            super().write(body)
+        super().finish()
+
+
+class CorsResource(Resource):
+    """etcd's CORS handler around the client port's HTTP handlers: CORS headers on every
+    response, and any ``OPTIONS`` request answered 200 with an empty body."""
+
+    isLeaf = True
+
+    def __init__(self, inner: IResource) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def render(self, request: IRequest) -> Any:
+        for name, value in CORS_HEADERS:
+            request.setHeader(name, value)
+        if request.method == b"OPTIONS":
+            return b""
+        return self.inner.render(request)
+
+
+def go_http_error(request: IRequest, code: int, text: str) -> bytes:
+    """A plain-text error as Go's ``http.Error`` writes it."""
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    return text.encode() + b"\n"
 
 
 def write_json(request: IRequest, body: Any, code: int = 200) -> bytes:
@@ -61,25 +148,41 @@ class HttpApi:
     @app.route("/v3/<path:rest>", methods=["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
     def v3_wrong_method(self, request: IRequest, rest: str) -> bytes:
         """Gateway routes take POST only, as grpc-gateway answers."""
-        request.setResponseCode(405)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return b"Method Not Allowed\n"
+        return go_http_error(request, 405, "Method Not Allowed")
+
+    @app.handle_errors(NotFound)
+    def not_found(self, request: IRequest, failure: Failure) -> bytes:
+        """Go's ``http.NotFound``."""
+        return go_http_error(request, 404, "404 page not found")
+
+    @app.handle_errors(MethodNotAllowed)
+    def method_not_allowed(self, request: IRequest, failure: Failure | None) -> bytes:
+        """etcd's handlers answer a method they do not take with 405 and ``Allow: GET``."""
+        request.setHeader(b"allow", b"GET")
+        return go_http_error(request, 405, "Method Not Allowed")
 
     @app.route("/version", methods=["GET"])
     def version(self, request: IRequest) -> bytes:
         """The server and cluster versions, as etcd reports them."""
+        if request.method != b"GET":  # werkzeug lets HEAD through to a GET route
+            return self.method_not_allowed(request, None)
         cluster = self.cluster_version() or "not_decided"
         return write_json(request, {"etcdserver": ETCD_VERSION, "etcdcluster": cluster})
 
     @app.route("/health", methods=["GET"])
-    def health(self, request: IRequest) -> Deferred[bytes]:
+    def health(self, request: IRequest) -> Deferred[bytes] | bytes:
         """``{"health": "true", "reason": ""}``, or 503 with ``"false"`` and a reason."""
+        if request.method != b"GET":
+            return self.method_not_allowed(request, None)
         serializable = request.args.get(b"serializable", [b"false"])[0] == b"true"
 
         def render(result: tuple[bool, str]) -> bytes:
             healthy, reason = result
             body = {"health": "true" if healthy else "false", "reason": reason}
-            return write_json(request, body, 200 if healthy else 503)
+            written = write_json(request, body, 200 if healthy else 503)
+            # etcd sets no content type here; Go sniffs the JSON as plain text.
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return written
 
         return maybeDeferred(self.health_check, serializable).addCallback(render)
 
@@ -103,16 +206,21 @@ class HttpApi:
 
         return maybeDeferred(self.health_check, True).addCallback(render)
 
-    @app.route("/metrics", methods=["GET"])
+    @app.route("/metrics", methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"])
     def render_metrics(self, request: IRequest) -> bytes:
         """Prometheus text exposition of the member's metrics."""
         body, content_type = self.metrics.render()
         request.setHeader(b"content-type", content_type.encode())
         return body
 
-    def site(self) -> Site:
-        """A ``twisted.web`` site serving this app (no request log: it is the hot path)."""
-        site = Site(self.app.resource())
+    def resource(self) -> IResource:
+        """The app behind etcd's CORS handling."""
+        return CorsResource(self.app.resource())
+
+    def site(self, reactor: IReactorTime | None = None) -> Site:
+        """A ``twisted.web`` site serving this app (no request log: it is the hot path),
+        its responses framed as Go frames them."""
+        site = Site(self.resource(), requestFactory=GoFramedRequest, reactor=reactor)
         site.log = lambda request: None
         site.displayTracebacks = False
         return site
