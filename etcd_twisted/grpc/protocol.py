@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from h2.config import H2Configuration
 from h2.connection import ConnectionInputs, ConnectionState, H2Connection
@@ -47,7 +48,7 @@ from etcd_twisted.grpc.framing import MessageDecoder
 from etcd_twisted.grpc.hpack_cache import CachingDecoder, CachingEncoder, encode_static
 from etcd_twisted.grpc.metadata import Metadata, parse_timeout
 from etcd_twisted.grpc.receive import FrameReader, RequestData, RequestHeaders
-from etcd_twisted.grpc.service import Registry
+from etcd_twisted.grpc.service import Method, Registry
 from etcd_twisted.grpc.status import GrpcError, StatusCode, percent_encode
 
 __all__ = ["GrpcFactory", "GrpcProtocol"]
@@ -85,6 +86,15 @@ def _is_grpc_content_type(value: bytes | None) -> bool:
     if value is None or not value.startswith(b"application/grpc"):
         return False
     return len(value) == 16 or value[16] in b"+;"
+
+
+class _Request(NamedTuple):
+    """What a call's request headers ask for (shared by calls that repeat them)."""
+
+    method: Method
+    encoding: str | None
+    timeout: float | None
+    metadata: Metadata
 
 
 @implementer(IPushProducer)
@@ -248,15 +258,22 @@ class GrpcProtocol(Protocol):
     # -- h2 events
 
     def _request_received(self, event: RequestReceived) -> None:
-        self._open_call(event.stream_id, event.headers)
+        self._open_call(event.stream_id, self._parse_request(event.headers))
 
     def _request_headers(self, event: RequestHeaders) -> None:
-        self._open_call(event.stream_id, event.headers)
+        # A repeated header block was parsed before: its memo keeps the result.
+        memo = event.memo
+        request = memo.get("request")
+        if request is None:
+            request = self._parse_request(event.headers)
+            if isinstance(request, _Request):
+                memo["request"] = request
+        self._open_call(event.stream_id, request)
 
-    def _open_call(self, sid: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
-        if self._goaway_sent:
-            self._h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
-            return
+    def _parse_request(
+        self, headers: Sequence[tuple[bytes, bytes]]
+    ) -> _Request | tuple[bytes, GrpcError]:
+        """What the request headers ask for, or the HTTP status and error to refuse them."""
         path = http_method = content_type = timeout = encoding = None
         for name, value in headers:
             if name == b":path":
@@ -271,29 +288,36 @@ class GrpcProtocol(Protocol):
                 encoding = value
         if http_method != b"POST":
             message = f"http2Server.operateHeaders parsed a :method field: {http_method!r} which should be POST"
-            self._reject(sid, b"405", GrpcError(StatusCode.INTERNAL, message))
-            return
+            return b"405", GrpcError(StatusCode.INTERNAL, message)
         if not _is_grpc_content_type(content_type):
             ct = (content_type or b"").decode("latin-1")
             message = f'invalid gRPC request content-type "{ct}"'
-            self._reject(sid, b"415", GrpcError(StatusCode.INVALID_ARGUMENT, message))
-            return
+            return b"415", GrpcError(StatusCode.INVALID_ARGUMENT, message)
         try:
             seconds = None if timeout is None else parse_timeout(timeout)
             metadata = Metadata.from_headers(headers)
         except ValueError as e:
-            self._reject(sid, b"400", GrpcError(StatusCode.INTERNAL, str(e)))
-            return
+            return b"400", GrpcError(StatusCode.INTERNAL, str(e))
         try:
             method = self._factory.registry.lookup((path or b"").decode("utf-8", "replace"))
         except GrpcError as e:
-            self._reject(sid, b"200", e)
-            return
-        decoder = MessageDecoder(
-            self._factory.max_receive_bytes,
-            None if encoding is None else encoding.decode("latin-1"),
+            return b"200", e
+        return _Request(
+            method, None if encoding is None else encoding.decode("latin-1"), seconds, metadata
         )
-        call = Call(self, sid, method, decoder, metadata, self._peer, self._clock, seconds)
+
+    def _open_call(self, sid: int, request: _Request | tuple[bytes, GrpcError]) -> None:
+        if self._goaway_sent:
+            self._h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            return
+        if not isinstance(request, _Request):
+            self._reject(sid, *request)
+            return
+        method = request.method
+        decoder = MessageDecoder(self._factory.max_receive_bytes, request.encoding)
+        call = Call(
+            self, sid, method, decoder, request.metadata, self._peer, self._clock, request.timeout
+        )
         self._calls[sid] = call
         if method.kind.streams_requests:
             call.start()

@@ -35,6 +35,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted.grpc.hpack_cache import CachingDecoder
 from etcd_twisted.grpc.receive import FrameReader, RequestData, RequestHeaders
+from etcd_twisted.grpc.service import Registry
 from tests.grpc.h2client import Harness
 from tests.grpc.test_protocol import ECHO, Msg, echo_registry
 
@@ -479,3 +480,31 @@ class ProtocolUsesFastPathTests(SynchronousTestCase):
         for i in range(3):
             self.assertEqual(h.call(ECHO, Msg(service=str(i))).status, 0)
         self.assertEqual(calls, [])
+
+    def test_repeated_header_blocks_are_parsed_once(self) -> None:
+        """Calls repeating a header block share one parse; each still gets the
+        metadata and its own deadline."""
+        seen: list[tuple[Any, Any]] = []
+
+        def handler(request: Msg, ctx: Any) -> Msg:
+            seen.append((ctx.metadata.get("x-user"), ctx.time_remaining()))
+            return request
+
+        registry = Registry()
+        registry.add_unary(ECHO, Msg, handler)
+        h = Harness(registry)
+        parses = []
+        original = h.proto._parse_request
+
+        def spy(headers: Any) -> Any:
+            parses.append(1)
+            return original(headers)
+
+        h.proto._parse_request = spy  # type: ignore[method-assign]
+        metadata = [(b"x-user", b"ann"), (b"grpc-timeout", b"5S")]
+        for i in range(6):
+            h.clock.advance(1)
+            self.assertEqual(h.call(ECHO, Msg(service=str(i)), metadata).status, 0)
+        # the first block adds to the HPACK table; the second is the first repeat
+        self.assertEqual(len(parses), 2)
+        self.assertEqual(seen, [("ann", 5.0)] * 6)
