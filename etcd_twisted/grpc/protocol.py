@@ -236,7 +236,7 @@ class GrpcProtocol(Protocol):
     def acknowledge(self, stream_id: int, size: int) -> None:
         """Return flow-control credit for ``size`` bytes the handler took."""
         if size and not self._lost:
-            self._h2.acknowledge_received_data(size, stream_id)
+            self._reader.acknowledge(stream_id, size)
             self._schedule_flush()
 
     # -- shutdown
@@ -338,7 +338,7 @@ class GrpcProtocol(Protocol):
             if event.ended:
                 call.end_of_input()
         elif data:
-            self._h2.acknowledge_received_data(len(data), sid)
+            self._reader.acknowledge(sid, len(data))
 
     def _stream_ended(self, event: StreamEnded) -> None:
         call = self._calls.get(event.stream_id)

@@ -185,6 +185,33 @@ class FrameReader:
             return None
         return self._open(sid, data[start:end], data[block:end])
 
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        """h2's ``acknowledge_received_data``, without its cost when the bytes only
+        add to what both windows have processed (no WINDOW_UPDATE is due yet)."""
+        h2 = self._h2
+        connection_window = h2._inbound_flow_control_window_manager
+        processed = connection_window._bytes_processed + size
+        stream = h2.streams.get(stream_id)
+        if (
+            size <= 0
+            or stream is None
+            or processed >= connection_window.max_window_size // 2
+            or connection_window.current_window_size == 0
+        ):
+            h2.acknowledge_received_data(size, stream_id)
+            return
+        if stream.state_machine.state in _COUNTED:  # h2 credits open streams only
+            stream_window = stream._inbound_window_manager
+            stream_processed = stream_window._bytes_processed + size
+            if (
+                stream_processed >= stream_window.max_window_size // 2
+                or stream_window.current_window_size == 0
+            ):
+                h2.acknowledge_received_data(size, stream_id)
+                return
+            stream_window._bytes_processed = stream_processed
+        connection_window._bytes_processed = processed
+
     def _take_data(self, stream: H2Stream, length: int, ended: bool) -> bool:
         """Count a DATA frame against both windows and the content-length, as h2
         would; False (having done nothing) if h2 must take it."""

@@ -137,7 +137,7 @@ def snapshot(h2: H2Connection) -> tuple[Any, ...]:
     )
 
 
-def feed(h2: H2Connection, receive: Any, chunk: bytes) -> tuple[Any, ...]:
+def feed(h2: H2Connection, receive: Any, acknowledge: Any, chunk: bytes) -> tuple[Any, ...]:
     """Feed one chunk, answer like the protocol, and report everything observable."""
     try:
         events = receive(chunk)
@@ -149,7 +149,7 @@ def feed(h2: H2Connection, receive: Any, chunk: bytes) -> tuple[Any, ...]:
     for event in seen:
         try:
             if event[0] == "data" and event[3]:
-                h2.acknowledge_received_data(event[3], event[1])
+                acknowledge(event[3], event[1])
             elif event[0] == "ended":
                 h2.send_headers(event[1], [(b":status", b"200")], end_stream=True)
         except Exception as e:  # the same on both sides, whatever it is
@@ -167,8 +167,11 @@ class Pair:
 
     def feed(self, test: SynchronousTestCase, chunk: bytes) -> bool:
         """Feed both; assert they agree; False once the connection failed."""
-        got = feed(self.fast, self.reader.receive, chunk)
-        want = feed(self.plain, self.plain.receive_data, chunk)
+        reader = self.reader
+        got = feed(self.fast, reader.receive, lambda n, sid: reader.acknowledge(sid, n), chunk)
+        want = feed(
+            self.plain, self.plain.receive_data, self.plain.acknowledge_received_data, chunk
+        )
         test.assertEqual(got, want)
         return got[0] == "ok"
 
@@ -253,6 +256,17 @@ class FixedStreamTests(SynchronousTestCase):
         for sid in (1, 3, 5):
             s.frames.append(data_frame(sid, b"\0\0\0\0\x02ab"))
         at_every_split(self, s.wire())
+
+    def test_window_updates(self) -> None:
+        """Acknowledged bodies reopen the stream and connection windows as h2 would."""
+        s = Script()
+        for size in [990] * 20 + [400] * 90 + [600, 10]:
+            s.call(b"x" * size)
+        wire = s.wire()
+        for step in (1, 7, 1000):
+            pair = Pair()
+            for pos in range(0, len(wire), step):
+                self.assertTrue(pair.feed(self, wire[pos : pos + step]))
 
     def test_unusual_frames_go_to_h2(self) -> None:
         """Padding, CONTINUATION, trailers, END_STREAM on HEADERS, PING, WINDOW_UPDATE,
