@@ -187,14 +187,16 @@ class RaftService(Service):
         if rd.entries or rd.hard_state is not None:
             hard_state = rd.hard_state if rd.hard_state is not None else raft_pb2.HardState()
             d.addCallback(lambda _: self._persister.save(hard_state, rd.entries))
-        d.addCallbacks(lambda _: self._persisted(rd), self._fail)
+        d.addCallback(lambda _: self._persisted(rd))
+        d.addErrback(self._fail)
 
     def _persisted(self, rd: Ready) -> None:
         """The Ready is durable: a snapshot from the leader is applied first, then the rest."""
         if rd.snapshot is not None:
             self.storage.apply_snapshot(rd.snapshot)
             d = maybeDeferred(self._applier.apply_snapshot, rd.snapshot)
-            d.addCallbacks(lambda _: self._handled(rd), self._fail)
+            d.addCallback(lambda _: self._handled(rd))
+            d.addErrback(self._fail)
         else:
             self._handled(rd)
 
@@ -220,10 +222,11 @@ class RaftService(Service):
             d.callback(None)
 
     def _fail(self, failure: Failure) -> None:
-        """A WAL write failed: nothing more can be made durable, so the loop stops."""
+        """Persisting or handling a Ready failed: the state is no longer known to match
+        the log, so the loop stops (and the member exits, to restart from disk)."""
         self._failed = failure
         self._busy = False
-        self.log.failure("raft: persisting a Ready failed; the member stops", failure)
+        self.log.failure("raft: handling a Ready failed; the member stops", failure)
         waiters, self._idle_waiters = self._idle_waiters, []
         for d in waiters:
             d.callback(None)

@@ -63,6 +63,11 @@ class SnapshotTaker:
         """Start a snapshot at ``applied`` if it is due and none is running."""
         if self._running or applied - self.snapshot_index <= self.snapshot_count:
             return None
+        received = self._storage.snapshot().metadata.index
+        if applied <= received:
+            # A snapshot from the leader already covers ``applied``.
+            self.snapshot_index = received
+            return None
         self._running = True
         snap = self._storage.create_snapshot(applied, self._conf_state(), b"")
         backend = self._backend()

@@ -117,6 +117,23 @@ class RaftServiceTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(self.persister.pending, [])
 
+    def test_failed_apply_stops_the_loop(self) -> None:
+        """An error while handling a durable Ready is fatal too, not left unhandled."""
+        self.elect()
+
+        def broken(entries: list) -> None:
+            raise RuntimeError("apply broke")
+
+        self.applier.apply_entries = broken  # type: ignore[method-assign]
+        self.service.propose(b"x")
+        self.clock.advance(0)
+        self.persister.finish()
+        self.assertEqual(len(self.failures), 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.service.propose(b"y")
+        self.clock.advance(0)
+        self.assertEqual(self.persister.pending, [])
+
     def test_ticks_drive_heartbeats_and_elections(self) -> None:
         """The LoopingCall ticks raft at the heartbeat interval."""
         node_ticks = []
