@@ -28,7 +28,7 @@ from h2.events import (
 )
 from h2.exceptions import ProtocolError, StreamClosedError
 from h2.settings import SettingCodes
-from h2.stream import StreamInputs
+from h2.stream import StreamClosedBy, StreamInputs, StreamState
 from hyperframe.frame import GoAwayFrame
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import (
@@ -471,15 +471,30 @@ class GrpcProtocol(Protocol):
             or size > h2.outbound_flow_control_window
         ):
             return False
-        connection_input = h2.state_machine.process_input
-        stream_input = stream.state_machine.process_input
-        connection_input(ConnectionInputs.SEND_HEADERS)
-        stream_input(StreamInputs.SEND_HEADERS)
-        connection_input(ConnectionInputs.SEND_DATA)
-        stream_input(StreamInputs.SEND_DATA)
-        connection_input(ConnectionInputs.SEND_HEADERS)
-        stream_input(StreamInputs.SEND_HEADERS)
-        stream_input(StreamInputs.SEND_END_STREAM)
+        machine = stream.state_machine
+        if (
+            h2.state_machine.state is ConnectionState.SERVER_OPEN
+            and machine.state is StreamState.HALF_CLOSED_REMOTE
+            and machine.client is False
+            and not machine.headers_sent
+        ):
+            # The usual case (the request has ended), where those inputs change only
+            # these: h2's connection stays SERVER_OPEN, the stream goes through
+            # response_sent twice (headers, then trailers) and send_end_stream.
+            machine.headers_sent = True
+            machine.trailers_sent = True
+            machine.state = StreamState.CLOSED
+            machine.stream_closed_by = StreamClosedBy.SEND_END_STREAM
+        else:
+            connection_input = h2.state_machine.process_input
+            stream_input = machine.process_input
+            connection_input(ConnectionInputs.SEND_HEADERS)
+            stream_input(StreamInputs.SEND_HEADERS)
+            connection_input(ConnectionInputs.SEND_DATA)
+            stream_input(StreamInputs.SEND_DATA)
+            connection_input(ConnectionInputs.SEND_HEADERS)
+            stream_input(StreamInputs.SEND_HEADERS)
+            stream_input(StreamInputs.SEND_END_STREAM)
         stream.outbound_flow_control_window -= size
         h2.outbound_flow_control_window -= size
         sid_bytes = _STREAM_ID.pack(sid & 0x7FFFFFFF)
