@@ -1,9 +1,10 @@
 """The JSON gateway (``/v3/...``), with grpc-gateway's encoding as etcd 3.5 serves it.
 
-A request body is JSON for the method's request message (proto or lowerCamel field
-names, unknown fields ignored, ``bytes`` as base64, 64-bit integers as strings or
-numbers); the response is the response message with proto field names, 64-bit
-integers as strings and zero values left out. Calls run through the very same
+A request body is JSON for the method's request message, read as Go's jsonpb reads it
+(:mod:`etcd_twisted.api.gojson`: proto or lowerCamel field names, unknown fields
+ignored, ``bytes`` as base64, integers as numbers or quoted, Go's error texts); the
+response is the response message with proto field names, 64-bit integers as strings
+and zero values left out, written as Go writes JSON. Calls run through the very same
 handlers as gRPC (looked up in the method registry), so both paths answer alike.
 Errors come back as ``{"error": msg, "code": grpc_code, "message": msg}`` with
 grpc-gateway's HTTP status for the code.
@@ -11,7 +12,6 @@ grpc-gateway's HTTP status for the code.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from google.protobuf import json_format
@@ -23,6 +23,7 @@ from twisted.web.iweb import IRequest
 from etcd_twisted._pb import rpc_pb2, v3election_pb2, v3lock_pb2
 from etcd_twisted.api.auth import GATEWAY_ROUTES as AUTH_ROUTES
 from etcd_twisted.api.errors import HTTP_STATUS, to_grpc_error
+from etcd_twisted.api.gojson import Decoder, GoJsonError, marshal, parse
 from etcd_twisted.grpc import GrpcError, Metadata, Registry, StatusCode
 from etcd_twisted.grpc.service import MethodKind
 
@@ -101,52 +102,30 @@ _RESPONSE_HEADERS = (
     (b"access-control-allow-methods", b"POST, GET, OPTIONS, PUT, DELETE"),
     (b"access-control-allow-origin", b"*"),
     (b"content-type", b"application/json"),
-    (b"grpc-metadata-content-type", b"application/grpc"),
 )
+
+#: The gRPC call's header metadata, which grpc-gateway passes on once the call has
+#: sent headers: on success, or with a stream's first message (never on an error).
+_GRPC_METADATA = (b"grpc-metadata-content-type", b"application/grpc")
 
 
 def to_json(message: Message) -> bytes:
     """A message as grpc-gateway writes it (proto names, int64 as strings, no zero values)."""
-    body = json_format.MessageToDict(message, preserving_proto_field_name=True)
-    return json.dumps(body, separators=(",", ":")).encode()
+    return marshal(json_format.MessageToDict(message, preserving_proto_field_name=True)).encode()
 
 
 def from_json(body: bytes, cls: type[Message]) -> Message:
-    """Parse a request body; an empty body is the empty request. Raises ``GrpcError``."""
-    message = cls()
-    if body.strip():
-        try:
-            json_format.Parse(body, message, ignore_unknown_fields=True)
-        except (json_format.ParseError, ValueError, UnicodeDecodeError) as e:
-            raise GrpcError(StatusCode.INVALID_ARGUMENT, _parse_error_text(e)) from None
-    return message
-
-
-def _parse_error_text(error: Exception) -> str:
-    text = str(error)
-    return text.splitlines()[0] if text else "invalid JSON request body"
-
-
-def json_stream(body: bytes) -> list[Any]:
-    """The JSON values of a body holding one or more of them back to back."""
-    text = body.decode("utf-8")
-    decoder = json.JSONDecoder()
-    values, pos = [], 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos == len(text):
-            return values
-        value, pos = decoder.raw_decode(text, pos)
-        values.append(value)
+    """Parse a unary request body as grpc-gateway does. Raises ``GrpcError``."""
+    try:
+        return parse(body, cls)
+    except GoJsonError as e:
+        raise GrpcError(StatusCode.INVALID_ARGUMENT, e.message) from None
 
 
 def error_body(error: GrpcError) -> bytes:
     """The gateway's JSON error body."""
-    return json.dumps(
-        {"error": error.message, "code": int(error.code), "message": error.message},
-        separators=(",", ":"),
-    ).encode()
+    body = {"error": error.message, "code": int(error.code), "message": error.message}
+    return marshal(body).encode()
 
 
 class GatewayContext:
@@ -193,15 +172,18 @@ class GatewayStream:
     def __init__(self, request: IRequest, messages: list[Message]) -> None:
         self._request = request
         self._messages = messages
+        self._sent = False
         #: Fires (with no more bytes to write) when the call ends.
         self.done: Deferred[bytes] = Deferred()
 
     def send(self, message: Message) -> Deferred[None]:
         """Write one response as a ``{"result": ...}`` line."""
         if not self.done.called:
+            if not self._sent:
+                self._sent = True
+                self._request.setHeader(*_GRPC_METADATA)
             body = json_format.MessageToDict(message, preserving_proto_field_name=True)
-            line = json.dumps({"result": body}, separators=(",", ":")) + "\n"
-            self._request.write(line.encode())
+            self._request.write(marshal({"result": body}).encode() + b"\n")
             self._flush()
         return succeed(None)
 
@@ -216,10 +198,9 @@ class GatewayStream:
         if self.done.called:
             return
         if error is not None:
-            line = json.dumps(
+            line = marshal(
                 {"error": {"grpc_code": int(error.code), "http_code": HTTP_STATUS.get(error.code, 500),
-                           "message": error.message, "http_status": ""}},
-                separators=(",", ":"),
+                           "message": error.message, "http_status": ""}}
             )  # fmt: skip
             self._request.write(line.encode() + b"\n")
         self._flush()  # chunked even when empty, as grpc-gateway's streams are
@@ -254,9 +235,10 @@ class Gateway:
         if path in STREAM_ROUTES:
             return self._handle_stream(request, *STREAM_ROUTES[path])
         route = ROUTES.get(path)
-        if route is None:
+        if route is None:  # grpc-gateway's http.NotFound
             request.setResponseCode(404)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            request.setHeader(b"x-content-type-options", b"nosniff")
             return succeed(b"Not Found\n")
         grpc_path, request_cls = route
         try:
@@ -266,33 +248,44 @@ class Gateway:
             return succeed(self._error(request, e))
         ctx = GatewayContext(request, grpc_path)
         d = maybeDeferred(method.handler, message, ctx)
-        d.addCallback(to_json)
+        d.addCallback(self._success, request)
         d.addErrback(lambda f: self._error(request, to_grpc_error(f)))
         return d
+
+    def _success(self, response: Message, request: IRequest) -> bytes:
+        request.setHeader(*_GRPC_METADATA)
+        return to_json(response)
 
     def _handle_stream(
         self, request: IRequest, grpc_path: str, request_cls: type[Message]
     ) -> Deferred[bytes]:
         try:
             method = self.registry.lookup(grpc_path)
-            messages = [
-                json_format.ParseDict(value, request_cls(), ignore_unknown_fields=True)
-                for value in json_stream(request.content.read())
-            ]
         except GrpcError as e:
             return succeed(self._error(request, e))
-        except (ValueError, json_format.ParseError) as e:
-            error = GrpcError(StatusCode.UNKNOWN, _parse_error_text(e))
-            return succeed(self._error(request, error))
+        body = request.content.read()
         ctx = GatewayContext(request, grpc_path)
         if method.kind is MethodKind.SERVER_STREAM:
-            # One request; the call ends when the handler's result fires.
+            # One request, read as a unary one; the call ends when the handler's result fires.
+            try:
+                message = from_json(body, request_cls)
+            except GrpcError as e:
+                return succeed(self._error(request, e))
             stream = GatewayStream(request, [])
-            message = messages[0] if messages else request_cls()
             maybeDeferred(method.handler, message, ctx, stream).addCallbacks(
                 lambda _: stream.finish(), lambda f: stream.finish(to_grpc_error(f))
             )
             return stream.done
+        # grpc-gateway decodes the requests one by one: a bad first one fails the call
+        # (UNKNOWN, Go's text), a bad later one ends the requests sent.
+        decoder = Decoder(body)
+        messages: list[Message] = []
+        try:
+            while (next_message := decoder.decode(request_cls)) is not None:
+                messages.append(next_message)
+        except GoJsonError as e:
+            if not messages:
+                return succeed(self._error(request, GrpcError(StatusCode.UNKNOWN, e.message)))
         stream = GatewayStream(request, messages)
         maybeDeferred(method.handler, ctx, stream).addErrback(
             lambda f: stream.finish(to_grpc_error(f))

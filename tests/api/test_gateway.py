@@ -1,0 +1,123 @@
+"""Tests for etcd_twisted.api.gateway: what grpc-gateway (as in etcd 3.5.1) answers
+around the calls, over hand-written handlers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from treq.testing import StubTreq
+from twisted.trial.unittest import SynchronousTestCase
+
+from etcd_twisted._pb import rpc_pb2, v3election_pb2
+from etcd_twisted.api.gateway import Gateway
+from etcd_twisted.api.http import HttpApi
+from etcd_twisted.grpc import GrpcError, Registry, StatusCode
+from etcd_twisted.metrics import Metrics
+
+
+def range_handler(request: rpc_pb2.RangeRequest, ctx: Any) -> rpc_pb2.RangeResponse:
+    if request.key == b"bad":
+        raise GrpcError(
+            StatusCode.OUT_OF_RANGE, "etcdserver: mvcc: required revision is a future revision"
+        )
+    kv = {"key": request.key, "mod_revision": request.limit}
+    return rpc_pb2.RangeResponse(kvs=[kv], count=1)
+
+
+def keepalive_handler(ctx: Any, stream: Any) -> None:
+    """Echo each request's ID as a response; end when the requests end."""
+    stream.set_receiver(
+        lambda request: stream.send(rpc_pb2.LeaseKeepAliveResponse(ID=request.ID, TTL=5)),
+        stream.finish,
+    )
+
+
+def observe_handler(request: Any, ctx: Any, stream: Any) -> None:
+    stream.send(v3election_pb2.LeaderResponse(kv={"key": request.name}))
+
+
+class GatewayTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        registry = Registry()
+        registry.add_unary("/etcdserverpb.KV/Range", rpc_pb2.RangeRequest, range_handler)
+        registry.add_bidi_stream(
+            "/etcdserverpb.Lease/LeaseKeepAlive", rpc_pb2.LeaseKeepAliveRequest, keepalive_handler
+        )
+        registry.add_server_stream(
+            "/v3electionpb.Election/Observe", v3election_pb2.LeaderRequest, observe_handler
+        )
+        self.treq = StubTreq(HttpApi(Metrics(), gateway=Gateway(registry)).resource())
+
+    def post(self, path: str, body: bytes) -> tuple[int, Any, bytes]:
+        response = self.successResultOf(self.treq.post("http://127.0.0.1" + path, body))
+        return response.code, response.headers, self.successResultOf(response.content())
+
+    def test_grpc_metadata_only_on_success(self) -> None:
+        """Grpc-Metadata-Content-Type comes with a call's answer, not with an error."""
+        code, headers, _ = self.post("/v3/kv/range", b'{"key":"YQ=="}')
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            headers.getRawHeaders(b"grpc-metadata-content-type"), [b"application/grpc"]
+        )
+        for body in (b'{"key":"YmFk"}', b'{"key":1}'):
+            code, headers, _ = self.post("/v3/kv/range", body)
+            self.assertEqual(code, 400)
+            self.assertIsNone(headers.getRawHeaders(b"grpc-metadata-content-type"))
+            self.assertEqual(headers.getRawHeaders(b"content-type"), [b"application/json"])
+
+    def test_go_parse_errors(self) -> None:
+        """A body Go's jsonpb refuses is INVALID_ARGUMENT (400, code 3) with Go's text."""
+        code, _, body = self.post("/v3/kv/range", b'{"key":"YQ==","limit":1.5}')
+        text = "json: cannot unmarshal number 1.5 into Go value of type int64"
+        self.assertEqual(
+            (code, json.loads(body)), (400, {"error": text, "code": 3, "message": text})
+        )
+
+    def test_response_written_as_go_writes_json(self) -> None:
+        """Strings are escaped as Go's json.Marshal escapes them; int64 as strings."""
+        code, _, body = self.post("/v3/kv/range", b'{"key":"YQ==","limit":"7"}')
+        self.assertEqual(code, 200)
+        self.assertIn(b'"mod_revision":"7"', body)
+        self.assertIn(b'"count":"1"', body)
+        _, _, body = self.post("/v3/kv/range", b'{"key":"YQ==","limit":"<"}')
+        self.assertIn(b"invalid character '\\u003c' looking for beginning of value", body)
+
+    def test_unknown_route(self) -> None:
+        """An unknown /v3 path is grpc-gateway's plain-text 404, without gRPC metadata."""
+        code, headers, body = self.post("/v3/kv/nope", b"{}")
+        self.assertEqual((code, body), (404, b"Not Found\n"))
+        self.assertEqual(headers.getRawHeaders(b"x-content-type-options"), [b"nosniff"])
+        self.assertIsNone(headers.getRawHeaders(b"grpc-metadata-content-type"))
+
+    def test_bidi_stream_requests(self) -> None:
+        """A bidi stream's requests are read one after another; a bad first one fails the
+        call as UNKNOWN (500, code 2); a bad later one ends the requests."""
+        code, headers, body = self.post("/v3/lease/keepalive", b'{"ID":1}{"ID":"2"}\n{"ID":1.5}')
+        lines = [json.loads(line) for line in body.splitlines()]
+        self.assertEqual(code, 200)
+        self.assertEqual([line["result"]["ID"] for line in lines], ["1", "2"])
+        self.assertEqual(
+            headers.getRawHeaders(b"grpc-metadata-content-type"), [b"application/grpc"]
+        )
+        code, headers, body = self.post("/v3/lease/keepalive", b'{"ID":1.5}')
+        text = "json: cannot unmarshal number 1.5 into Go value of type int64"
+        self.assertEqual(
+            (code, json.loads(body)), (500, {"error": text, "code": 2, "message": text})
+        )
+
+    def test_empty_stream(self) -> None:
+        """An empty body ends the stream at once: 200, no lines, no gRPC metadata."""
+        code, headers, body = self.post("/v3/lease/keepalive", b"")
+        self.assertEqual((code, body), (200, b""))
+        self.assertIsNone(headers.getRawHeaders(b"grpc-metadata-content-type"))
+
+    def test_server_stream_request(self) -> None:
+        """A server stream's one request is read like a unary one: INVALID_ARGUMENT on error."""
+        code, _, body = self.post("/v3/election/observe", b'{"name":"YQ=="}')
+        self.assertEqual((code, json.loads(body)["result"]["kv"]["key"]), (200, "YQ=="))
+        code, _, body = self.post("/v3/election/observe", b'{"name":1}')
+        text = "json: cannot unmarshal number into Go value of type []uint8"
+        self.assertEqual(
+            (code, json.loads(body)), (400, {"error": text, "code": 3, "message": text})
+        )
