@@ -120,6 +120,7 @@ async def run(reactor: Any, settings: Settings, log: Any = print) -> Outcome:
             extra.append(Anomaly("stuck", f"traffic threads still running: {alive}"))
         extra += faults_stuck(faults)
         extra += await converge(reactor, cluster)
+        extra += server_errors(out)
     finally:
         if traffic is not None:
             traffic.stop()
@@ -154,6 +155,28 @@ async def run(reactor: Any, settings: Settings, log: Any = print) -> Outcome:
 class _Final:
     kind = "end of run"
     detail: dict[str, Any] = {}
+
+
+def server_errors(out_dir: str) -> list[Anomaly]:
+    """Errors a member logged (a traceback or an unhandled Deferred error): each is a
+    server bug even when the checkers saw nothing wrong."""
+    found = []
+    for name in sorted(os.listdir(out_dir)):
+        if not name.endswith(".log"):
+            continue
+        with open(os.path.join(out_dir, name), errors="replace") as f:
+            lines = f.read().splitlines()
+        for i, line in enumerate(lines):
+            if "Traceback (most recent call last)" in line:
+                last = next((x.strip() for x in lines[i + 1 :] if _exception_line(x)), "")
+                found.append(Anomaly("server error", f"{name[:-4]}: {last[:300]}"))
+    return found
+
+
+def _exception_line(line: str) -> bool:
+    """The closing line of a traceback as twistd logs it (tab-indented, not a frame)."""
+    text = line.removeprefix("\t")
+    return bool(text.strip()) and not text.startswith(" ") and "Traceback" not in text
 
 
 def faults_stuck(faults: Faults) -> list[Anomaly]:

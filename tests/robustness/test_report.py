@@ -9,6 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from robustness.history import History, Put, Response
 from robustness.report import run_checks
+from robustness.run import server_errors
 from robustness.simulate import Settings, simulate
 from tests.robustness.support import get, got, kv, op
 
@@ -43,3 +44,25 @@ class ReportTests(SynchronousTestCase):
             saved = json.load(f)
         self.assertEqual((saved["verdict"], saved["seed"]), ("illegal", 1))
         self.assertEqual(len(saved["excerpt"]), 4)
+
+
+class ServerErrorTests(SynchronousTestCase):
+    def test_traceback_in_a_member_log(self) -> None:
+        """A traceback in any member's log is reported with its exception line."""
+        out = self.mktemp()
+        os.makedirs(out)
+        with open(os.path.join(out, "m2.log"), "w") as f:
+            f.write(
+                "2026 [twisted.internet.defer#critical] Unhandled error in Deferred:\n"
+                "2026 [twisted.internet.defer#critical] \n"
+                "\tTraceback (most recent call last):\n"
+                '\t  File "x.py", line 1, in f\n'
+                "\t    raise SnapOutOfDateError(index)\n"
+                "\tetcd_twisted.raft.errors.SnapOutOfDateError: 3303\n"
+            )
+        with open(os.path.join(out, "m1.log"), "w") as f:
+            f.write("failpoint after_wal_save: exiting\n")
+        self.assertEqual(
+            [(a.kind, a.detail) for a in server_errors(out)],
+            [("server error", "m2: etcd_twisted.raft.errors.SnapOutOfDateError: 3303")],
+        )
