@@ -401,7 +401,12 @@ class Call:
         if iscoroutine(result):
             result = Deferred.fromCoroutine(result)
         if isinstance(result, Deferred):
-            result.addCallbacks(self._handler_returned, self._handler_failed)
+            if result.called and not result.paused and not isinstance(result.result, Failure):
+                # Fired already (a synchronous handler behind maybeDeferred): take the
+                # value without another round of callbacks.
+                self._handler_returned(result.result)
+            else:
+                result.addCallbacks(self._handler_returned, self._handler_failed)
         elif result is not None or self._method.kind is MethodKind.UNARY:
             self._handler_returned(result)
 

@@ -4,7 +4,7 @@ deadlines, flow control, cancellation and shutdown."""
 from __future__ import annotations
 
 from h2.errors import ErrorCodes
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted._pb.health_pb2 import HealthCheckRequest as Msg
@@ -87,6 +87,20 @@ class UnaryTests(SynchronousTestCase):
         h.exchange()
         self.assertEqual(texts(resp.messages), ["done"])
         self.assertEqual(resp.status, 0)
+
+    def test_fired_deferred_response(self) -> None:
+        """A handler's already-fired Deferred answers at once; a failed one ends the call."""
+        r = Registry()
+        r.add_unary(ECHO, Msg, lambda request, ctx: succeed(Msg(service=request.service)))
+        r.add_unary(
+            "/test.Echo/Fail",
+            Msg,
+            lambda request, ctx: fail(GrpcError(StatusCode.NOT_FOUND, "gone")),
+        )
+        h = Harness(r)
+        self.assertEqual(texts(h.call(ECHO, Msg(service="now")).messages), ["now"])
+        failed = h.call("/test.Echo/Fail", Msg())
+        self.assertEqual((failed.status, failed.message), (StatusCode.NOT_FOUND, b"gone"))
 
     def test_coroutine_handler(self) -> None:
         """An ``async def`` handler's result is the response."""
