@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from inspect import iscoroutine
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -77,8 +78,9 @@ def unary(
     call: Callable[..., Any],
     auth: bool = False,
     admin: bool = False,
-) -> Callable[[Any, ServerContext], Deferred[Any]]:
-    """A unary handler running ``call(request)`` (value or Deferred) with etcd's conventions.
+) -> Callable[[Any, ServerContext], Any]:
+    """A unary handler running ``call(request)`` (value or Deferred) with etcd's conventions;
+    it answers with a value (raising `GrpcError`) when the call does, else a Deferred.
 
     With ``auth``, the call's token is resolved first and the call is
     ``call(request, auth_info)``; with ``admin`` (the Maintenance calls etcd guards),
@@ -88,12 +90,16 @@ def unary(
     permission denied"); so do ours.
     """
 
-    def handler(request: Any, ctx: ServerContext) -> Deferred[Any]:
+    def handler(request: Any, ctx: ServerContext) -> Any:
         def run() -> Any:
             require_leader(server, ctx)
             check_learner(server, request)
             if auth:
-                return with_auth(server, ctx, lambda info: call(request, info))
+                # with_auth's work, without a Deferred when the token resolves at once
+                info = server.auth_frontend.auth_info(token_of(ctx))  # type: ignore[attr-defined]
+                if isinstance(info, Deferred):
+                    return info.addCallback(lambda info: call(request, info))
+                return call(request, info)
             if admin:
 
                 def checked(info: Any) -> Any:
@@ -110,10 +116,21 @@ def unary(
                 return with_auth(server, ctx, lambda info: info).addCallbacks(checked, unconverted)
             return call(request)
 
-        d = maybeDeferred(run)
-        d.addCallback(lambda response: fill_header(server, response))
-        d.addErrback(_raise)
-        return d
+        # maybeDeferred(run).addCallback(fill_header).addErrback(_raise), without the
+        # Deferred when run answers at once (most reads): a value or a GrpcError raised.
+        try:
+            response = run()
+            if iscoroutine(response):
+                response = Deferred.fromCoroutine(response)
+            elif isinstance(response, Failure):
+                response.raiseException()
+            elif not isinstance(response, Deferred):
+                return fill_header(server, response)
+        except Exception:
+            raise to_grpc_error(Failure()) from None
+        response.addCallback(lambda response: fill_header(server, response))
+        response.addErrback(_raise)
+        return response
 
     return handler
 
