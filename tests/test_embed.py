@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
@@ -155,7 +156,9 @@ class MemberTests(TestCase):
         """After a graceful stop, a member built on the same data dir has every write."""
         service, port = await self.start()
         for i in range(20):
-            await self.post(port, "/v3/kv/put", {"key": "a2V5", "value": f"{i}".encode().hex()})
+            value = base64.b64encode(f"{i}".encode()).decode()
+            code, _ = await self.post(port, "/v3/kv/put", {"key": "a2V5", "value": value})
+            self.assertEqual(code, 200)
         await service.stopService()
         _, port = await self.start(self.data_dir)
         code, body = await self.post(port, "/v3/kv/range", {"key": "a2V5"})
@@ -168,9 +171,9 @@ class MemberTests(TestCase):
         flags = ("--snapshot-count", "50", "--max-snapshots", "2")
         service, port = await self.start(None, *flags)
         for i in range(260):
-            await self.post(
-                port, "/v3/kv/put", {"key": f"k{i % 7}".encode().hex(), "value": "MQ=="}
-            )
+            key = base64.b64encode(f"k{i % 7}".encode()).decode()
+            code, _ = await self.post(port, "/v3/kv/put", {"key": key, "value": "MQ=="})
+            self.assertEqual(code, 200)
         self.assertGreaterEqual(service.server.snapshots.taken, 4)
         snap_dir = os.path.join(self.data_dir, "member", "snap")
         snaps = [n for n in os.listdir(snap_dir) if n.endswith(".snap")]
