@@ -31,7 +31,13 @@ from twisted.python.failure import Failure
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted._pb.kv_pb2 import Event
 from etcd_twisted.api.errors import to_grpc_error
-from etcd_twisted.api.unary import check_learner, fill_header, require_leader, token_of
+from etcd_twisted.api.unary import (
+    HeaderSource,
+    check_learner,
+    fill_header,
+    require_leader,
+    token_of,
+)
 from etcd_twisted.grpc import GrpcError, ServerContext, StatusCode
 from etcd_twisted.mvcc.errors import CompactedError
 from etcd_twisted.mvcc.watchable_store import WatchableStore
@@ -78,21 +84,11 @@ class AuthInfoSource(Protocol):
         ...
 
 
-class ConcurrencyServer(Protocol):
+class ConcurrencyServer(HeaderSource, Protocol):
     """What the Lock and Election services need from the server."""
-
-    cluster_id: int
-    member_id: int
-    leader_id: int
-    is_learner: bool
-
-    @property
-    def term(self) -> int: ...
 
     @property
     def watchable(self) -> WatchableStore: ...
-
-    def header(self, revision: int = 0) -> rpc_pb2.ResponseHeader: ...
 
     @property
     def auth_frontend(self) -> AuthInfoSource: ...
