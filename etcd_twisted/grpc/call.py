@@ -223,7 +223,7 @@ class Call:
             self._sink.acknowledge(self.stream_id, size)
             self.finish(e)
             return
-        if not self._method.kind.streams_requests:
+        if not self._method.streams_requests:
             self._sink.acknowledge(self.stream_id, size)
             self._inbox.extend(raws)
             return
@@ -246,8 +246,7 @@ class Call:
         if self._decoder.has_partial:
             self.finish(GrpcError(StatusCode.INTERNAL, "grpc: received an incomplete message"))
             return
-        kind = self._method.kind
-        if kind.streams_requests:
+        if self._method.streams_requests:
             self._pump()
             return
         if len(self._inbox) != 1:
@@ -263,7 +262,7 @@ class Call:
         except Exception as e:
             self.finish(_unmarshal_error(e))
             return
-        if kind is MethodKind.UNARY:
+        if self._method.kind is MethodKind.UNARY:
             self._invoke(request, self.ctx)
         else:
             self._invoke(request, self.ctx, ServerStream(self))
@@ -320,7 +319,7 @@ class Call:
     def set_receiver(
         self, on_message: Callable[[Any], Any], on_end: Callable[[], Any] | None
     ) -> None:
-        if not self._method.kind.streams_requests:
+        if not self._method.streams_requests:
             raise RuntimeError(f"{self._method.path} does not stream requests")
         self._on_message = on_message
         self._on_end = on_end

@@ -79,6 +79,10 @@ def _frame_header(length: int, kind: int, flags: int, stream_id: bytes) -> bytes
     return length.to_bytes(3, "big") + bytes((kind, flags)) + stream_id
 
 
+#: The usual response blocks' frame headers, less the stream id.
+_RESPONSE_HEAD = _frame_header(len(_RESPONSE_BLOCK), _HEADERS, _END_HEADERS, b"")
+_OK_HEAD = _frame_header(len(_OK_BLOCK), _HEADERS, _END_HEADERS | _END_STREAM, b"")
+
 _DEFAULT_WINDOW = 65535
 
 
@@ -319,7 +323,7 @@ class GrpcProtocol(Protocol):
             self, sid, method, decoder, request.metadata, self._peer, self._clock, request.timeout
         )
         self._calls[sid] = call
-        if method.kind.streams_requests:
+        if method.streams_requests:
             call.start()
 
     def _data_received(self, event: DataReceived) -> None:
@@ -500,11 +504,13 @@ class GrpcProtocol(Protocol):
         sid_bytes = _STREAM_ID.pack(sid & 0x7FFFFFFF)
         h2._data_to_send += b"".join(
             (
-                _frame_header(len(_RESPONSE_BLOCK), _HEADERS, _END_HEADERS, sid_bytes),
+                _RESPONSE_HEAD,
+                sid_bytes,
                 _RESPONSE_BLOCK,
                 _frame_header(size, _DATA, 0, sid_bytes),
                 data,
-                _frame_header(len(_OK_BLOCK), _HEADERS, _END_HEADERS | _END_STREAM, sid_bytes),
+                _OK_HEAD,
+                sid_bytes,
                 _OK_BLOCK,
             )
         )

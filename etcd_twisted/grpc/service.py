@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
@@ -40,6 +40,11 @@ class Method:
     kind: MethodKind
     deserialize: Callable[[bytes], Any]
     handler: Callable[..., Any]
+    #: ``kind.streams_requests``, read on every call.
+    streams_requests: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "streams_requests", self.kind.streams_requests)
 
 
 class Registry:
