@@ -1,8 +1,11 @@
 """gRPC over HTTP/2: the connection protocol and its factory.
 
-`GrpcProtocol` feeds bytes to an ``h2`` state machine, turns its events into
-`Call` steps, and writes back whatever the calls queued: once per
-``dataReceived`` batch, or once per reactor turn for output produced later.
+`GrpcProtocol` feeds bytes to an ``h2`` state machine (through `FrameReader`,
+which reads the plain frames of unary calls itself and leaves h2 as it would
+have), turns its events into `Call` steps, and writes back whatever the calls
+queued: once per ``dataReceived`` batch, or once per reactor turn for output
+produced later. A whole OK answer goes out the same way, as ready-made frames
+(``_write_whole_response``).
 Flow control runs both ways: a call's output leaves only as the peer's window
 allows (its ``send`` Deferreds wait meanwhile), and a streaming call's window
 is reopened only as its handler takes the messages.
