@@ -71,6 +71,8 @@ from robustness.watch_evidence import Fact, revision_facts
 
 Check = Callable[[State], State | None]
 INF = float("inf")
+#: With N evidence levels, the share of the time budget spent by the end of each.
+LEVEL_BUDGET = {1: (1.0,), 3: (0.4, 0.7, 1.0)}
 
 
 @dataclass
@@ -148,16 +150,19 @@ def check(
     watches = history.watches if isinstance(history, History) else []
     # Strongest evidence first: every watch fact; then only the lost writes watches
     # pinned; then the operations alone (a faulty watcher must not sink the check).
+    # A level that runs out of its share of the budget also falls through to the next,
+    # so a history the watch facts make too costly still gets a verdict.
     levels = ["watches", "watch-pinned writes", "operations"] if watches else ["operations"]
-    for evidence in levels:
+    for n, evidence in enumerate(levels, 1):
         problems.clear()
         search = _build(ops, LostWrites(history if evidence != "operations" else ops), problems)
         if evidence == "watches":
             search.facts, highest = revision_facts(watches, compacted)
             search.add(_reached(highest), -INF, INF, -1, obs=True)
-        result = _search(search, started, timeout, max_steps)
+        share = None if timeout is None else timeout * LEVEL_BUDGET[len(levels)][n - 1]
+        result = _search(search, started, share, max_steps)
         result.evidence = evidence
-        if result.verdict != "illegal":
+        if result.verdict == "ok":
             break
     result.problems = problems
     if problems and result.verdict == "ok":

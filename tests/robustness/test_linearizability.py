@@ -4,6 +4,7 @@ import random
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from robustness import linearizability
 from robustness.history import (
     COMPACTED,
     Compact,
@@ -129,6 +130,27 @@ class RejectTests(SynchronousTestCase):
         """A search that runs out of steps says unknown rather than hanging."""
         history = simulate(random.Random(1), Settings(operations=600, lost=0.05))
         self.assertEqual(check(history, max_steps=10).verdict, "unknown")
+
+
+class BudgetTests(SynchronousTestCase):
+    def test_unknown_with_watches_falls_through(self) -> None:
+        """When the search held to every watch fact runs out of budget, the weaker
+        levels still get their share and can decide."""
+        history = simulate(random.Random(3), Settings(operations=300, lost=0.05, watchers=2))
+        self.assertTrue(history.watches)
+        real = linearizability._search
+        seen: list[float | None] = []
+
+        def first_runs_out(ops, started, timeout, max_steps):  # type: ignore[no-untyped-def]
+            seen.append(timeout)
+            if len(seen) == 1:
+                return linearizability.Result("unknown")
+            return real(ops, started, timeout, max_steps)
+
+        self.patch(linearizability, "_search", first_runs_out)
+        result = check(history, timeout=100.0)
+        self.assertEqual((result.verdict, result.evidence), ("ok", "watch-pinned writes"))
+        self.assertEqual(seen, [40.0, 70.0])
 
 
 class AcceptTests(SynchronousTestCase):
