@@ -129,6 +129,10 @@ class AuthApplier:
         """Run an auth request (one of ``AUTH_KINDS``); ``index`` is its raft index."""
         kind = req.WhichOneof("request")
         store = self.store
+        if kind in _CHANGES:
+            method, response = _CHANGES[kind]
+            getattr(store, method)(getattr(req, kind))
+            return response()
         if kind == "authenticate":
             a = req.authenticate
             token = store.authenticate(a.name, a.simple_token, index, now)
@@ -141,39 +145,33 @@ class AuthApplier:
             return rpc_pb2.AuthDisableResponse()
         if kind == "auth_status":
             return rpc_pb2.AuthStatusResponse(enabled=store.enabled, authRevision=store.revision)
-        if kind == "auth_user_add":
-            store.user_add(req.auth_user_add)
-            return rpc_pb2.AuthUserAddResponse()
-        if kind == "auth_user_delete":
-            store.user_delete(req.auth_user_delete)
-            return rpc_pb2.AuthUserDeleteResponse()
-        if kind == "auth_user_change_password":
-            store.user_change_password(req.auth_user_change_password)
-            return rpc_pb2.AuthUserChangePasswordResponse()
-        if kind == "auth_user_grant_role":
-            store.user_grant_role(req.auth_user_grant_role)
-            return rpc_pb2.AuthUserGrantRoleResponse()
-        if kind == "auth_user_revoke_role":
-            store.user_revoke_role(req.auth_user_revoke_role)
-            return rpc_pb2.AuthUserRevokeRoleResponse()
         if kind == "auth_user_get":
             return rpc_pb2.AuthUserGetResponse(roles=store.user_get(req.auth_user_get))
         if kind == "auth_user_list":
             return rpc_pb2.AuthUserListResponse(users=store.user_list())
-        if kind == "auth_role_add":
-            store.role_add(req.auth_role_add)
-            return rpc_pb2.AuthRoleAddResponse()
-        if kind == "auth_role_delete":
-            store.role_delete(req.auth_role_delete)
-            return rpc_pb2.AuthRoleDeleteResponse()
         if kind == "auth_role_get":
             return rpc_pb2.AuthRoleGetResponse(perm=store.role_get(req.auth_role_get))
         if kind == "auth_role_list":
             return rpc_pb2.AuthRoleListResponse(roles=store.role_list())
-        if kind == "auth_role_grant_permission":
-            store.role_grant_permission(req.auth_role_grant_permission)
-            return rpc_pb2.AuthRoleGrantPermissionResponse()
-        if kind == "auth_role_revoke_permission":
-            store.role_revoke_permission(req.auth_role_revoke_permission)
-            return rpc_pb2.AuthRoleRevokePermissionResponse()
         raise ValueError(f"not an auth request: {kind}")
+
+
+#: Auth requests that change the store and answer with an empty response:
+#: request field → (the store's method, the response class).
+_CHANGES: dict[str, tuple[str, type]] = {
+    "auth_user_add": ("user_add", rpc_pb2.AuthUserAddResponse),
+    "auth_user_delete": ("user_delete", rpc_pb2.AuthUserDeleteResponse),
+    "auth_user_change_password": ("user_change_password", rpc_pb2.AuthUserChangePasswordResponse),
+    "auth_user_grant_role": ("user_grant_role", rpc_pb2.AuthUserGrantRoleResponse),
+    "auth_user_revoke_role": ("user_revoke_role", rpc_pb2.AuthUserRevokeRoleResponse),
+    "auth_role_add": ("role_add", rpc_pb2.AuthRoleAddResponse),
+    "auth_role_delete": ("role_delete", rpc_pb2.AuthRoleDeleteResponse),
+    "auth_role_grant_permission": (
+        "role_grant_permission",
+        rpc_pb2.AuthRoleGrantPermissionResponse,
+    ),
+    "auth_role_revoke_permission": (
+        "role_revoke_permission",
+        rpc_pb2.AuthRoleRevokePermissionResponse,
+    ),
+}
