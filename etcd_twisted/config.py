@@ -171,207 +171,10 @@ class Flag:
         return self.parse is _parse_bool
 
 
-FLAGS: tuple[Flag, ...] = (
-    Flag("name", _parse_str, "default", "Human-readable name for this member."),
-    Flag("data-dir", _parse_str, "${name}.etcd", "Path to the data directory."),
-    Flag("wal-dir", _parse_str, "", "Path to the dedicated wal directory."),
-    Flag(
-        "snapshot-count",
-        _parse_uint,
-        "100000",
-        "Number of committed transactions to trigger a snapshot to disk.",
-    ),
-    Flag(
-        "heartbeat-interval", _parse_uint, "100", "Time (in milliseconds) of a heartbeat interval."
-    ),
-    Flag(
-        "election-timeout",
-        _parse_uint,
-        "1000",
-        "Time (in milliseconds) for an election to timeout.",
-    ),
-    Flag(
-        "listen-peer-urls",
-        _parse_urls,
-        "http://localhost:2380",
-        "List of URLs to listen on for peer traffic.",
-    ),
-    Flag(
-        "listen-client-urls",
-        _parse_urls,
-        "http://localhost:2379",
-        "List of URLs to listen on for client traffic.",
-    ),
-    Flag(
-        "listen-metrics-urls",
-        _parse_urls,
-        "",
-        "List of URLs to listen on for the metrics and health endpoints.",
-    ),
-    Flag(
-        "max-snapshots",
-        _parse_uint,
-        "5",
-        "Maximum number of snapshot files to retain (0 is unlimited).",
-    ),
-    Flag("max-wals", _parse_uint, "5", "Maximum number of wal files to retain (0 is unlimited)."),
-    Flag(
-        "quota-backend-bytes",
-        _parse_int,
-        "0",
-        "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).",
-    ),
-    Flag(
-        "backend-batch-interval",
-        parse_duration,
-        "100ms",
-        "The maximum time before committing the backend transaction.",
-    ),
-    Flag(
-        "backend-batch-limit",
-        _parse_uint,
-        "10000",
-        "The maximum operations before committing the backend transaction.",
-    ),
-    Flag(
-        "max-txn-ops",
-        _parse_uint,
-        "128",
-        "Maximum number of operations permitted in a transaction.",
-    ),
-    Flag(
-        "max-request-bytes",
-        _parse_uint,
-        "1572864",
-        "Maximum client request size in bytes the server will accept.",
-    ),
-    Flag(
-        "grpc-keepalive-min-time",
-        parse_duration,
-        "5s",
-        "Minimum duration interval that a client should wait before pinging server.",
-    ),
-    Flag(
-        "grpc-keepalive-interval",
-        parse_duration,
-        "2h",
-        "Frequency duration of server-to-client ping to check if a connection is alive.",
-    ),
-    Flag(
-        "grpc-keepalive-timeout",
-        parse_duration,
-        "20s",
-        "Additional duration of wait before closing a non-responsive connection.",
-    ),
-    Flag(
-        "initial-advertise-peer-urls",
-        _parse_urls,
-        "http://localhost:2380",
-        "List of this member's peer URLs to advertise to the rest of the cluster.",
-    ),
-    Flag(
-        "initial-cluster",
-        parse_initial_cluster,
-        "default=http://localhost:2380",
-        "Initial cluster configuration for bootstrapping.",
-    ),
-    Flag(
-        "initial-cluster-state",
-        _choice("new", "existing"),
-        "new",
-        "Initial cluster state ('new' or 'existing').",
-    ),
-    Flag(
-        "initial-cluster-token",
-        _parse_str,
-        "etcd-cluster",
-        "Initial cluster token for the etcd cluster during bootstrap.",
-    ),
-    Flag(
-        "advertise-client-urls",
-        _parse_urls,
-        "http://localhost:2379",
-        "List of this member's client URLs to advertise to the public.",
-    ),
-    Flag(
-        "strict-reconfig-check",
-        _parse_bool,
-        "true",
-        "Reject reconfiguration requests that would cause quorum loss.",
-    ),
-    Flag("pre-vote", _parse_bool, "true", "Enable to run an additional Raft election phase."),
-    Flag(
-        "auto-compaction-retention",
-        _parse_str,
-        "0",
-        "Auto compaction retention length. 0 means disable auto compaction.",
-    ),
-    Flag(
-        "auto-compaction-mode",
-        _choice("periodic", "revision"),
-        "periodic",
-        "Interpret 'auto-compaction-retention' as periodic (a duration) or revision.",
-    ),
-    Flag("enable-grpc-gateway", _parse_bool, "true", "Enable GRPC gateway."),
-    Flag("cert-file", _parse_str, "", "Path to the client server TLS cert file."),
-    Flag("key-file", _parse_str, "", "Path to the client server TLS key file."),
-    Flag("client-cert-auth", _parse_bool, "false", "Enable client cert authentication."),
-    Flag("trusted-ca-file", _parse_str, "", "Path to the client server TLS trusted CA cert file."),
-    Flag("auto-tls", _parse_bool, "false", "Client TLS using generated certificates."),
-    Flag("peer-cert-file", _parse_str, "", "Path to the peer server TLS cert file."),
-    Flag("peer-key-file", _parse_str, "", "Path to the peer server TLS key file."),
-    Flag("peer-client-cert-auth", _parse_bool, "false", "Enable peer client cert authentication."),
-    Flag("peer-trusted-ca-file", _parse_str, "", "Path to the peer server TLS trusted CA file."),
-    Flag("peer-auto-tls", _parse_bool, "false", "Peer TLS using self-generated certificates."),
-    Flag(
-        "auth-token",
-        _parse_str,
-        "simple",
-        "Specify a v3 authentication token type and its options ('simple' or 'jwt').",
-    ),
-    Flag(
-        "bcrypt-cost",
-        _parse_uint,
-        "10",
-        "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords.",
-    ),
-    Flag("auth-token-ttl", _parse_uint, "300", "Time (in seconds) of the auth-token-ttl."),
-    Flag("logger", _choice("zap"), "zap", "Currently only supports 'zap' for structured logging."),
-    Flag(
-        "log-level",
-        _choice("debug", "info", "warn", "error", "panic", "fatal"),
-        "info",
-        "Configures log level.",
-    ),
-    Flag("log-outputs", _parse_str, "default", "'stdout', 'stderr' or 'default'."),
-    Flag(
-        "log-format",
-        _choice("console", "json", "text"),
-        "console",
-        "Configures log format. Only supports json, console ('text' is console).",
-    ),
-    Flag("force-new-cluster", _parse_bool, "false", "Force to create a new one-member cluster."),
-    Flag(
-        "experimental-watch-progress-notify-interval",
-        parse_duration,
-        "10m",
-        "Duration of periodical watch progress notification.",
-    ),
-    Flag(
-        "experimental-snapshot-catchup-entries",
-        _parse_uint,
-        "5000",
-        "Number of entries for a slow follower to catch up after compacting the raft log.",
-    ),
-    Flag(
-        "experimental-enable-lease-checkpoint",
-        _parse_bool,
-        "false",
-        "Persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.",
-    ),
-)
+def flag(parse: Callable[[str], Any], default: str, help: str) -> Any:
+    """Declare a :class:`Config` field as a command-line flag (name: the field's, dashed)."""
+    return dataclasses.field(metadata={"flag": (parse, default, help)})
 
-FLAGS_BY_NAME: dict[str, Flag] = {flag.name: flag for flag in FLAGS}
 
 #: YAML sections that group TLS flags in etcd's config file format.
 _YAML_TLS_SECTIONS = {
@@ -383,58 +186,204 @@ _YAML_TLS_KEYS = {"cert-file", "key-file", "client-cert-auth", "trusted-ca-file"
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """A validated member configuration. Attribute names are the flag names in snake_case."""
+    """A validated member configuration.
 
-    name: str
-    data_dir: str
-    wal_dir: str
-    snapshot_count: int
-    heartbeat_interval: int
-    election_timeout: int
-    listen_peer_urls: list[str]
-    listen_client_urls: list[str]
-    listen_metrics_urls: list[str]
-    max_snapshots: int
-    max_wals: int
-    quota_backend_bytes: int
-    backend_batch_interval: float
-    backend_batch_limit: int
-    max_txn_ops: int
-    max_request_bytes: int
-    grpc_keepalive_min_time: float
-    grpc_keepalive_interval: float
-    grpc_keepalive_timeout: float
-    initial_advertise_peer_urls: list[str]
-    initial_cluster: dict[str, list[str]]
-    initial_cluster_state: str
-    initial_cluster_token: str
-    advertise_client_urls: list[str]
-    strict_reconfig_check: bool
-    pre_vote: bool
-    auto_compaction_retention: str
-    auto_compaction_mode: str
-    enable_grpc_gateway: bool
-    cert_file: str
-    key_file: str
-    client_cert_auth: bool
-    trusted_ca_file: str
-    auto_tls: bool
-    peer_cert_file: str
-    peer_key_file: str
-    peer_client_cert_auth: bool
-    peer_trusted_ca_file: str
-    peer_auto_tls: bool
-    auth_token: str
-    bcrypt_cost: int
-    auth_token_ttl: int
-    logger: str
-    log_level: str
-    log_outputs: str
-    log_format: str
-    force_new_cluster: bool
-    experimental_watch_progress_notify_interval: float
-    experimental_snapshot_catchup_entries: int
-    experimental_enable_lease_checkpoint: bool
+    Each flag is declared once, here, as a field made by :func:`flag` (its parser, default as
+    etcd prints it, and help); the field's name is the flag's in snake_case, and
+    :data:`FLAGS` is derived from these fields.
+    """
+
+    name: str = flag(_parse_str, "default", "Human-readable name for this member.")
+    data_dir: str = flag(_parse_str, "${name}.etcd", "Path to the data directory.")
+    wal_dir: str = flag(_parse_str, "", "Path to the dedicated wal directory.")
+    snapshot_count: int = flag(
+        _parse_uint,
+        "100000",
+        "Number of committed transactions to trigger a snapshot to disk.",
+    )
+    heartbeat_interval: int = flag(
+        _parse_uint,
+        "100",
+        "Time (in milliseconds) of a heartbeat interval.",
+    )
+    election_timeout: int = flag(
+        _parse_uint,
+        "1000",
+        "Time (in milliseconds) for an election to timeout.",
+    )
+    listen_peer_urls: list[str] = flag(
+        _parse_urls,
+        "http://localhost:2380",
+        "List of URLs to listen on for peer traffic.",
+    )
+    listen_client_urls: list[str] = flag(
+        _parse_urls,
+        "http://localhost:2379",
+        "List of URLs to listen on for client traffic.",
+    )
+    listen_metrics_urls: list[str] = flag(
+        _parse_urls,
+        "",
+        "List of URLs to listen on for the metrics and health endpoints.",
+    )
+    max_snapshots: int = flag(
+        _parse_uint,
+        "5",
+        "Maximum number of snapshot files to retain (0 is unlimited).",
+    )
+    max_wals: int = flag(
+        _parse_uint,
+        "5",
+        "Maximum number of wal files to retain (0 is unlimited).",
+    )
+    quota_backend_bytes: int = flag(
+        _parse_int,
+        "0",
+        "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).",
+    )
+    backend_batch_interval: float = flag(
+        parse_duration,
+        "100ms",
+        "The maximum time before committing the backend transaction.",
+    )
+    backend_batch_limit: int = flag(
+        _parse_uint,
+        "10000",
+        "The maximum operations before committing the backend transaction.",
+    )
+    max_txn_ops: int = flag(
+        _parse_uint,
+        "128",
+        "Maximum number of operations permitted in a transaction.",
+    )
+    max_request_bytes: int = flag(
+        _parse_uint,
+        "1572864",
+        "Maximum client request size in bytes the server will accept.",
+    )
+    grpc_keepalive_min_time: float = flag(
+        parse_duration,
+        "5s",
+        "Minimum duration interval that a client should wait before pinging server.",
+    )
+    grpc_keepalive_interval: float = flag(
+        parse_duration,
+        "2h",
+        "Frequency duration of server-to-client ping to check if a connection is alive.",
+    )
+    grpc_keepalive_timeout: float = flag(
+        parse_duration,
+        "20s",
+        "Additional duration of wait before closing a non-responsive connection.",
+    )
+    initial_advertise_peer_urls: list[str] = flag(
+        _parse_urls,
+        "http://localhost:2380",
+        "List of this member's peer URLs to advertise to the rest of the cluster.",
+    )
+    initial_cluster: dict[str, list[str]] = flag(
+        parse_initial_cluster,
+        "default=http://localhost:2380",
+        "Initial cluster configuration for bootstrapping.",
+    )
+    initial_cluster_state: str = flag(
+        _choice("new", "existing"),
+        "new",
+        "Initial cluster state ('new' or 'existing').",
+    )
+    initial_cluster_token: str = flag(
+        _parse_str,
+        "etcd-cluster",
+        "Initial cluster token for the etcd cluster during bootstrap.",
+    )
+    advertise_client_urls: list[str] = flag(
+        _parse_urls,
+        "http://localhost:2379",
+        "List of this member's client URLs to advertise to the public.",
+    )
+    strict_reconfig_check: bool = flag(
+        _parse_bool,
+        "true",
+        "Reject reconfiguration requests that would cause quorum loss.",
+    )
+    pre_vote: bool = flag(_parse_bool, "true", "Enable to run an additional Raft election phase.")
+    auto_compaction_retention: str = flag(
+        _parse_str,
+        "0",
+        "Auto compaction retention length. 0 means disable auto compaction.",
+    )
+    auto_compaction_mode: str = flag(
+        _choice("periodic", "revision"),
+        "periodic",
+        "Interpret 'auto-compaction-retention' as periodic (a duration) or revision.",
+    )
+    enable_grpc_gateway: bool = flag(_parse_bool, "true", "Enable GRPC gateway.")
+    cert_file: str = flag(_parse_str, "", "Path to the client server TLS cert file.")
+    key_file: str = flag(_parse_str, "", "Path to the client server TLS key file.")
+    client_cert_auth: bool = flag(_parse_bool, "false", "Enable client cert authentication.")
+    trusted_ca_file: str = flag(
+        _parse_str,
+        "",
+        "Path to the client server TLS trusted CA cert file.",
+    )
+    auto_tls: bool = flag(_parse_bool, "false", "Client TLS using generated certificates.")
+    peer_cert_file: str = flag(_parse_str, "", "Path to the peer server TLS cert file.")
+    peer_key_file: str = flag(_parse_str, "", "Path to the peer server TLS key file.")
+    peer_client_cert_auth: bool = flag(
+        _parse_bool,
+        "false",
+        "Enable peer client cert authentication.",
+    )
+    peer_trusted_ca_file: str = flag(_parse_str, "", "Path to the peer server TLS trusted CA file.")
+    peer_auto_tls: bool = flag(_parse_bool, "false", "Peer TLS using self-generated certificates.")
+    auth_token: str = flag(
+        _parse_str,
+        "simple",
+        "Specify a v3 authentication token type and its options ('simple' or 'jwt').",
+    )
+    bcrypt_cost: int = flag(
+        _parse_uint,
+        "10",
+        "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords.",
+    )
+    auth_token_ttl: int = flag(_parse_uint, "300", "Time (in seconds) of the auth-token-ttl.")
+    logger: str = flag(
+        _choice("zap"),
+        "zap",
+        "Currently only supports 'zap' for structured logging.",
+    )
+    log_level: str = flag(
+        _choice("debug", "info", "warn", "error", "panic", "fatal"),
+        "info",
+        "Configures log level.",
+    )
+    log_outputs: str = flag(_parse_str, "default", "'stdout', 'stderr' or 'default'.")
+    log_format: str = flag(
+        _choice("console", "json", "text"),
+        "console",
+        "Configures log format. Only supports json, console ('text' is console).",
+    )
+    force_new_cluster: bool = flag(
+        _parse_bool,
+        "false",
+        "Force to create a new one-member cluster.",
+    )
+    experimental_watch_progress_notify_interval: float = flag(
+        parse_duration,
+        "10m",
+        "Duration of periodical watch progress notification.",
+    )
+    experimental_snapshot_catchup_entries: int = flag(
+        _parse_uint,
+        "5000",
+        "Number of entries for a slow follower to catch up after compacting the raft log.",
+    )
+    experimental_enable_lease_checkpoint: bool = flag(
+        _parse_bool,
+        "false",
+        "Persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.",
+    )
+
     config_file: str = ""
     warnings: tuple[str, ...] = ()
 
@@ -471,6 +420,15 @@ class Config:
     def replace(self, **changes: Any) -> Config:
         """A copy with some attributes changed (no re-validation)."""
         return dataclasses.replace(self, **changes)
+
+
+#: Every flag, in declaration order, derived from :class:`Config`'s fields.
+FLAGS: tuple[Flag, ...] = tuple(
+    Flag(field.name.replace("_", "-"), *field.metadata["flag"])
+    for field in dataclasses.fields(Config)
+    if "flag" in field.metadata
+)
+FLAGS_BY_NAME: dict[str, Flag] = {f.name: f for f in FLAGS}
 
 
 def _invalid(source: str, raw: str, reason: str) -> ConfigError:

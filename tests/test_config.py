@@ -1,5 +1,6 @@
 """Tests for etcd_twisted.config: flags, environment, YAML file, validation."""
 
+import dataclasses
 import os
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -45,6 +46,15 @@ class DefaultsTests(SynchronousTestCase):
         c = parse(["--name", "infra1", "--initial-advertise-peer-urls", "http://10.0.0.1:2380"], {})
         self.assertEqual(c.data_dir, "infra1.etcd")
         self.assertEqual(c.initial_cluster, {"infra1": ["http://10.0.0.1:2380"]})
+
+
+class DeclarationTests(SynchronousTestCase):
+    def test_each_flag_is_one_config_field(self) -> None:
+        """FLAGS is derived from Config's flag fields: same names, same order, nothing twice."""
+        fields = [f.name for f in dataclasses.fields(config.Config) if "flag" in f.metadata]
+        self.assertEqual([flag.attr for flag in config.FLAGS], fields)
+        self.assertEqual(len(config.FLAGS_BY_NAME), len(config.FLAGS))
+        self.assertEqual(config.FLAGS_BY_NAME["snapshot-count"].default, "100000")
 
 
 class FlagSyntaxTests(SynchronousTestCase):
