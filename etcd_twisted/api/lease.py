@@ -19,20 +19,20 @@ def register(registry: Registry, server: EtcdServer) -> None:
     registry.add_unary(
         f"{_SERVICE}/LeaseGrant",
         rpc_pb2.LeaseGrantRequest,
-        unary(server, server.lease_grant, auth=True),
+        unary(server, server.leases.grant, auth=True),
     )
     registry.add_unary(
         f"{_SERVICE}/LeaseRevoke",
         rpc_pb2.LeaseRevokeRequest,
-        unary(server, server.lease_revoke, auth=True),
+        unary(server, server.leases.revoke, auth=True),
     )
     registry.add_unary(
         f"{_SERVICE}/LeaseTimeToLive",
         rpc_pb2.LeaseTimeToLiveRequest,
-        unary(server, server.lease_time_to_live),
+        unary(server, server.leases.time_to_live),
     )
     registry.add_unary(
-        f"{_SERVICE}/LeaseLeases", rpc_pb2.LeaseLeasesRequest, unary(server, server.lease_leases)
+        f"{_SERVICE}/LeaseLeases", rpc_pb2.LeaseLeasesRequest, unary(server, server.leases.leases)
     )
     registry.add_bidi_stream(
         f"{_SERVICE}/LeaseKeepAlive",
@@ -54,7 +54,7 @@ def _keep_alive(server: EtcdServer, ctx: ServerContext, stream: ServerStream) ->
 
         def renew() -> int | Deferred[int]:
             require_leader(server, ctx)
-            return server.lease_renew(request.ID)
+            return server.leases.renew(request.ID)
 
         d = maybeDeferred(renew).addCallback(respond)
         d.addCallback(stream.send)

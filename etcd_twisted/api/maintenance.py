@@ -13,20 +13,28 @@ _SERVICE = "/etcdserverpb.Maintenance"
 def register(registry: Registry, server: EtcdServer) -> None:
     """Add the Maintenance methods to ``registry``."""
     registry.add_unary(
-        f"{_SERVICE}/Status", rpc_pb2.StatusRequest, unary(server, lambda r: server.status())
+        f"{_SERVICE}/Status",
+        rpc_pb2.StatusRequest,
+        unary(server, lambda r: server.maintenance.status()),
     )
-    registry.add_unary(f"{_SERVICE}/Alarm", rpc_pb2.AlarmRequest, unary(server, server.alarm))
+    registry.add_unary(
+        f"{_SERVICE}/Alarm", rpc_pb2.AlarmRequest, unary(server, server.maintenance.alarm)
+    )
     registry.add_unary(
         f"{_SERVICE}/Defragment",
         rpc_pb2.DefragmentRequest,
-        unary(server, server.defragment, admin=True),
+        unary(server, server.maintenance.defragment, admin=True),
     )
     registry.add_unary(
-        f"{_SERVICE}/MoveLeader", rpc_pb2.MoveLeaderRequest, unary(server, server.move_leader)
+        f"{_SERVICE}/MoveLeader",
+        rpc_pb2.MoveLeaderRequest,
+        unary(server, server.maintenance.move_leader),
     )
     registry.add_unary(
-        f"{_SERVICE}/Hash", rpc_pb2.HashRequest, unary(server, server.hash, admin=True)
+        f"{_SERVICE}/Hash", rpc_pb2.HashRequest, unary(server, server.maintenance.hash, admin=True)
     )
     registry.add_unary(
-        f"{_SERVICE}/HashKV", rpc_pb2.HashKVRequest, unary(server, server.hash_kv, admin=True)
+        f"{_SERVICE}/HashKV",
+        rpc_pb2.HashKVRequest,
+        unary(server, server.maintenance.hash_kv, admin=True),
     )
