@@ -111,7 +111,7 @@ class EtcdService(MultiService):
         )
         self.raft = self.server
         peer_api = PeerApi(
-            lambda: self.server.cluster.members.values(),
+            lambda: self.server.state.cluster.members.values(),
             lambda: self.server.cluster_id,
             self.server.maintenance.handle_forwarded,
         )
@@ -160,7 +160,7 @@ class EtcdService(MultiService):
             on_unreachable=inbox.report_unreachable,
             on_snapshot_status=inbox.report_snapshot,
             on_snapshot=inbox.snapshot_received,
-            open_snapshot=lambda: self.server.backend.snapshot(),
+            open_snapshot=lambda: self.server.state.backend.snapshot(),
             snapshot_dir=self.config.snap_path,
             on_round_trip=lambda peer, seconds: metrics.peer_round_trip.labels(
                 To=format_id(peer)
@@ -198,12 +198,12 @@ class EtcdService(MultiService):
         metrics.watch_state(
             "etcd_mvcc_db_total_size_in_bytes",
             "Total size of the underlying database physically allocated in bytes.",
-            lambda: server.backend.size(),
+            lambda: server.state.backend.size(),
         )
         metrics.watch_state(
             "etcd_mvcc_db_total_size_in_use_in_bytes",
             "Total size of the underlying database logically in use in bytes.",
-            lambda: server.backend.size_in_use(),
+            lambda: server.state.backend.size_in_use(),
         )
         metrics.watch_state(
             "etcd_debugging_mvcc_watcher_total",
@@ -227,7 +227,7 @@ class EtcdService(MultiService):
         metrics.watch_state(
             "etcd_debugging_mvcc_current_revision",
             "The current revision of store.",
-            lambda: server.kv.current_rev,
+            lambda: server.state.kv.current_rev,
         )
 
     def _health(self, serializable: bool) -> tuple[bool, str]:

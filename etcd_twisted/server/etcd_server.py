@@ -19,8 +19,8 @@ timeouts), ``lease-checker``, ``watch-sync``, and ``compactor`` when auto-compac
 is on. Stopping stops them in reverse order, each after the one before has stopped;
 waiting requests fail once raft is idle, then the backend and the WAL close.
 Everything arrives through the constructor: the peer network (a factory given the
-server as its inbox), the HTTP client that forwards calls to the leader, and the
-callbacks of :class:`MemberEvents`.
+server as its inbox), the HTTP client that forwards calls to the leader, the
+callbacks of :class:`MemberEvents`, and (for tests) the WAL writer.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
@@ -106,6 +105,7 @@ class EtcdServer(MultiService):
         http: HTTPPoster,
         network: NetworkFactory = LoneNetwork,
         events: MemberEvents = MemberEvents(),
+        wal_writer: WALWriter | None = None,
     ) -> None:
         super().__init__()
         self.setName("raft")
@@ -125,13 +125,13 @@ class EtcdServer(MultiService):
             )
         self._wal = boot.wal
         self.node = boot.node
-        self.wal_writer = WALWriter(boot.wal, clock)
+        self.wal_writer = wal_writer or WALWriter(boot.wal, clock)
         self.installer = SnapshotInstaller(
             config.data_dir,
             boot.wal,
             boot.snapshotter,
             self.wal_writer,
-            lambda: self.backend,
+            lambda: self.state.backend,
             self._open_backend,
             self._install_backend,
         )
@@ -179,7 +179,7 @@ class EtcdServer(MultiService):
             lambda: self.reconfig,
             self.proposer,
             clock,
-            lambda cc: follow_conf_change(self.network, self.cluster.members, cc),
+            lambda cc: follow_conf_change(self.network, self.state.cluster.members, cc),
             self.removed,
         )
         self.leadership = LeadershipTransfer(
@@ -194,7 +194,7 @@ class EtcdServer(MultiService):
         self.maintenance = Maintenance(self)
         self.snapshots = SnapshotTaker(
             boot.storage,
-            lambda: self.backend,
+            lambda: self.state.backend,
             boot.wal,
             self.wal_writer,
             boot.snapshotter,
@@ -209,7 +209,7 @@ class EtcdServer(MultiService):
         self._campaign_alone = True
         self._version_proposed = False
         self._stopping = False
-        sync_peers(self.network, self.cluster.members, self._initial_members)
+        sync_peers(self.network, self.state.cluster.members, self._initial_members)
         children: list[Service] = [
             self.wal_writer,
             self.raft,
@@ -222,7 +222,7 @@ class EtcdServer(MultiService):
         auto_compactor = compactor.from_config(
             config,
             clock,
-            lambda: self.kv.current_rev,
+            lambda: self.state.kv.current_rev,
             lambda rev: self.kv_frontend.compact(rpc_pb2.CompactionRequest(revision=rev)),
             lambda: self.is_leader,
         )
@@ -269,31 +269,7 @@ class EtcdServer(MultiService):
         self._open_state(backend)
         self.watchable.restore(self.state.kv)
         self.applied.advance(max(index, backend.consistent_index()[0]))
-        sync_peers(self.network, self.cluster.members, self._initial_members)
-
-    @property
-    def backend(self) -> Backend:
-        return self.state.backend
-
-    @property
-    def cluster(self) -> Any:
-        return self.state.cluster
-
-    @property
-    def kv(self) -> Any:
-        return self.state.kv
-
-    @property
-    def auth(self) -> Any:
-        return self.state.auth
-
-    @property
-    def lessor(self) -> Any:
-        return self.state.lessor
-
-    @property
-    def alarms(self) -> Any:
-        return self.state.alarms
+        sync_peers(self.network, self.state.cluster.members, self._initial_members)
 
     # --- lifecycle
 
@@ -313,7 +289,7 @@ class EtcdServer(MultiService):
         for child in reversed(list(self)):
             if child is self.wal_writer:
                 self.proposer.fail_waiting()
-                self.backend.close()
+                self.state.backend.close()
             await maybeDeferred(child.stopService)
         self._wal.close()
 
@@ -322,7 +298,7 @@ class EtcdServer(MultiService):
         connected voter (so the cluster need not wait out an election); fires when done."""
         if not self.is_leader:
             return succeed(None)
-        transferee = self.leadership.transferee(self.cluster.members.values())
+        transferee = self.leadership.transferee(self.state.cluster.members.values())
         if transferee is None:
             return succeed(None)
         self.log.info("handing leadership to {id:x} before stopping", id=transferee)
@@ -356,7 +332,7 @@ class EtcdServer(MultiService):
 
     @property
     def is_learner(self) -> bool:
-        member = self.cluster.members.get(self.member_id)
+        member = self.state.cluster.members.get(self.member_id)
         return member is not None and member.is_learner
 
     def header(self, revision: int = 0) -> rpc_pb2.ResponseHeader:
@@ -364,7 +340,7 @@ class EtcdServer(MultiService):
         return rpc_pb2.ResponseHeader(
             cluster_id=self.cluster_id,
             member_id=self.member_id,
-            revision=revision or self.kv.current_rev,
+            revision=revision or self.state.kv.current_rev,
             raft_term=self.term,
         )
 
@@ -377,7 +353,7 @@ class EtcdServer(MultiService):
         return member_id == self.member_id or self.network.is_active(member_id)
 
     def _leader_peer_url(self) -> str | None:
-        leader = self.cluster.members.get(self.leader_id) if self.leader_id else None
+        leader = self.state.cluster.members.get(self.leader_id) if self.leader_id else None
         return leader.peer_urls[0] if leader is not None and leader.peer_urls else None
 
     # --- the peer inbox (what the network hands in)
@@ -401,7 +377,7 @@ class EtcdServer(MultiService):
 
     def is_removed(self, member_id: int) -> bool:
         """Whether ``member_id`` was removed from the cluster."""
-        return member_id in self.cluster.removed
+        return member_id in self.state.cluster.removed
 
     def _send(self, messages: list[raft_pb2.Message]) -> None:
         """Raft's outbound messages; a snapshot describes the current applied state.
@@ -413,8 +389,8 @@ class EtcdServer(MultiService):
         """
         for message in messages:
             if message.type == raft_pb2.MsgSnap:
-                self.backend.force_commit()
-                index, term = self.backend.consistent_index()
+                self.state.backend.force_commit()
+                index, term = self.state.backend.consistent_index()
                 md = message.snapshot.metadata
                 md.index, md.term = index, term
                 md.conf_state.CopyFrom(self.node.conf_state())
@@ -433,7 +409,7 @@ class EtcdServer(MultiService):
             )
             self.events.leader_changed(lead)
             if lead != self.member_id:
-                self.lessor.demote()
+                self.state.lessor.demote()
 
     def on_read_states(self, states: list) -> None:
         """Raft answered ReadIndex requests."""
@@ -445,7 +421,7 @@ class EtcdServer(MultiService):
 
     def apply_entries(self, entries: list[raft_pb2.Entry]) -> None:
         """Apply committed entries in order, skipping those the backend already has."""
-        backend = self.backend
+        backend = self.state.backend
         consistent = backend.consistent_index()[0]
         proposer = self.proposer
         proposer.committed_index = max(proposer.committed_index, entries[-1].index)
@@ -457,7 +433,9 @@ class EtcdServer(MultiService):
                 # The leader's empty entry of its term: once it is applied, everything
                 # from earlier terms is too, and the new leader takes over lease expiry.
                 if self.is_leader and entry.term == self.term:
-                    self.lessor.promote(self.config.election_timeout / 1000.0, self.clock.seconds())
+                    self.state.lessor.promote(
+                        self.config.election_timeout / 1000.0, self.clock.seconds()
+                    )
             elif fresh:
                 req = InternalRaftRequest.FromString(entry.data)
                 try:
@@ -473,7 +451,7 @@ class EtcdServer(MultiService):
     def after_ready(self) -> None:
         """Once per Ready: commit the backend batch if due, snapshot if due, decide the
         cluster version on the leader; a member alone campaigns at once."""
-        self.backend.maybe_commit(self.clock.seconds())
+        self.state.backend.maybe_commit(self.clock.seconds())
         self.snapshots.maybe_snapshot(self.applied.applied)
         if self.is_leader and not self._version_proposed and not self.cluster_version():
             self._version_proposed = True

@@ -145,11 +145,11 @@ class AuthApiTests(TestCase):
         """Auth enabled, users and the auth revision survive a restart; tokens do not."""
         service = await self.start()
         token = await self.enable()
-        revision = service.server.auth.revision
+        revision = service.server.state.auth.revision
         await service.stopService()
         service = await self.start(self.data_dir)
-        self.assertTrue(service.server.auth.enabled)
-        self.assertEqual(service.server.auth.revision, revision)
+        self.assertTrue(service.server.state.auth.enabled)
+        self.assertEqual(service.server.state.auth.revision, revision)
         code, out = await self.post("/v3/kv/range", {"key": b64("a")}, token)
         self.assertEqual(out["code"], 16)
         code, out = await self.post("/v3/auth/authenticate", {"name": "root", "password": "pw"})
