@@ -44,7 +44,7 @@ from .errors import (
     UserNotFoundError,
 )
 from .perms import READ, WRITE, UnifiedPerms
-from .tokens import SimpleTokens
+from .tokens import SimpleTokens, TokenProvider
 
 ROOT_USER = "root"
 ROOT_ROLE = "root"
@@ -82,11 +82,11 @@ class AuthStore:
     def __init__(
         self,
         storage: Storage,
-        tokens: SimpleTokens | None = None,
+        tokens: TokenProvider | None = None,
         cost: int = passwords.DEFAULT_COST,
     ) -> None:
         self._storage = storage
-        self.tokens = tokens if tokens is not None else SimpleTokens()
+        self.tokens: TokenProvider = tokens if tokens is not None else SimpleTokens()
         self.cost = cost
         self._perm_cache: dict[str, UnifiedPerms] = {}
         self.enabled = storage.get(buckets.AUTH, ENABLE_FLAG_KEY) == _ENABLED
@@ -144,20 +144,20 @@ class AuthStore:
         return revision
 
     def authenticate(self, name: str, prefix: str, index: int, now: float) -> str:
-        """Issue a token (``prefix.index``) to ``name``; the password was checked already."""
+        """Issue a token to ``name`` (a simple one is ``prefix.index``); the password was
+        checked already."""
         if not self.enabled:
             raise AuthNotEnabledError()
         user = self._get_user(name)
         if user is None or user.options.no_password:
             raise AuthFailedError()
-        return self.tokens.assign(name, prefix, index, now)
+        return self.tokens.assign(name, self.revision, prefix, index, now)
 
     def auth_info_from_token(self, token: str, now: float) -> AuthInfo | None:
-        """Who a token belongs to, at the current auth revision; None if it is not live."""
-        username = self.tokens.info(token, now)
-        if username is None:
-            return None
-        return AuthInfo(username, self.revision)
+        """Who a token belongs to, and the auth revision it was issued at (a simple
+        token: the current one); None if it is not valid."""
+        found = self.tokens.info(token, self.revision, now)
+        return None if found is None else AuthInfo(*found)
 
     # --- users
 

@@ -9,8 +9,9 @@ then proposes the name and a random token prefix; the member that applies it iss
 ``prefix.<raft index>``. If the auth store changed between the password check and
 the apply, the check is done again (etcd's optimistic retry).
 
-A token names the raft index that issued it; a member that has not applied that far
-yet waits for it before deciding the token is unknown (etcd's ``indexWaiter``).
+A simple token names the raft index that issued it; a member that has not applied
+that far yet waits for it before deciding the token is unknown (etcd's
+``indexWaiter``). A JWT needs no wait: its signature is checked here.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted._pb.raft_internal_pb2 import InternalAuthenticateRequest, InternalRaftRequest
-from etcd_twisted.auth import ROOT_USER, AuthInfo, token_index
+from etcd_twisted.auth import ROOT_USER, AuthInfo
 from etcd_twisted.auth import password as passwords
 from etcd_twisted.auth.errors import AuthFailedError, InvalidAuthTokenError
 
@@ -63,10 +64,8 @@ class AuthFrontend:
         not a live token. Waits when the token names an index not applied here yet."""
         if token is None:
             return None
-        index = token_index(token)
-        if index is None:
-            raise InvalidAuthTokenError()
         server = self.server
+        index = server.auth.tokens.wait_index(token)
         if index > server.applied.applied:
             d = server.applied.wait(index)
             server._add_timeout(d)
@@ -77,8 +76,6 @@ class AuthFrontend:
         """``auth_info`` without waiting (a token from the future is invalid here)."""
         if token is None:
             return None
-        if token_index(token) is None:
-            raise InvalidAuthTokenError()
         return self._resolve(token)
 
     def _resolve(self, token: str) -> AuthInfo:

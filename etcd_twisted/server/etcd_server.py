@@ -39,8 +39,9 @@ from etcd_twisted.apply.alarms import NOSPACE, AlarmStore
 from etcd_twisted.apply.auth import AUTH_KINDS, AuthApplier
 from etcd_twisted.apply.errors import NoSpaceError
 from etcd_twisted.apply.kv import KVApplier, is_txn_readonly
-from etcd_twisted.auth import NO_USER, AuthInfo, AuthStore, SimpleTokens
+from etcd_twisted.auth import NO_USER, AuthInfo, AuthStore, new_token_provider
 from etcd_twisted.auth.errors import AuthOldRevisionError
+from etcd_twisted.auth.password import effective_cost
 from etcd_twisted.backend import Backend, buckets, restore_snapshot
 from etcd_twisted.config import Config
 from etcd_twisted.lease import (
@@ -137,11 +138,16 @@ class EtcdServer:
         self.peer_active: Callable[[int], bool] = lambda node_id: node_id == self.member_id
         self.watchable: WatchableStore | None = None
         #: Auth tokens live in memory only; they outlive a snapshot's new state.
-        self.auth_tokens = SimpleTokens(ttl=float(config.auth_token_ttl))
-        token_type = config.auth_token.split(",", 1)[0]
-        if token_type != "simple":
+        self.auth_tokens = new_token_provider(
+            config.auth_token,
+            float(config.auth_token_ttl),
+            warn=lambda message: self.log.warn("{message}", message=message),
+        )
+        if effective_cost(config.bcrypt_cost) != config.bcrypt_cost:
             self.log.warn(
-                "--auth-token {type} is not supported; simple tokens are used", type=token_type
+                "use default bcrypt cost {default} instead of the invalid given cost {cost}",
+                default=effective_cost(config.bcrypt_cost),
+                cost=config.bcrypt_cost,
             )
         self._open_state(boot.backend)
         self.auth_frontend = AuthFrontend(self)
