@@ -34,7 +34,7 @@ from etcd_twisted.api import maintenance as maintenance_api
 from etcd_twisted.api import watch as watch_api
 from etcd_twisted.api.gateway import Gateway
 from etcd_twisted.api.http import HttpApi
-from etcd_twisted.api.unary import token_of
+from etcd_twisted.api.unary import common_name_of, token_of
 from etcd_twisted.config import Config
 from etcd_twisted.grpc import GrpcFactory, Registry
 from etcd_twisted.grpc.health import HealthService
@@ -102,7 +102,7 @@ class EtcdService(MultiService):
             config.experimental_watch_progress_notify_interval,
             config.max_receive_bytes,
             permitted=lambda ctx, key, end: self.server.auth_frontend.watch_permitted(
-                token_of(ctx), key, end
+                token_of(ctx), key, end, common_name_of(ctx)
             ),
         )
         auth_api.register(self.registry, self.server)

@@ -156,6 +156,11 @@ class GatewayContext:
     def time_remaining(self) -> float | None:
         return None
 
+    def peer_certificate(self) -> None:
+        """None: as etcd's gateway (a proxy holding the server's own certificate), a
+        gateway call never takes its user from a client certificate's CN."""
+        return None
+
     def when_cancelled(self) -> Deferred[GrpcError]:
         return self._cancelled
 

@@ -59,11 +59,14 @@ class AuthFrontend:
 
     # --- who is asking
 
-    def auth_info(self, token: str | None) -> AuthInfo | None | Deferred[AuthInfo | None]:
-        """The user behind ``token`` (None: no token); ``InvalidAuthTokenError`` if it is
-        not a live token. Waits when the token names an index not applied here yet."""
+    def auth_info(
+        self, token: str | None, common_name: str | None = None
+    ) -> AuthInfo | None | Deferred[AuthInfo | None]:
+        """The user behind ``token``; ``InvalidAuthTokenError`` if it is not a valid
+        token. Waits when the token names an index not applied here yet. Without a
+        token, the client certificate's ``common_name`` (see ``from_certificate``)."""
         if token is None:
-            return None
+            return self.from_certificate(common_name)
         server = self.server
         index = server.auth.tokens.wait_index(token)
         if index > server.applied.applied:
@@ -72,11 +75,19 @@ class AuthFrontend:
             return d.addCallback(lambda _: self._resolve(token))
         return self._resolve(token)
 
-    def auth_info_now(self, token: str | None) -> AuthInfo | None:
+    def auth_info_now(self, token: str | None, common_name: str | None = None) -> AuthInfo | None:
         """``auth_info`` without waiting (a token from the future is invalid here)."""
         if token is None:
-            return None
+            return self.from_certificate(common_name)
         return self._resolve(token)
+
+    def from_certificate(self, common_name: str | None) -> AuthInfo | None:
+        """The user a verified client certificate names, at the current auth revision,
+        as etcd's ``AuthInfoFromTLS``: only with ``--client-cert-auth`` (so the TLS
+        handshake verified the certificate against the trusted CA)."""
+        if common_name is None or not self.server.config.client_cert_auth:
+            return None
+        return AuthInfo(common_name, self.server.auth.revision)
 
     def _resolve(self, token: str) -> AuthInfo:
         info = self.server.auth.auth_info_from_token(token, self.server.clock.seconds())
@@ -93,13 +104,14 @@ class AuthFrontend:
         """Raise unless auth is off or ``info`` has the root role (maintenance, membership)."""
         self.server.auth.is_admin_permitted(info)
 
-    def watch_permitted(self, token: str | None, key: bytes, range_end: bytes) -> bool:
-        """Whether a watch on the range may be created (read permission), as etcd decides:
-        a "from key" watch (``range_end`` "\\0") is checked as the single key."""
+    def watch_permitted(
+        self, token: str | None, key: bytes, range_end: bytes, common_name: str | None = None
+    ) -> bool:
+        """Whether a watch on the range may be created: read permission on all of it. A
+        "from key" watch (``range_end`` "\\0") covers every key from ``key`` on (etcd
+        3.5.1 checks only ``key`` itself, so a reader of one key saw every later one)."""
         try:
-            info = self.auth_info_now(token)
-            if range_end == b"\x00":
-                range_end = b""
+            info = self.auth_info_now(token, common_name)
             self.server.auth.is_range_permitted(info or AuthInfo(), key or b"\x00", range_end)
         except Exception:  # noqa: BLE001 - any refusal is "permission denied"
             return False

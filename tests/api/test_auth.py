@@ -113,7 +113,8 @@ class AuthApiTests(TestCase):
         )
 
     async def test_admin_maintenance_and_watch(self) -> None:
-        """Hash needs root (refused as etcd does: UNKNOWN); a watch needs read on its range ("from key" checked as the key)."""
+        """Hash needs root (refused as etcd does: UNKNOWN); a watch needs read on its whole
+        range, a "from key" watch on every key from its key on (etcd 3.5.1 checks only the key)."""
         service = await self.start()
         root = await self.enable()
         for path, body in (
@@ -136,7 +137,9 @@ class AuthApiTests(TestCase):
         permitted = service.server.auth_frontend.watch_permitted
         token = user["token"]
         self.assertTrue(permitted(token, b"k1", b""))
-        self.assertTrue(permitted(token, b"k", b"\x00"))
+        self.assertTrue(permitted(token, b"k", b"l"))
+        self.assertFalse(permitted(token, b"k", b"\x00"))
+        self.assertFalse(permitted(token, b"k", b"m"))
         self.assertFalse(permitted(token, b"a", b""))
         self.assertFalse(permitted(None, b"k1", b""))
         self.assertFalse(permitted("bad.1", b"k1", b""))

@@ -19,6 +19,9 @@ class Ctx:
     def __init__(self, **metadata: str) -> None:
         self.metadata = Metadata(metadata.items())
 
+    def peer_certificate(self) -> None:
+        return None  # plaintext
+
 
 def answer(call: Any, **kw: Any) -> Any:
     return unary(FakeServer(), call, **kw)(rpc_pb2.RangeRequest(key=b"a"), Ctx(token="ann"))
@@ -74,7 +77,7 @@ class UnaryHandlerTests(SynchronousTestCase):
         """A token whose credentials come later (not applied here yet) delays the call."""
         server = FakeServer()
         later: Deferred[Any] = Deferred()
-        server.auth_frontend.auth_info = lambda token: later  # type: ignore[method-assign]
+        server.auth_frontend.auth_info = lambda token, cn: later  # type: ignore[method-assign]
         handler = unary(
             server, lambda request, info: rpc_pb2.RangeResponse(count=len(info)), auth=True
         )
