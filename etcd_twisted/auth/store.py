@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -341,6 +342,16 @@ class AuthStore:
             raise UserNotFoundError()
         if not _has_root_role(user):
             raise PermissionDeniedError()
+
+    def is_lease_keys_permitted(self, info: AuthInfo | None, keys: Iterable[bytes]) -> None:
+        """Listing a lease's keys (``LeaseTimeToLive`` with ``keys``) needs a user with
+        read on each key: etcd 3.5.9's fix of CVE-2023-32082 (3.5.1 showed them to anyone)."""
+        if not self.enabled:
+            return
+        if info is None or info.revision == 0:
+            raise UserEmptyError()
+        for key in keys:
+            self.is_range_permitted(info, key, b"")
 
     def has_role(self, username: str, role: str) -> bool:
         user = self._get_user(username)
