@@ -113,9 +113,10 @@ class EtcdService(MultiService):
         self.grpc_factory = GrpcFactory(
             self.registry, reactor, max_receive_bytes=config.max_receive_bytes
         )
-        self.http_api = HttpApi(
-            self.metrics, self._health, Gateway(self.registry), self.server.cluster_version
+        gateway = Gateway(
+            self.registry, lambda: config.client_cert_auth and self.server.auth.enabled
         )
+        self.http_api = HttpApi(self.metrics, self._health, gateway, self.server.cluster_version)
         self.raft = ServerService(self.server)
         self.transport = self._build_transport()
         peer_api = PeerApi(

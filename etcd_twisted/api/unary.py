@@ -70,8 +70,16 @@ def token_of(ctx: ServerContext) -> str | None:
 
 def common_name_of(ctx: ServerContext) -> str | None:
     """The Subject CN of the client's TLS certificate ("" if it has none), or None
-    without a certificate (plaintext, no client cert, or the JSON gateway)."""
-    cert = ctx.peer_certificate()
+    without a certificate (plaintext, no client cert, or the JSON gateway). As etcd, a
+    call with ``grpcgateway-accept`` metadata (etcd's gateway, a gRPC client holding
+    the server's certificate) never takes its CN."""
+    if ctx.metadata.get("grpcgateway-accept") is not None:
+        return None
+    return certificate_common_name(ctx.peer_certificate())
+
+
+def certificate_common_name(cert: Any) -> str | None:
+    """The Subject CN of an ``OpenSSL.crypto.X509`` ("" without one); None for no cert."""
     if cert is None:
         return None
     names = cert.to_cryptography().subject.get_attributes_for_oid(NameOID.COMMON_NAME)
