@@ -127,6 +127,15 @@ class GatewayTests(SynchronousTestCase):
         )
 
 
+class TLSTransport(StringTransport):
+    def __init__(self, cert: object) -> None:
+        super().__init__()
+        self.cert = cert
+
+    def getPeerCertificate(self) -> object:
+        return self.cert
+
+
 class CertificateRequest(DummyRequest):
     """A POST over TLS from a client whose certificate has the given CN."""
 
@@ -135,8 +144,7 @@ class CertificateRequest(DummyRequest):
         self.method = b"POST"
         self.content = io.BytesIO(b"{}")
         cert = None if cn is None else certificate(*([cn] if cn else []))
-        self.transport = StringTransport()
-        self.transport.getPeerCertificate = lambda: cert  # type: ignore[attr-defined]
+        self.transport = TLSTransport(cert)
 
 
 class CommonNameRefusalTests(SynchronousTestCase):
