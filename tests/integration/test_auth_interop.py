@@ -20,6 +20,7 @@ import json
 import os
 import re
 import ssl
+import threading
 from http.client import HTTPSConnection
 from typing import Any
 
@@ -473,4 +474,131 @@ class CommonNameTests(TestCase):
                     " ignored and not used as expected\n"
                 },
             ),
+        )
+
+
+def _watch_once(client: Client, token: str, key: bytes, range_end: bytes, then: Any) -> list:
+    """Create a watch with ``token``; after its first response run ``then()`` and read
+    one more response (at most 5 s). Returns the responses, or ``(code, details)``."""
+    done = threading.Event()
+
+    def requests() -> Any:
+        create = rpc_pb2.WatchCreateRequest(key=key, range_end=range_end)
+        yield rpc_pb2.WatchRequest(create_request=create)
+        done.wait(10)
+
+    stream = client.watch.Watch(requests(), metadata=[("token", token)], timeout=5)
+    seen: list[Any] = []
+    try:
+        for response in stream:
+            seen.append(response)
+            if len(seen) == 1 and response.created and not response.canceled:
+                then()
+                continue
+            break
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+            return [(e.code().name, e.details())]
+    finally:
+        done.set()
+        stream.cancel()
+    return seen
+
+
+class ClosedHolesTests(TestCase):
+    """What etcd 3.5.1 lets a reader of ``pub/`` do, and ours refuses (as later etcd)."""
+
+    timeout = 120
+
+    async def setUp(self) -> None:
+        (etcd, _), (ours, _) = await start_pair(self, self.mktemp())
+        self.urls = [etcd.client_url, ours.client_url]
+        self.clients = [Client(url) for url in self.urls]
+        for client in self.clients:
+            self.addCleanup(client.channel.close)
+        for url in self.urls:
+            await enable_root(url)
+            for args in (
+                ("role", "add", "reader"),
+                ("role", "grant-permission", "reader", "read", "pub/", "--prefix"),
+                ("user", "add", "u:p"),
+                ("user", "grant-role", "u", "reader"),
+                ("put", "pub/a", "1"),
+            ):
+                result = await etcdctl(url, ROOT, *args)
+                self.assertEqual(result.code, 0, (args, result))
+
+    async def both(self, *args: str) -> list[tuple[int, str, str]]:
+        return [
+            (r.code, r.out, r.err.splitlines()[-1] if r.err else "")
+            for r in [await etcdctl(url, *args) for url in self.urls]
+        ]
+
+    async def test_lease_keys(self) -> None:
+        """lease timetolive --keys: 3.5.1 shows a reader the key secret/x; ours denies."""
+        leases = []
+        for url in self.urls:
+            out = (await etcdctl(url, ROOT, "lease", "grant", "100")).out
+            lease = out.split()[1]
+            leases.append(lease)
+            await etcdctl(url, ROOT, "put", "secret/x", "v", f"--lease={lease}")
+        results = [
+            await etcdctl(url, "--user=u:p", "lease", "timetolive", lease, "--keys")
+            for url, lease in zip(self.urls, leases, strict=True)
+        ]
+        self.assertEqual(results[0].code, 0)
+        self.assertIn("attached keys([secret/x])", results[0].out)
+        self.assertNotEqual(results[1].code, 0)
+        self.assertIn("etcdserver: permission denied", results[1].err)
+
+    async def test_compaction(self) -> None:
+        """compaction: 3.5.1 lets a reader compact; ours needs root."""
+        etcd, ours = await self.both("--user=u:p", "compaction", "2")
+        self.assertEqual(etcd[:2], (0, "compacted revision 2\n"))
+        self.assertEqual(ours[0], 1)
+        self.assertIn("etcdserver: permission denied", ours[2])
+        result = await etcdctl(self.urls[1], ROOT, "compaction", "2")
+        self.assertEqual((result.code, result.out), (0, "compacted revision 2\n"))
+
+    async def test_alarm(self) -> None:
+        """NOSPACE raised by a reader: 3.5.1 takes it (every write then fails); ours
+        denies it, and disarming too."""
+        request = rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.ACTIVATE, alarm=rpc_pb2.NOSPACE)
+        outcomes = []
+        for client in self.clients:
+            token = await client.token("u", "p")
+            outcomes.append(outcome(await _grpc(client.maintenance.Alarm, request, token)))
+        self.assertEqual(outcomes, ["OK", ("PERMISSION_DENIED", "etcdserver: permission denied")])
+        etcd, ours = await self.both(ROOT, "put", "k", "v")
+        self.assertIn("database space exceeded", etcd[2])
+        self.assertEqual(ours[:2], (0, "OK\n"))
+        root = await self.clients[1].token()
+        response = await _grpc(self.clients[1].maintenance.Alarm, request, root)
+        self.assertEqual(outcome(response), "OK")
+        etcd, ours = await self.both("--user=u:p", "alarm", "disarm")
+        self.assertEqual(etcd[0], 0)
+        self.assertIn("etcdserver: permission denied", ours[2])
+        etcd, ours = await self.both(ROOT, "alarm", "list")
+        self.assertEqual(etcd[1], "")  # the reader disarmed etcd 3.5.1
+        self.assertIn("alarm:NOSPACE", ours[1])
+
+    async def test_from_key_watch(self) -> None:
+        """A reader of pub/ watching from pub/ with range end "\\0": 3.5.1 sends it the
+        event of secret/x; ours refuses the watch."""
+        results = []
+        for client, url in zip(self.clients, self.urls, strict=True):
+            token = await client.token("u", "p")
+            put = lambda url=url: threads.blockingCallFromThread(  # noqa: E731
+                reactor, lambda: Deferred.fromCoroutine(etcdctl(url, ROOT, "put", "secret/x", "s"))
+            )
+            results.append(
+                await threads.deferToThread(_watch_once, client, token, b"pub/", b"\0", put)
+            )
+        etcd, ours = results
+        self.assertEqual([e.kv.key for e in etcd[1].events], [b"secret/x"])
+        self.assertEqual(len(ours), 1)
+        self.assertTrue(ours[0].canceled)
+        self.assertEqual(  # etcd's text for a refused watch (a gRPC status string)
+            ours[0].cancel_reason,
+            "rpc error: code = PermissionDenied desc = etcdserver: permission denied",
         )
