@@ -236,6 +236,23 @@ class JWTInteropTests(TestCase):
             self.assertEqual(outcome(await ours.put(b"a", etcd_token)), "OK", flag)
             self.assertEqual(outcome(await etcd.put(b"a", our_token)), "OK", flag)
 
+    async def test_verify_only(self) -> None:
+        """With only a public key, Authenticate fails alike on both servers, and a token
+        signed elsewhere with the private key is accepted by both."""
+        priv, pub = _write_rsa_keys(self.mktemp())
+        etcd, ours = await self.pair(f"jwt,pub-key={pub},sign-method=RS256")
+        request = rpc_pb2.AuthenticateRequest(name="root", password="pw")
+        want = outcome(await _grpc(etcd.auth.Authenticate, request))
+        self.assertEqual(want, ("UNKNOWN", "auth: token signing attempted with verify-only key"))
+        self.assertEqual(outcome(await _grpc(ours.auth.Authenticate, request)), want)
+        with open(priv, "rb") as f:
+            signer = JWTTokens.from_options(
+                {"sign-method": "RS256", "priv-key": "k"}, {"k": f.read()}.__getitem__
+            )
+        token = signer.assign("root", 4, "", 0, reactor.seconds())  # revision after setup
+        for client in (etcd, ours):
+            self.assertEqual(outcome(await client.put(b"a", token)), "OK")
+
     async def test_etcdctl_over_jwt(self) -> None:
         """etcdctl with --user works the same against both when tokens are JWTs."""
         priv, pub = _write_rsa_keys(self.mktemp())
