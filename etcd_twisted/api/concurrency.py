@@ -84,6 +84,22 @@ class AuthInfoSource(Protocol):
         ...
 
 
+class KVCalls(Protocol):
+    """The KV calls the Lock and Election services make (``KVFrontend``)."""
+
+    def range(self, r: rpc_pb2.RangeRequest, auth: Any = None) -> Any: ...
+
+    def txn(self, t: rpc_pb2.TxnRequest, auth: Any = None) -> Any: ...
+
+    def delete_range(self, d: rpc_pb2.DeleteRangeRequest, auth: Any = None) -> Any: ...
+
+
+class LeaseCalls(Protocol):
+    """The lease call sessions make (``LeaseFrontend``)."""
+
+    def grant(self, r: rpc_pb2.LeaseGrantRequest, auth: Any = None) -> Any: ...
+
+
 class ConcurrencyServer(HeaderSource, Protocol):
     """What the Lock and Election services need from the server."""
 
@@ -93,13 +109,11 @@ class ConcurrencyServer(HeaderSource, Protocol):
     @property
     def auth_frontend(self) -> AuthInfoSource: ...
 
-    def range(self, r: rpc_pb2.RangeRequest, auth: Any = None) -> Any: ...
+    @property
+    def kv_frontend(self) -> KVCalls: ...
 
-    def txn(self, t: rpc_pb2.TxnRequest, auth: Any = None) -> Any: ...
-
-    def delete_range(self, d: rpc_pb2.DeleteRangeRequest, auth: Any = None) -> Any: ...
-
-    def lease_grant(self, r: rpc_pb2.LeaseGrantRequest, auth: Any = None) -> Any: ...
+    @property
+    def leases(self) -> LeaseCalls: ...
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -220,13 +234,15 @@ class Client:
         return fill_header(self.server, response)
 
     async def txn(self, t: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
-        return await self._call(self.server.txn, t)
+        return await self._call(self.server.kv_frontend.txn, t)
 
     async def get(self, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
-        return await self._call(self.server.range, r)
+        return await self._call(self.server.kv_frontend.range, r)
 
     async def delete(self, key: bytes) -> rpc_pb2.DeleteRangeResponse:
-        return await self._call(self.server.delete_range, rpc_pb2.DeleteRangeRequest(key=key))
+        return await self._call(
+            self.server.kv_frontend.delete_range, rpc_pb2.DeleteRangeRequest(key=key)
+        )
 
     def delete_later(self, key: bytes) -> None:
         """Delete ``key`` without waiting (clean-up that outlives the request)."""
@@ -237,7 +253,7 @@ class Client:
         if lease:
             return lease
         granted = await self._call(
-            self.server.lease_grant, rpc_pb2.LeaseGrantRequest(TTL=SESSION_TTL)
+            self.server.leases.grant, rpc_pb2.LeaseGrantRequest(TTL=SESSION_TTL)
         )
         return granted.ID
 

@@ -16,15 +16,21 @@ _SERVICE = "/etcdserverpb.KV"
 def register(registry: Registry, server: EtcdServer) -> None:
     """Add the KV methods to ``registry``."""
     registry.add_unary(
-        f"{_SERVICE}/Range", rpc_pb2.RangeRequest, unary(server, server.range, auth=True)
+        f"{_SERVICE}/Range",
+        rpc_pb2.RangeRequest,
+        unary(server, server.kv_frontend.range, auth=True),
     )
-    registry.add_unary(f"{_SERVICE}/Put", rpc_pb2.PutRequest, unary(server, server.put, auth=True))
+    registry.add_unary(
+        f"{_SERVICE}/Put", rpc_pb2.PutRequest, unary(server, server.kv_frontend.put, auth=True)
+    )
     registry.add_unary(
         f"{_SERVICE}/DeleteRange",
         rpc_pb2.DeleteRangeRequest,
-        unary(server, server.delete_range, auth=True),
+        unary(server, server.kv_frontend.delete_range, auth=True),
     )
-    registry.add_unary(f"{_SERVICE}/Txn", rpc_pb2.TxnRequest, unary(server, server.txn, auth=True))
+    registry.add_unary(
+        f"{_SERVICE}/Txn", rpc_pb2.TxnRequest, unary(server, server.kv_frontend.txn, auth=True)
+    )
     registry.add_unary(
         f"{_SERVICE}/Compact",
         rpc_pb2.CompactionRequest,
@@ -38,4 +44,4 @@ def _compact(
     """Compaction: root only while auth is on, as etcd 3.5.28+ (3.5.1 let any user
     compact away the history every other user's watches and reads need)."""
     server.auth_frontend.check_admin(auth)
-    return server.compact(r, auth)
+    return server.kv_frontend.compact(r, auth)

@@ -16,7 +16,9 @@ _SERVICE = "/etcdserverpb.Maintenance"
 def register(registry: Registry, server: EtcdServer) -> None:
     """Add the Maintenance methods to ``registry``."""
     registry.add_unary(
-        f"{_SERVICE}/Status", rpc_pb2.StatusRequest, unary(server, lambda r: server.status())
+        f"{_SERVICE}/Status",
+        rpc_pb2.StatusRequest,
+        unary(server, lambda r: server.maintenance.status()),
     )
     registry.add_unary(
         f"{_SERVICE}/Alarm",
@@ -26,16 +28,20 @@ def register(registry: Registry, server: EtcdServer) -> None:
     registry.add_unary(
         f"{_SERVICE}/Defragment",
         rpc_pb2.DefragmentRequest,
-        unary(server, server.defragment, admin=True),
+        unary(server, server.maintenance.defragment, admin=True),
     )
     registry.add_unary(
-        f"{_SERVICE}/MoveLeader", rpc_pb2.MoveLeaderRequest, unary(server, server.move_leader)
+        f"{_SERVICE}/MoveLeader",
+        rpc_pb2.MoveLeaderRequest,
+        unary(server, server.maintenance.move_leader),
     )
     registry.add_unary(
-        f"{_SERVICE}/Hash", rpc_pb2.HashRequest, unary(server, server.hash, admin=True)
+        f"{_SERVICE}/Hash", rpc_pb2.HashRequest, unary(server, server.maintenance.hash, admin=True)
     )
     registry.add_unary(
-        f"{_SERVICE}/HashKV", rpc_pb2.HashKVRequest, unary(server, server.hash_kv, admin=True)
+        f"{_SERVICE}/HashKV",
+        rpc_pb2.HashKVRequest,
+        unary(server, server.maintenance.hash_kv, admin=True),
     )
 
 
@@ -46,4 +52,4 @@ def _alarm(
     let any user raise NOSPACE, which stops every write)."""
     if r.action != rpc_pb2.AlarmRequest.GET:
         server.auth_frontend.check_admin(auth)
-    return server.alarm(r)
+    return server.maintenance.alarm(r)

@@ -53,6 +53,10 @@ class AlarmStore:
         self._storage.delete(buckets.ALARM, _key(member))
         return member
 
+    def active(self, alarm: int) -> bool:
+        """Whether any member has ``alarm`` raised."""
+        return any(kind == alarm for _, kind in self._alarms)
+
     def get(self, alarm: int = NONE) -> list[rpc_pb2.AlarmMember]:
         """The raised alarms of one type (NONE: every type), by member then type."""
         return [

@@ -151,11 +151,11 @@ class AuthApiTests(TestCase):
         """Auth enabled, users and the auth revision survive a restart; tokens do not."""
         service = await self.start()
         token = await self.enable()
-        revision = service.server.auth.revision
+        revision = service.server.state.auth.revision
         await service.stopService()
         service = await self.start(self.data_dir)
-        self.assertTrue(service.server.auth.enabled)
-        self.assertEqual(service.server.auth.revision, revision)
+        self.assertTrue(service.server.state.auth.enabled)
+        self.assertEqual(service.server.state.auth.revision, revision)
         code, out = await self.post("/v3/kv/range", {"key": b64("a")}, token)
         self.assertEqual(out["code"], 16)
         code, out = await self.post("/v3/auth/authenticate", {"name": "root", "password": "pw"})
@@ -183,7 +183,7 @@ class AuthApiTests(TestCase):
         """A password is stored as etcd stores it: a $2a$ bcrypt hash at --bcrypt-cost."""
         service = await self.start()
         await self.enable()
-        stored = service.server.auth._get_user("root").password
+        stored = service.server.state.auth._get_user("root").password
         self.assertTrue(stored.startswith(b"$2a$04$"), stored)
         self.assertEqual(len(stored), 60)
 
@@ -268,7 +268,7 @@ class AuthApiTests(TestCase):
         service = await self.start(None, "--client-cert-auth")
         frontend = service.server.auth_frontend
         await self.enable()
-        revision = service.server.auth.revision
+        revision = service.server.state.auth.revision
         self.assertEqual(frontend.auth_info(None, "alice"), AuthInfo("alice", revision))
         self.assertEqual(frontend.auth_info(None, ""), AuthInfo("", revision))
         self.assertIsNone(frontend.auth_info(None, None))
