@@ -344,7 +344,8 @@ class Config:
     bcrypt_cost: int = flag(
         _parse_uint,
         "10",
-        "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords.",
+        "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords."
+        " Valid values are between 4 and 31.",
     )
     auth_token_ttl: int = flag(_parse_uint, "300", "Time (in seconds) of the auth-token-ttl.")
     logger: str = flag(

@@ -35,7 +35,7 @@ from etcd_twisted.api import maintenance as maintenance_api
 from etcd_twisted.api import watch as watch_api
 from etcd_twisted.api.gateway import Gateway
 from etcd_twisted.api.http import HttpApi
-from etcd_twisted.api.unary import token_of
+from etcd_twisted.api.unary import common_name_of, token_of
 from etcd_twisted.config import Config
 from etcd_twisted.grpc import GrpcFactory, Registry
 from etcd_twisted.grpc.health import HealthService
@@ -95,7 +95,7 @@ class EtcdService(MultiService):
             config.experimental_watch_progress_notify_interval,
             config.max_receive_bytes,
             permitted=lambda ctx, key, end: self.server.auth_frontend.watch_permitted(
-                token_of(ctx), key, end
+                token_of(ctx), key, end, common_name_of(ctx)
             ),
         )
         auth_api.register(self.registry, self.server)
@@ -106,9 +106,10 @@ class EtcdService(MultiService):
         self.grpc_factory = GrpcFactory(
             self.registry, reactor, max_receive_bytes=config.max_receive_bytes
         )
-        self.http_api = HttpApi(
-            self.metrics, self._health, Gateway(self.registry), self.server.cluster_version
+        gateway = Gateway(
+            self.registry, lambda: config.client_cert_auth and self.server.state.auth.enabled
         )
+        self.http_api = HttpApi(self.metrics, self._health, gateway, self.server.cluster_version)
         self.raft = self.server
         peer_api = PeerApi(
             lambda: self.server.state.cluster.members.values(),

@@ -33,10 +33,10 @@ from etcd_twisted._pb.kv_pb2 import Event
 from etcd_twisted.api.errors import to_grpc_error
 from etcd_twisted.api.unary import (
     HeaderSource,
+    auth_info_of,
     check_learner,
     fill_header,
     require_leader,
-    token_of,
 )
 from etcd_twisted.grpc import GrpcError, ServerContext, StatusCode
 from etcd_twisted.mvcc.errors import CompactedError
@@ -79,8 +79,8 @@ class LostWatcherError(ConcurrencyError):
 
 
 class AuthInfoSource(Protocol):
-    def auth_info(self, token: str | None) -> Any:
-        """The caller's credentials for ``token`` (value or Deferred; None without one)."""
+    def auth_info(self, token: str | None, common_name: str | None = None) -> Any:
+        """The caller's credentials (value or Deferred; None without any)."""
         ...
 
 
@@ -226,7 +226,7 @@ class Client:
     @classmethod
     async def for_call(cls, server: ConcurrencyServer, ctx: ServerContext) -> Client:
         """A client with the credentials of the call's token."""
-        auth = await _shielded(maybeDeferred(server.auth_frontend.auth_info, token_of(ctx)))
+        auth = await _shielded(maybeDeferred(auth_info_of, server, ctx))
         return cls(server, auth)
 
     async def _call(self, method: Callable[[Any, Any], Any], request: Any) -> Any:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
+
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.api.unary import unary
+from etcd_twisted.auth import AuthInfo
 from etcd_twisted.grpc import Registry
 from etcd_twisted.server.etcd_server import EtcdServer
 
@@ -31,5 +34,14 @@ def register(registry: Registry, server: EtcdServer) -> None:
     registry.add_unary(
         f"{_SERVICE}/Compact",
         rpc_pb2.CompactionRequest,
-        unary(server, server.kv_frontend.compact, auth=True),
+        unary(server, lambda r, auth: _compact(server, r, auth), auth=True),
     )
+
+
+def _compact(
+    server: EtcdServer, r: rpc_pb2.CompactionRequest, auth: AuthInfo | None
+) -> Deferred[rpc_pb2.CompactionResponse]:
+    """Compaction: root only while auth is on, as etcd 3.5.28+ (3.5.1 let any user
+    compact away the history every other user's watches and reads need)."""
+    server.auth_frontend.check_admin(auth)
+    return server.kv_frontend.compact(r, auth)

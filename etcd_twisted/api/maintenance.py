@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
+
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.api.unary import unary
+from etcd_twisted.auth import AuthInfo
 from etcd_twisted.grpc import Registry
 from etcd_twisted.server.etcd_server import EtcdServer
 
@@ -18,7 +21,9 @@ def register(registry: Registry, server: EtcdServer) -> None:
         unary(server, lambda r: server.maintenance.status()),
     )
     registry.add_unary(
-        f"{_SERVICE}/Alarm", rpc_pb2.AlarmRequest, unary(server, server.maintenance.alarm)
+        f"{_SERVICE}/Alarm",
+        rpc_pb2.AlarmRequest,
+        unary(server, lambda r, auth: _alarm(server, r, auth), auth=True),
     )
     registry.add_unary(
         f"{_SERVICE}/Defragment",
@@ -38,3 +43,13 @@ def register(registry: Registry, server: EtcdServer) -> None:
         rpc_pb2.HashKVRequest,
         unary(server, server.maintenance.hash_kv, admin=True),
     )
+
+
+def _alarm(
+    server: EtcdServer, r: rpc_pb2.AlarmRequest, auth: AuthInfo | None
+) -> Deferred[rpc_pb2.AlarmResponse]:
+    """List alarms (anyone), or raise or clear one: root only, as etcd 3.5.28+ (3.5.1
+    let any user raise NOSPACE, which stops every write)."""
+    if r.action != rpc_pb2.AlarmRequest.GET:
+        server.auth_frontend.check_admin(auth)
+    return server.maintenance.alarm(r)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from inspect import iscoroutine
 from typing import Any, Protocol
 
+from cryptography.x509.oid import NameOID
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
 
@@ -67,9 +68,33 @@ def token_of(ctx: ServerContext) -> str | None:
     return None
 
 
+def common_name_of(ctx: ServerContext) -> str | None:
+    """The Subject CN of the client's TLS certificate ("" if it has none), or None
+    without a certificate (plaintext, no client cert, or the JSON gateway). As etcd, a
+    call with ``grpcgateway-accept`` metadata (etcd's gateway, a gRPC client holding
+    the server's certificate) never takes its CN."""
+    if ctx.metadata.get("grpcgateway-accept") is not None:
+        return None
+    return certificate_common_name(ctx.peer_certificate())
+
+
+def certificate_common_name(cert: Any) -> str | None:
+    """The Subject CN of an ``OpenSSL.crypto.X509`` ("" without one); None for no cert."""
+    if cert is None:
+        return None
+    names = cert.to_cryptography().subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[-1].value) if names else ""  # Go's pkix.Name keeps the last CN
+
+
+def auth_info_of(server: Any, ctx: ServerContext) -> Any:
+    """Who the call comes from (value or Deferred): its token's user, else (as etcd,
+    with ``--client-cert-auth``) its certificate's CN; None for no one."""
+    return server.auth_frontend.auth_info(token_of(ctx), common_name_of(ctx))
+
+
 def with_auth(server: Any, ctx: ServerContext, call: Callable[[Any], Any]) -> Deferred[Any]:
-    """``call(auth_info)`` once the call's token is resolved (None without a token)."""
-    d = maybeDeferred(server.auth_frontend.auth_info, token_of(ctx))
+    """``call(auth_info)`` once the call's credentials are resolved (None without any)."""
+    d = maybeDeferred(auth_info_of, server, ctx)
     return d.addCallback(call)
 
 
@@ -96,7 +121,7 @@ def unary(
             check_learner(server, request)
             if auth:
                 # with_auth's work, without a Deferred when the token resolves at once
-                info = server.auth_frontend.auth_info(token_of(ctx))  # type: ignore[attr-defined]
+                info = auth_info_of(server, ctx)
                 if isinstance(info, Deferred):
                     return info.addCallback(lambda info: call(request, info))
                 return call(request, info)

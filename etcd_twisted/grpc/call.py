@@ -45,6 +45,9 @@ class CallSink(Protocol):
     def acknowledge(self, stream_id: int, size: int) -> None:
         """The handler has taken ``size`` flow-controlled bytes of the stream."""
 
+    def peer_certificate(self) -> Any:
+        """The client's TLS certificate (``OpenSSL.crypto.X509``), or None."""
+
 
 class ServerContext:
     """What a handler knows about its call.
@@ -87,6 +90,11 @@ class ServerContext:
         """A Deferred that fires with the reason if the call is cancelled
         (never, if it completes)."""
         return self._call.when_cancelled()
+
+    def peer_certificate(self) -> Any:
+        """The certificate the client presented in the TLS handshake (``OpenSSL.crypto.X509``,
+        verified by that handshake), or None on a plaintext connection or without one."""
+        return self._call._sink.peer_certificate()
 
     def set_initial_metadata(self, metadata: Iterable[tuple[str, MetadataValue]]) -> None:
         """Metadata for the response headers; before the first message only."""

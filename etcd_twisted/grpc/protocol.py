@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from h2.config import H2Configuration
 from h2.connection import ConnectionInputs, ConnectionState, H2Connection
@@ -245,6 +245,11 @@ class GrpcProtocol(Protocol):
         if size and not self._lost:
             self._reader.acknowledge(stream_id, size)
             self._schedule_flush()
+
+    def peer_certificate(self) -> Any:
+        """The client's certificate on a TLS connection (``getPeerCertificate``), else None."""
+        get = getattr(self.transport, "getPeerCertificate", None)
+        return None if get is None else get()
 
     # -- shutdown
 

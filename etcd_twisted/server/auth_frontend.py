@@ -9,8 +9,9 @@ then proposes the name and a random token prefix; the member that applies it iss
 ``prefix.<raft index>``. If the auth store changed between the password check and
 the apply, the check is done again (etcd's optimistic retry).
 
-A token names the raft index that issued it; a member that has not applied that far
-yet waits for it before deciding the token is unknown (etcd's ``indexWaiter``).
+A simple token names the raft index that issued it; a member that has not applied
+that far yet waits for it before deciding the token is unknown (etcd's
+``indexWaiter``). A JWT needs no wait: its signature is checked here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted._pb.raft_internal_pb2 import InternalAuthenticateRequest, InternalRaftRequest
-from etcd_twisted.auth import ROOT_USER, AuthInfo, AuthStore, token_index
+from etcd_twisted.auth import ROOT_USER, AuthInfo, AuthStore
 from etcd_twisted.auth import password as passwords
 from etcd_twisted.auth.errors import AuthFailedError, InvalidAuthTokenError
 from etcd_twisted.server.proposer import Proposer
@@ -54,34 +55,47 @@ class AuthFrontend:
     (``store()``: it is replaced with the state after a snapshot) and its proposer."""
 
     def __init__(
-        self, store: Callable[[], AuthStore], proposer: Proposer, clock: IReactorTime
+        self,
+        store: Callable[[], AuthStore],
+        proposer: Proposer,
+        clock: IReactorTime,
+        client_cert_auth: bool = False,
     ) -> None:
         self._store = store
         self._proposer = proposer
         self._clock = clock
+        #: ``--client-cert-auth``: a verified client certificate's CN may stand for a user.
+        self._client_cert_auth = client_cert_auth
 
     # --- who is asking
 
-    def auth_info(self, token: str | None) -> AuthInfo | None | Deferred[AuthInfo | None]:
-        """The user behind ``token`` (None: no token); ``InvalidAuthTokenError`` if it is
-        not a live token. Waits when the token names an index not applied here yet."""
+    def auth_info(
+        self, token: str | None, common_name: str | None = None
+    ) -> AuthInfo | None | Deferred[AuthInfo | None]:
+        """The user behind ``token``; ``InvalidAuthTokenError`` if it is not a valid
+        token. Waits when the token names an index not applied here yet. Without a
+        token, the client certificate's ``common_name`` (see ``from_certificate``)."""
         if token is None:
-            return None
-        index = token_index(token)
-        if index is None:
-            raise InvalidAuthTokenError()
+            return self.from_certificate(common_name)
+        index = self._store().tokens.wait_index(token)
         if index > self._proposer.applied.applied:
             d = self._proposer.wait_applied(index)
             return d.addCallback(lambda _: self._resolve(token))
         return self._resolve(token)
 
-    def auth_info_now(self, token: str | None) -> AuthInfo | None:
+    def auth_info_now(self, token: str | None, common_name: str | None = None) -> AuthInfo | None:
         """``auth_info`` without waiting (a token from the future is invalid here)."""
         if token is None:
-            return None
-        if token_index(token) is None:
-            raise InvalidAuthTokenError()
+            return self.from_certificate(common_name)
         return self._resolve(token)
+
+    def from_certificate(self, common_name: str | None) -> AuthInfo | None:
+        """The user a verified client certificate names, at the current auth revision,
+        as etcd's ``AuthInfoFromTLS``: only with ``--client-cert-auth`` (so the TLS
+        handshake verified the certificate against the trusted CA)."""
+        if common_name is None or not self._client_cert_auth:
+            return None
+        return AuthInfo(common_name, self._store().revision)
 
     def _resolve(self, token: str) -> AuthInfo:
         info = self._store().auth_info_from_token(token, self._clock.seconds())
@@ -98,13 +112,14 @@ class AuthFrontend:
         """Raise unless auth is off or ``info`` has the root role (maintenance, membership)."""
         self._store().is_admin_permitted(info)
 
-    def watch_permitted(self, token: str | None, key: bytes, range_end: bytes) -> bool:
-        """Whether a watch on the range may be created (read permission), as etcd decides:
-        a "from key" watch (``range_end`` "\\0") is checked as the single key."""
+    def watch_permitted(
+        self, token: str | None, key: bytes, range_end: bytes, common_name: str | None = None
+    ) -> bool:
+        """Whether a watch on the range may be created: read permission on all of it. A
+        "from key" watch (``range_end`` "\\0") covers every key from ``key`` on (etcd
+        3.5.1 checks only ``key`` itself, so a reader of one key saw every later one)."""
         try:
-            info = self.auth_info_now(token)
-            if range_end == b"\x00":
-                range_end = b""
+            info = self.auth_info_now(token, common_name)
             self._store().is_range_permitted(info or AuthInfo(), key or b"\x00", range_end)
         except Exception:  # noqa: BLE001 - any refusal is "permission denied"
             return False

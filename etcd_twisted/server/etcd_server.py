@@ -46,7 +46,8 @@ from etcd_twisted._pb.raft_internal_pb2 import (
 )
 from etcd_twisted.apply.applier import Applier
 from etcd_twisted.apply.state import MemberState, StateOptions
-from etcd_twisted.auth import SimpleTokens
+from etcd_twisted.auth import new_token_provider
+from etcd_twisted.auth.password import effective_cost
 from etcd_twisted.backend import Backend
 from etcd_twisted.config import Config
 from etcd_twisted.lease import DEFAULT_CHECKPOINT_INTERVAL, LEASE_CHECK_INTERVAL
@@ -117,11 +118,16 @@ class EtcdServer(MultiService):
         self.ids = IdGenerator(boot.member_id, int(time.time() * 1000))
         self._initial_members = boot.initial_members
         #: Auth tokens live in memory only; they outlive a snapshot's new state.
-        self.auth_tokens = SimpleTokens(ttl=float(config.auth_token_ttl))
-        token_type = config.auth_token.split(",", 1)[0]
-        if token_type != "simple":
+        self.auth_tokens = new_token_provider(
+            config.auth_token,
+            float(config.auth_token_ttl),
+            warn=lambda message: self.log.warn("{message}", message=message),
+        )
+        if effective_cost(config.bcrypt_cost) != config.bcrypt_cost:
             self.log.warn(
-                "--auth-token {type} is not supported; simple tokens are used", type=token_type
+                "use default bcrypt cost {default} instead of the invalid given cost {cost}",
+                default=effective_cost(config.bcrypt_cost),
+                cost=config.bcrypt_cost,
             )
         self._wal = boot.wal
         self.node = boot.node
@@ -159,7 +165,9 @@ class EtcdServer(MultiService):
         self.watch_sync = WatchSync(self.watchable, clock)
         self.quota = QuotaGuard(lambda: self.state, self.proposer, self.member_id)
         self.forwarder = LeaderForwarder(http, self._leader_peer_url, self.request_timeout)
-        self.auth_frontend = AuthFrontend(lambda: self.state.auth, self.proposer, clock)
+        self.auth_frontend = AuthFrontend(
+            lambda: self.state.auth, self.proposer, clock, config.client_cert_auth
+        )
         self.leases = LeaseFrontend(
             lambda: self.state,
             self.proposer,

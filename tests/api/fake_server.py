@@ -20,7 +20,7 @@ from tests.support.memory_backend import MemoryBackend
 class FakeAuth:
     """Tokens are their own credentials; "bad" is refused as etcd refuses a dead token."""
 
-    def auth_info(self, token: str | None) -> str | None:
+    def auth_info(self, token: str | None, common_name: str | None = None) -> str | None:
         if token == "bad":
             raise InvalidAuthTokenError()
         return token
@@ -145,6 +145,9 @@ class FakeContext:
     def __init__(self, **metadata: str) -> None:
         self.metadata = Metadata(list(metadata.items()))
         self.cancelled: Deferred[GrpcError] = Deferred()
+
+    def peer_certificate(self) -> None:
+        return None  # plaintext
 
     def when_cancelled(self) -> Deferred[GrpcError]:
         d: Deferred[GrpcError] = Deferred()

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from h2.errors import ErrorCodes
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted._pb.health_pb2 import HealthCheckRequest as Msg
 from etcd_twisted.grpc.call import SEND_BUFFER_BYTES, ServerContext, ServerStream
+from etcd_twisted.grpc.protocol import GrpcFactory
 from etcd_twisted.grpc.service import Registry
 from etcd_twisted.grpc.status import GrpcError, StatusCode
 from tests.grpc.h2client import PEER, Harness
@@ -259,6 +262,27 @@ class MetadataTests(SynchronousTestCase):
         self.assertEqual(ctx.peer, PEER)
         self.assertEqual(ctx.method, ECHO)
         self.assertIsNone(ctx.deadline)
+
+    def test_peer_certificate(self) -> None:
+        """A handler sees the TLS transport's peer certificate; None on plaintext."""
+        seen: list[ServerContext] = []
+
+        def handler(request: Msg, ctx: ServerContext) -> Msg:
+            seen.append(ctx)
+            return request
+
+        r = Registry()
+        r.add_unary(ECHO, Msg, handler)
+        Harness(r).call(ECHO, Msg(), [])
+        self.assertIsNone(seen[0].peer_certificate())
+
+        class TLSTransport(StringTransport):
+            def getPeerCertificate(self) -> object:
+                return "the client's certificate"
+
+        proto = GrpcFactory(r, Clock()).buildProtocol(PEER)
+        proto.makeConnection(TLSTransport(peerAddress=PEER))
+        self.assertEqual(proto.peer_certificate(), "the client's certificate")
 
     def test_response_metadata(self) -> None:
         """Initial metadata goes in the response headers and trailing metadata in the trailers."""
