@@ -92,6 +92,7 @@ STREAM_ROUTES: dict[str, tuple[str, type[Message]]] = {
     "/v3/watch": ("/etcdserverpb.Watch/Watch", rpc_pb2.WatchRequest),
     "/v3/lease/keepalive": ("/etcdserverpb.Lease/LeaseKeepAlive", rpc_pb2.LeaseKeepAliveRequest),
     "/v3/election/observe": ("/v3electionpb.Election/Observe", v3election_pb2.LeaderRequest),
+    "/v3/maintenance/snapshot": ("/etcdserverpb.Maintenance/Snapshot", rpc_pb2.SnapshotRequest),
 }
 
 ROUTES.update(AUTH_ROUTES)

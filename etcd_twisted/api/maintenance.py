@@ -1,8 +1,10 @@
-"""The ``etcdserverpb.Maintenance`` service: Status, Alarm, Defragment, Hash, HashKV, MoveLeader."""
+"""The ``etcdserverpb.Maintenance`` service: Status, Alarm, Defragment, Hash, HashKV,
+MoveLeader, Snapshot."""
 
 from __future__ import annotations
 
 from etcd_twisted._pb import rpc_pb2
+from etcd_twisted.api.snapshot import snapshot_handler
 from etcd_twisted.api.unary import unary
 from etcd_twisted.grpc import Registry
 from etcd_twisted.server.etcd_server import EtcdServer
@@ -29,4 +31,7 @@ def register(registry: Registry, server: EtcdServer) -> None:
     )
     registry.add_unary(
         f"{_SERVICE}/HashKV", rpc_pb2.HashKVRequest, unary(server, server.hash_kv, admin=True)
+    )
+    registry.add_server_stream(
+        f"{_SERVICE}/Snapshot", rpc_pb2.SnapshotRequest, snapshot_handler(server)
     )

@@ -143,4 +143,8 @@ def _leaf_pairs(
         at = offset + PAGE_HEADER.size + i * LEAF_ELEMENT.size
         flags, pos, ksize, vsize = LEAF_ELEMENT.unpack_from(buf, at)
         start = at + pos
-        yield flags, bytes(buf[start : start + ksize]), bytes(buf[start + ksize : start + ksize + vsize])
+        yield (
+            flags,
+            bytes(buf[start : start + ksize]),
+            bytes(buf[start + ksize : start + ksize + vsize]),
+        )

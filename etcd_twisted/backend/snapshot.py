@@ -72,6 +72,14 @@ class BackendSnapshot:
         buf += _TRAILER.pack(count, crc)
         yield bytes(buf)
 
+    def buckets(self) -> Iterator[tuple[bytes, Iterator[tuple[bytes, bytes]]]]:
+        """Every bucket's pairs, in name and key order (bbolt's order); one bucket at a time."""
+        txn = self._txn
+        if txn is None:
+            raise ValueError("snapshot is closed")
+        for name in sorted(self._dbs):
+            yield name, iter(txn.cursor(db=self._dbs[name]))
+
     def close(self) -> None:
         """Release the read transaction."""
         if self._txn is not None:
