@@ -69,9 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _fail("unsupported output format", EXIT_BAD_FEATURE)
             print(format_status(db_status(path), args.write_out))
             return 0
-        cluster = parse_initial_cluster(
-            args.initial_cluster or f"{args.name}=http://localhost:2380"
-        )
+        # etcdutl's default names "default" whatever --name says.
+        cluster = parse_initial_cluster(args.initial_cluster or "default=http://localhost:2380")
         data_dir = restore(
             RestoreConfig(
                 snapshot_path=path,
