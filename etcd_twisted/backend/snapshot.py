@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import crc32c
 import lmdb
@@ -41,9 +41,15 @@ class BackendSnapshot:
     while the owner keeps writing; ``close()`` (or ``with``) releases it.
     """
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[bytes, lmdb._Database]) -> None:
+    def __init__(
+        self,
+        txn: lmdb.Transaction,
+        dbs: dict[bytes, lmdb._Database],
+        on_close: Callable[[BackendSnapshot], None] | None = None,
+    ) -> None:
         self._txn: lmdb.Transaction | None = txn
         self._dbs = dbs
+        self._on_close = on_close
 
     def chunks(self, chunk_bytes: int = _CHUNK) -> Iterator[bytes]:
         """Yield the stream in pieces of about ``chunk_bytes``."""
@@ -85,6 +91,8 @@ class BackendSnapshot:
         if self._txn is not None:
             self._txn.abort()
             self._txn = None
+            if self._on_close is not None:
+                self._on_close(self)
 
     def __enter__(self) -> BackendSnapshot:
         return self
