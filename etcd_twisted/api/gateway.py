@@ -12,6 +12,7 @@ grpc-gateway's HTTP status for the code.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from google.protobuf import json_format
@@ -199,9 +200,12 @@ class GatewayStream:
         if self.done.called:
             return
         if error is not None:
+            code = HTTP_STATUS.get(error.code, 500)
+            if not self._sent:  # grpc-gateway sets the status while it still can
+                self._request.setResponseCode(code)
             line = marshal(
-                {"error": {"grpc_code": int(error.code), "http_code": HTTP_STATUS.get(error.code, 500),
-                           "message": error.message, "http_status": ""}}
+                {"error": {"grpc_code": int(error.code), "http_code": code,
+                           "message": error.message, "http_status": HTTPStatus(code).phrase}}
             )  # fmt: skip
             self._request.write(line.encode() + b"\n")
         self._flush()  # chunked even when empty, as grpc-gateway's streams are
