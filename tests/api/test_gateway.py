@@ -37,6 +37,17 @@ def observe_handler(request: Any, ctx: Any, stream: Any) -> None:
     stream.send(v3election_pb2.LeaderResponse(kv={"key": request.name}))
 
 
+def snapshot_handler(request: Any, ctx: Any, stream: Any) -> None:
+    """Two data messages and the digest; the token "nobody" fails at once, "fail" after the data."""
+    if ctx.metadata.get("token") == "nobody":
+        raise GrpcError(StatusCode.UNKNOWN, "auth: user name is empty")
+    stream.send(rpc_pb2.SnapshotResponse(remaining_bytes=3, blob=b"ab"))
+    stream.send(rpc_pb2.SnapshotResponse(remaining_bytes=0, blob=b"cde"))
+    if ctx.metadata.get("token") == "fail":
+        raise GrpcError(StatusCode.UNAVAILABLE, "etcdserver: server stopped")
+    stream.send(rpc_pb2.SnapshotResponse(blob=b"sha"))
+
+
 class GatewayTests(SynchronousTestCase):
     def setUp(self) -> None:
         registry = Registry()
@@ -47,10 +58,17 @@ class GatewayTests(SynchronousTestCase):
         registry.add_server_stream(
             "/v3electionpb.Election/Observe", v3election_pb2.LeaderRequest, observe_handler
         )
+        registry.add_server_stream(
+            "/etcdserverpb.Maintenance/Snapshot", rpc_pb2.SnapshotRequest, snapshot_handler
+        )
         self.treq = StubTreq(HttpApi(Metrics(), gateway=Gateway(registry)).resource())
 
-    def post(self, path: str, body: bytes) -> tuple[int, Any, bytes]:
-        response = self.successResultOf(self.treq.post("http://127.0.0.1" + path, body))
+    def post(
+        self, path: str, body: bytes, headers: dict[bytes, list[bytes]] | None = None
+    ) -> tuple[int, Any, bytes]:
+        response = self.successResultOf(
+            self.treq.post("http://127.0.0.1" + path, body, headers=headers)
+        )
         return response.code, response.headers, self.successResultOf(response.content())
 
     def test_grpc_metadata_only_on_success(self) -> None:
@@ -121,3 +139,36 @@ class GatewayTests(SynchronousTestCase):
         self.assertEqual(
             (code, json.loads(body)), (400, {"error": text, "code": 3, "message": text})
         )
+
+    def test_snapshot_route(self) -> None:
+        """/v3/maintenance/snapshot streams the Snapshot messages, one JSON line each."""
+        code, _, body = self.post("/v3/maintenance/snapshot", b"{}")
+        lines = [json.loads(line) for line in body.splitlines()]
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            lines,
+            [
+                {"result": {"remaining_bytes": "3", "blob": "YWI="}},
+                {"result": {"blob": "Y2Rl"}},
+                {"result": {"blob": "c2hh"}},
+            ],
+        )
+
+    def test_stream_errors(self) -> None:
+        """A stream failing before its first message answers with the error's HTTP status;
+        after one, the status stays 200 and the error is the last line (grpc-gateway's)."""
+        code, _, body = self.post(
+            "/v3/maintenance/snapshot", b"{}", {b"authorization": [b"nobody"]}
+        )
+        self.assertEqual(
+            (code, json.loads(body)),
+            (500, {"error": {"grpc_code": 2, "http_code": 500, "message":
+                             "auth: user name is empty", "http_status": "Internal Server Error"}}),
+        )  # fmt: skip
+        code, _, body = self.post("/v3/maintenance/snapshot", b"{}", {b"authorization": [b"fail"]})
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            json.loads(body.splitlines()[-1]),
+            {"error": {"grpc_code": 14, "http_code": 503, "message": "etcdserver: server stopped",
+                       "http_status": "Service Unavailable"}},
+        )  # fmt: skip
