@@ -27,6 +27,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
+from etcd_twisted.backend.bbolt_read import BboltReader
 from tests.support.processes import (
     BIN_DIR,
     Completed,
@@ -157,6 +158,16 @@ async def state(endpoint: str, revisions: dict[str, int]) -> dict[str, Any]:
     return seen
 
 
+def auth_records(path: str) -> dict[bytes, dict[bytes, bytes]]:
+    """The users (password hashes included) and roles stored in a snapshot."""
+    with BboltReader(path) as db:
+        return {
+            name: dict(pairs)
+            for name, pairs in db.buckets()
+            if name in (b"authUsers", b"authRoles")
+        }
+
+
 class SnapshotInterchangeTest(TestCase):
     """Snapshots of either server restore into the other, which serves the same data."""
 
@@ -192,6 +203,15 @@ class SnapshotInterchangeTest(TestCase):
             self.assertEqual((ours.code, ours.out), (0, theirs.out), ours.err)
             outputs[fmt] = theirs.out
         return json.loads(outputs["json"])
+
+    async def _same_auth_records(self, restored: Member, path: str) -> None:
+        """The restored member stores the users (password hashes byte for byte) and roles."""
+        again = path + ".again"
+        saved = await etcdctl(restored.client_url, "snapshot", "save", again, timeout=600)
+        self.assertEqual(saved.code, 0, saved.err)
+        records = auth_records(again)
+        self.assertEqual(records, auth_records(path))
+        self.assertEqual(len(records[b"authUsers"]), 3)
 
     async def _restored(self, factory: Any, restore_cmd: list[str], base: str, path: str) -> Member:
         member = new_member(base, "restored")
@@ -239,6 +259,7 @@ class SnapshotInterchangeTest(TestCase):
             real_etcd, [etcdutl_path(), "snapshot", "restore"], os.path.join(base, "etcd"), path
         )
         self.assertEqual(await state(restored.client_url, revisions), before)
+        await self._same_auth_records(restored, path)
 
     async def test_etcd_to_ours(self) -> None:
         """A snapshot saved from real etcd restores with our command, and ours started on
@@ -256,6 +277,7 @@ class SnapshotInterchangeTest(TestCase):
             path,
         )
         self.assertEqual(await state(restored.client_url, revisions), before)
+        await self._same_auth_records(restored, path)
 
     async def test_only_root_takes_a_snapshot_with_auth_on(self) -> None:
         """With auth on, a user without the root role is refused as etcd refuses it, and
