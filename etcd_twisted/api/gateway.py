@@ -17,9 +17,11 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from zope.interface import implementer
 
 from etcd_twisted._pb import rpc_pb2, v3election_pb2, v3lock_pb2
 from etcd_twisted.api.auth import GATEWAY_ROUTES as AUTH_ROUTES
@@ -168,18 +170,31 @@ class GatewayContext:
         """Gateway responses carry no extra metadata."""
 
 
+@implementer(IPushProducer)
 class GatewayStream:
-    """A bidi call's stream as the gateway serves it: the body's requests in, lines out."""
+    """A streaming call as the gateway serves it: the body's requests in, lines out.
+
+    It is the response's push producer: while the connection's buffer is full,
+    ``send`` answers a Deferred that fires once the client has read enough (as a
+    gRPC stream's ``send`` waits for the flow-control window), and once the client
+    is gone ``send`` fails with CANCELLED.
+    """
 
     def __init__(self, request: IRequest, messages: list[Message]) -> None:
         self._request = request
         self._messages = messages
         self._sent = False
+        self._paused = False
+        self._stopped = False
+        self._waiters: list[Deferred[None]] = []
         #: Fires (with no more bytes to write) when the call ends.
         self.done: Deferred[bytes] = Deferred()
+        request.registerProducer(self, True)
 
     def send(self, message: Message) -> Deferred[None]:
         """Write one response as a ``{"result": ...}`` line."""
+        if self._stopped:
+            return fail(GrpcError(StatusCode.CANCELLED, "context canceled"))
         if not self.done.called:
             if not self._sent:
                 self._sent = True
@@ -187,7 +202,30 @@ class GatewayStream:
             body = json_format.MessageToDict(message, preserving_proto_field_name=True)
             self._request.write(marshal({"result": body}).encode() + b"\n")
             self._flush()
+            if self._paused:
+                d: Deferred[None] = Deferred()
+                self._waiters.append(d)
+                return d
         return succeed(None)
+
+    def pauseProducing(self) -> None:
+        """The connection's buffer is full: later sends wait."""
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """The client read enough: waiting sends go on."""
+        self._paused = False
+        self._wake()
+
+    def stopProducing(self) -> None:
+        """The connection is gone."""
+        self._stopped = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
 
     def _flush(self) -> None:
         """Send what is written now, as grpc-gateway flushes after each message."""
@@ -209,6 +247,8 @@ class GatewayStream:
             )  # fmt: skip
             self._request.write(line.encode() + b"\n")
         self._flush()  # chunked even when empty, as grpc-gateway's streams are
+        self._request.unregisterProducer()
+        self._wake()
         self.done.callback(b"")
 
     def set_receiver(self, on_message: Any, on_end: Any = None) -> None:
