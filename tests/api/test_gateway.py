@@ -10,7 +10,7 @@ from treq.testing import StubTreq
 from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted._pb import rpc_pb2, v3election_pb2
-from etcd_twisted.api.gateway import Gateway
+from etcd_twisted.api.gateway import Gateway, GatewayStream
 from etcd_twisted.api.http import HttpApi
 from etcd_twisted.grpc import GrpcError, Registry, StatusCode
 from etcd_twisted.metrics import Metrics
@@ -172,3 +172,58 @@ class GatewayTests(SynchronousTestCase):
             {"error": {"grpc_code": 14, "http_code": 503, "message": "etcdserver: server stopped",
                        "http_status": "Service Unavailable"}},
         )  # fmt: skip
+
+
+class FakeRequest:
+    """The parts of an HTTP request a GatewayStream writes to."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.producer: Any = None
+        self.code = 200
+
+    def setHeader(self, name: bytes, value: bytes) -> None:  # noqa: N802 (twisted's name)
+        pass
+
+    def setResponseCode(self, code: int) -> None:  # noqa: N802
+        self.code = code
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:  # noqa: N802
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:  # noqa: N802
+        self.producer = None
+
+
+class GatewayStreamTests(SynchronousTestCase):
+    def test_sends_wait_while_the_connection_is_full(self) -> None:
+        """While the transport has paused its producer, a send's Deferred waits; it fires on
+        resume; after the client left, sends fail with CANCELLED."""
+        request = FakeRequest()
+        stream = GatewayStream(request, [])  # type: ignore[arg-type]
+        self.assertIs(request.producer, stream)
+        self.successResultOf(stream.send(rpc_pb2.SnapshotResponse(blob=b"a")))
+        request.producer.pauseProducing()
+        waiting = stream.send(rpc_pb2.SnapshotResponse(blob=b"b"))
+        self.assertNoResult(waiting)
+        self.assertEqual(len(request.written), 2)
+        request.producer.resumeProducing()
+        self.successResultOf(waiting)
+        request.producer.stopProducing()
+        failure = self.failureResultOf(stream.send(rpc_pb2.SnapshotResponse()), GrpcError)
+        self.assertEqual(failure.value.code, StatusCode.CANCELLED)
+        self.assertEqual(len(request.written), 2)
+
+    def test_finish_unregisters(self) -> None:
+        """Finishing the call releases the producer slot and any waiting send."""
+        request = FakeRequest()
+        stream = GatewayStream(request, [])  # type: ignore[arg-type]
+        request.producer.pauseProducing()
+        waiting = stream.send(rpc_pb2.SnapshotResponse(blob=b"b"))
+        stream.finish()
+        self.assertIsNone(request.producer)
+        self.successResultOf(waiting)
+        self.successResultOf(stream.done)
