@@ -106,11 +106,11 @@ class TcpProxy:
                 if choose < 0:
                     return remote
         if unweighted:
-            for _ in self.remotes:
-                picked = self.remotes[self._pick_count % len(self.remotes)]
-                self._pick_count += 1
-                if picked.active:
-                    return picked
+            # etcd goes round every active remote here, whatever its priority; we keep
+            # to the chosen class, as RFC 2782 asks.
+            picked = unweighted[self._pick_count % len(unweighted)]
+            self._pick_count += 1
+            return picked
         return None
 
     def serve(self, splice: Splice) -> None:
