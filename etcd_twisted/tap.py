@@ -31,13 +31,14 @@ from etcd_twisted.config import (
 from etcd_twisted.embed import build_service
 from etcd_twisted.listen import ListenError
 from etcd_twisted.logs import observer_for
-from etcd_twisted.proxy.command import GatewayOptions, ProxyCommandOptions
+from etcd_twisted.proxy.command import GatewayOptions, GrpcProxyOptions, ProxyCommandOptions
 from etcd_twisted.server.bootstrap import BootstrapError
 from etcd_twisted.wal.errors import DataDirError, SnapError, WALError
 
 #: ``twistd etcd <command> start ...``: the proxies etcd starts instead of a member.
 PROXY_COMMANDS: dict[str, type[ProxyCommandOptions]] = {
     "gateway": GatewayOptions,
+    "grpc-proxy": GrpcProxyOptions,
 }
 
 

@@ -17,8 +17,9 @@ from twisted.python import usage
 from etcd_twisted.proxy.flags import CommandError, CommandHelp, parse_command
 from etcd_twisted.proxy.flags import usage as flag_usage
 from etcd_twisted.proxy.gateway import GatewayConfig, GatewayError, build_gateway
+from etcd_twisted.proxy.grpc_proxy import GrpcProxyConfig, build_grpc_proxy, refusals
 
-__all__ = ["GatewayOptions", "ProxyCommandOptions"]
+__all__ = ["GatewayOptions", "GrpcProxyOptions", "ProxyCommandOptions"]
 
 PROGRAM = "twistd etcd"
 
@@ -82,6 +83,24 @@ class GatewayOptions(ProxyCommandOptions):
             return build_gateway(self.config, reactor)
         except GatewayError as e:
             return _exit_with(str(e))
+
+
+class GrpcProxyOptions(ProxyCommandOptions):
+    """``twistd etcd grpc-proxy start``: the gRPC proxy."""
+
+    group = "grpc-proxy"
+    group_short = "grpc-proxy related command"
+    start_short = "start the grpc proxy"
+    config_cls = GrpcProxyConfig
+
+    def make_service(self, reactor: Any) -> IService:
+        refused = refusals(self.config)
+        if refused:
+            _exit_with(f"etcd grpc-proxy: {refused[0]}", sys.stderr.write)
+        try:
+            return build_grpc_proxy(self.config, reactor)
+        except GatewayError as e:
+            return _exit_with(str(e), sys.stderr.write)
 
 
 def _exit_with(message: str, write: Callable[[str], Any] = sys.stdout.write) -> Any:
