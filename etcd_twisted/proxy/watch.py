@@ -6,7 +6,9 @@ the client watchers it serves. A new watcher joins a broadcast that will not mak
 it miss events: one already running whose next revision is at or before the
 watcher's start (a watcher from "now" joins at the broadcast's next revision), or
 one still being created from an older revision. Otherwise it gets a broadcast of
-its own. Each watcher then receives only the events at or after its own next
+its own. (etcd's proxy gives each new watcher from "now" a broadcast of its own
+and merges it into an older one once created; joining at once ends the same way
+without the extra upstream watch.) Each watcher then receives only the events at or after its own next
 revision, after its filters, with ``prev_kv`` only if it asked for it.
 
 When an upstream watch fails (its member went away), the broadcast opens a new
@@ -139,7 +141,9 @@ class Broadcast:
         if self.stopped:
             return False
         if watcher.start_revision == 0:
-            return self.responses > 0
+            # A watcher from "now" is created at the revision the upstream watch
+            # reports, whether that is known yet or not.
+            return self.responses > 0 or self.start_revision == 0
         if self.responses > 0:
             return self.next_revision <= watcher.start_revision
         return 0 < self.start_revision <= watcher.start_revision
