@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from twisted.internet import endpoints
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from etcd_twisted.grpc.client import ClientCall, GrpcClientProtocol
 from etcd_twisted.grpc.metadata import MetadataValue
@@ -66,8 +67,10 @@ class Upstream:
 
     def connection(self) -> Deferred[GrpcClientProtocol]:
         """The live connection, or a new one (trying each member in turn)."""
-        if self._current is not None and self._current.usable:
-            return Deferred.fromCoroutine(_value(self._current))
+        if self._current is not None:
+            if self._current.usable:
+                return succeed(self._current)
+            self._lost(self._current)
         waiter: Deferred[GrpcClientProtocol] = Deferred()
         if self._connecting is not None:
             self._connecting.append(waiter)
@@ -96,14 +99,14 @@ class Upstream:
 
     def _connected(self, result: Any) -> None:
         waiters, self._connecting = self._connecting or [], None
-        if isinstance(result, GrpcClientProtocol):
-            self._current = result
-            result.when_lost.addCallback(lambda _: self._lost(result))
-            for waiter in waiters:
-                waiter.callback(result)
-        else:
+        if isinstance(result, Failure):
             for waiter in waiters:
                 waiter.errback(result)
+            return
+        self._current = result
+        result.when_lost.addCallback(lambda _: self._lost(result))
+        for waiter in waiters:
+            waiter.callback(result)
 
     def _lost(self, connection: GrpcClientProtocol) -> None:
         if connection is self._current:
@@ -152,7 +155,3 @@ class Upstream:
         if self._current is not None:
             self._current.close()
             self._current = None
-
-
-async def _value(value: Any) -> Any:
-    return value
