@@ -32,6 +32,7 @@ from etcd_twisted.embed import build_service
 from etcd_twisted.listen import ListenError
 from etcd_twisted.logs import observer_for
 from etcd_twisted.proxy.command import GatewayOptions, GrpcProxyOptions, ProxyCommandOptions
+from etcd_twisted.proxy.datadir import refusal as data_dir_refusal
 from etcd_twisted.server.bootstrap import BootstrapError
 from etcd_twisted.wal.errors import DataDirError, SnapError, WALError
 
@@ -137,6 +138,10 @@ def makeService(options: Options) -> IService:
         return options.subOptions.make_service(reactor)
     for warning in options.config.warnings:
         sys.stderr.write(f"etcd: warning: {warning}\n")
+    refused = data_dir_refusal(options.config.data_dir)
+    if refused is not None:
+        sys.stderr.write(f"etcd: {refused}\n")
+        raise SystemExit(1)
     try:
         return build_service(
             options.config, reactor, on_fatal=_exit_on_fatal, on_removed=reactor.stop
