@@ -18,7 +18,7 @@ from etcd_twisted.proxy.forward import Raw, call_metadata
 from etcd_twisted.proxy.lease import KeepAliveCoalescer
 from etcd_twisted.proxy.namespace import Namespace
 from etcd_twisted.proxy.upstream import Upstream
-from etcd_twisted.proxy.watch import ClientWatcher, WatchHub
+from etcd_twisted.proxy.watch import ClientWatcher, Encoded, WatchHub
 
 __all__ = ["KVProxy", "register_cluster", "register_keep_alive", "register_watch"]
 
@@ -158,12 +158,12 @@ class _WatchSession:
         self._watchers[watch_id] = watcher
         self._hub.add(watcher)
 
-    def _send(self, response: rpc_pb2.WatchResponse) -> None:
+    def _send(self, response: rpc_pb2.WatchResponse | Encoded) -> None:
         if self._closed:
             return
-        if self._namespace is not None and response.events:
-            copy = rpc_pb2.WatchResponse()
-            copy.CopyFrom(response)
+        if self._namespace is not None:
+            # Decoded here (a copy, whatever the hub shares) to take the prefix off.
+            copy = rpc_pb2.WatchResponse.FromString(response.SerializeToString())
             self._namespace.events(copy)
             response = copy
         self._stream.send(response)

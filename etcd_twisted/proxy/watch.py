@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from etcd_twisted._pb import kv_pb2, rpc_pb2
 
-__all__ = ["Broadcast", "ClientWatcher", "UpstreamWatch", "WatchHub"]
+__all__ = ["Broadcast", "ClientWatcher", "Encoded", "Fanout", "UpstreamWatch", "WatchHub"]
 
 _NOPUT, _NODELETE = 0, 1
 _PUT, _DELETE = kv_pb2.Event.PUT, kv_pb2.Event.DELETE
@@ -52,7 +52,7 @@ class ClientWatcher:
     key: bytes
     range_end: bytes
     start_revision: int
-    send: Callable[[rpc_pb2.WatchResponse], Any]
+    send: Callable[[rpc_pb2.WatchResponse | Encoded], Any]
     prev_kv: bool = False
     progress_notify: bool = False
     filters: frozenset[int] = frozenset()
@@ -76,9 +76,14 @@ class ClientWatcher:
             next_revision=req.start_revision,
         )
 
-    def deliver(self, response: rpc_pb2.WatchResponse) -> None:
+    def deliver(self, response: rpc_pb2.WatchResponse, fanout: Fanout | None = None) -> None:
         """Pass on the events of ``response`` this watcher wants; a progress
-        notification only if it asked for them."""
+        notification only if it asked for them. A watcher that takes every event
+        gets ``fanout``'s bytes, encoded once for all such watchers."""
+        if fanout is not None and not self.filters and fanout.first >= self.next_revision:
+            self.next_revision = max(self.next_revision, fanout.last + 1)
+            self.send(fanout.encoded(self.watch_id, self.prev_kv))
+            return
         events = []
         for event in response.events:
             if event.kv.mod_revision < self.next_revision:
@@ -119,6 +124,65 @@ class ClientWatcher:
                 compact_revision=compact,
             )
         )
+
+
+class Encoded:
+    """A message serialized already (the gRPC layer asks for its bytes)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def SerializeToString(self) -> bytes:  # noqa: N802 - protobuf's name
+        return self.data
+
+
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # int64 as protobuf encodes it
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _length_delimited(tag: int, payload: bytes) -> bytes:
+    return bytes((tag,)) + _varint(len(payload)) + payload
+
+
+_HEADER_TAG, _WATCH_ID_TAG, _EVENT_TAG = 0x0A, 0x10, 0x5A
+
+
+class Fanout:
+    """One upstream response's events, encoded once (with and without ``prev_kv``) for
+    every watcher that takes all of them: a ``WatchResponse`` is its header, its
+    watch id and its events, so only the id differs between watchers."""
+
+    __slots__ = ("_response", "first", "last", "_header", "_events")
+
+    def __init__(self, response: rpc_pb2.WatchResponse) -> None:
+        self._response = response
+        self.first = response.events[0].kv.mod_revision
+        self.last = response.events[-1].kv.mod_revision
+        self._header = _length_delimited(_HEADER_TAG, response.header.SerializeToString())
+        self._events: dict[bool, bytes] = {}
+
+    def encoded(self, watch_id: int, prev_kv: bool) -> Encoded:
+        events = self._events.get(prev_kv)
+        if events is None:
+            events = self._events[prev_kv] = b"".join(
+                _length_delimited(
+                    _EVENT_TAG,
+                    (
+                        event if prev_kv else kv_pb2.Event(type=event.type, kv=event.kv)
+                    ).SerializeToString(),
+                )
+                for event in self._response.events
+            )
+        watch = bytes((_WATCH_ID_TAG,)) + _varint(watch_id) if watch_id else b""
+        return Encoded(self._header + watch + events)
 
 
 @dataclass(eq=False)
@@ -199,8 +263,9 @@ class Broadcast:
             self.hub.events_coalesced += max(0, len(self.receivers) - 1)
         elif response.header.revision + 1 > self.next_revision:
             self.next_revision = response.header.revision + 1
+        fanout = Fanout(response) if response.events else None
         for watcher in list(self.receivers):
-            watcher.deliver(response)
+            watcher.deliver(response, fanout)
 
     def on_closed(self, reason: str) -> None:
         """The upstream watch broke: open another from the next revision."""

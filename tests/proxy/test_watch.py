@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted._pb import kv_pb2, rpc_pb2
-from etcd_twisted.proxy.watch import ClientWatcher, WatchHub
+from etcd_twisted.proxy.watch import ClientWatcher, Fanout, WatchHub
 
 
 class FakeUpstream:
@@ -72,7 +72,11 @@ class Client:
     def __init__(self, watch_id: int, start: int = 0, **options: Any) -> None:
         self.responses: list[rpc_pb2.WatchResponse] = []
         request = rpc_pb2.WatchCreateRequest(key=b"k", start_revision=start, **options)
-        self.watcher = ClientWatcher.from_request(watch_id, request, self.responses.append)
+        self.watcher = ClientWatcher.from_request(watch_id, request, self.receive)
+
+    def receive(self, message: Any) -> None:
+        """Decode what the client would receive (encoded once per fan-out, or built)."""
+        self.responses.append(rpc_pb2.WatchResponse.FromString(message.SerializeToString()))
 
     @property
     def revisions(self) -> list[int]:
@@ -106,6 +110,24 @@ class HubTests(SynchronousTestCase):
             self.assertEqual(len(client.created), 1)
             self.assertEqual(client.revisions, [11, 12])
         self.assertEqual(others[0].created[0].header.revision, 10)
+
+    def test_fanout_encoding_matches_protobuf(self) -> None:
+        """The once-encoded fan-out decodes to what protobuf would have built."""
+        response = rpc_pb2.WatchResponse(
+            header=_header(300), events=[_event(b"k", 299), _event(b"k", 300, delete=True)]
+        )
+        fanout = Fanout(response)
+        for watch_id, prev in ((0, False), (7, True), (-1, False), (2**40, True)):
+            decoded = rpc_pb2.WatchResponse.FromString(
+                fanout.encoded(watch_id, prev).SerializeToString()
+            )
+            expected = rpc_pb2.WatchResponse()
+            expected.CopyFrom(response)
+            expected.watch_id = watch_id
+            if not prev:
+                for event in expected.events:
+                    event.ClearField("prev_kv")
+            self.assertEqual(decoded, expected)
 
     def test_each_gets_its_own_id(self) -> None:
         """Every response carries the client's own watch id."""
