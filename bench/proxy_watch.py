@@ -17,6 +17,7 @@ import argparse
 import multiprocessing as mp
 import os
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -133,6 +134,7 @@ def main() -> None:
     parser.add_argument("--puts", type=int, default=100)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--direct", action="store_true", help="also run without the proxy")
+    parser.add_argument("--profile", metavar="PATH", help="run the proxy under cProfile into PATH")
     args = parser.parse_args()
     procs.install_cleanup()
     base = tempfile.mkdtemp(prefix="proxy-watch-")
@@ -144,7 +146,8 @@ def main() -> None:
     (port,) = free_ports(1)
     proxy_addr = f"127.0.0.1:{port}"
     endpoints = ",".join(s.endpoint for s in servers)
-    argv = [procs.binary("twistd"), "--nodaemon", "--pidfile=", "etcd", "grpc-proxy", "start",
+    profiler = [sys.executable, "-m", "cProfile", "-o", args.profile] if args.profile else []
+    argv = [*profiler, procs.binary("twistd"), "--nodaemon", "--pidfile=", "etcd", "grpc-proxy", "start",
             f"--endpoints={endpoints}", f"--listen-addr={proxy_addr}"]  # fmt: skip
     proxy = procs.spawn(argv, os.path.join(base, "proxy.log"))
     try:
