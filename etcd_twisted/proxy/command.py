@@ -7,6 +7,7 @@ Each is a command group with one command, ``start``, as in etcd: the group alone
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -14,9 +15,15 @@ from typing import Any
 from twisted.application.service import IService
 from twisted.python import usage
 
+from etcd_twisted.proxy.discovery import resolver_from_env
 from etcd_twisted.proxy.flags import CommandError, CommandHelp, parse_command
 from etcd_twisted.proxy.flags import usage as flag_usage
-from etcd_twisted.proxy.gateway import GatewayConfig, GatewayError, build_gateway
+from etcd_twisted.proxy.gateway import (
+    DiscoveringGateway,
+    GatewayConfig,
+    GatewayError,
+    build_gateway,
+)
 from etcd_twisted.proxy.grpc_proxy import GrpcProxyConfig, build_grpc_proxy, refusals
 
 __all__ = ["GatewayOptions", "GrpcProxyOptions", "ProxyCommandOptions"]
@@ -78,7 +85,9 @@ class GatewayOptions(ProxyCommandOptions):
 
     def make_service(self, reactor: Any) -> IService:
         if self.config.discovery_srv:
-            _exit_with("--discovery-srv: DNS SRV discovery is not provided by etcd-twisted yet")
+            return DiscoveringGateway(
+                self.config, reactor, resolver_from_env(reactor), _exit_at_once
+            )
         try:
             return build_gateway(self.config, reactor)
         except GatewayError as e:
@@ -107,3 +116,10 @@ def _exit_with(message: str, write: Callable[[str], Any] = sys.stdout.write) -> 
     """Print etcd's message (on stdout, where etcd's ``fmt.Println`` puts it) and exit 1."""
     write(message + "\n")
     raise SystemExit(1)
+
+
+def _exit_at_once(message: str) -> None:
+    """A proxy that cannot start once the reactor runs: etcd's line, then exit 1."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+    os._exit(1)

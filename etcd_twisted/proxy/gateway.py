@@ -11,19 +11,23 @@ from __future__ import annotations
 import dataclasses
 import socket
 from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
+from twisted.application.service import MultiService
 from twisted.internet import endpoints
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorCore, IStreamServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
 
 from etcd_twisted.config import flag
 from etcd_twisted.listen import BACKLOG
+from etcd_twisted.proxy.discovery import DiscoveryError, discover_client_endpoints
 from etcd_twisted.proxy.flags import go_bool, go_duration, go_string, go_strings
 from etcd_twisted.proxy.tcp import Remote, TcpProxy, TcpProxyService
 
 __all__ = [
+    "DiscoveringGateway",
     "GatewayConfig",
     "GatewayError",
     "build_gateway",
@@ -164,3 +168,47 @@ def build_gateway(
         raise GatewayError("no endpoints found")
     proxy = TcpProxy(remotes, tcp_connector(reactor), reactor, config.retry_delay)  # type: ignore[arg-type]
     return TcpProxyService(proxy, listen_endpoint(reactor, config.listen_addr))
+
+
+class DiscoveringGateway(MultiService):
+    """The gateway with ``--discovery-srv``: endpoints are looked up once the reactor
+    runs, then etcd's checks run and the TCP proxy starts (``on_error`` gets etcd's
+    line if any of that fails). Discovery finding nothing falls back to ``--endpoints``."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        reactor: IReactorCore,
+        resolver: Any,
+        on_error: Callable[[str], Any],
+        resolve: Resolver = resolve_host,
+    ) -> None:
+        super().__init__()
+        self._config = config
+        self._reactor = reactor
+        self._resolver = resolver
+        self._on_error = on_error
+        self._resolve = resolve
+        self.started: Deferred[TcpProxyService] = Deferred()
+
+    def startService(self) -> None:
+        super().startService()
+        ensureDeferred(self._start())
+
+    async def _start(self) -> None:
+        config = self._config
+        try:
+            found = await discover_client_endpoints(
+                self._reactor,
+                self._resolver,
+                config.discovery_srv,
+                config.discovery_srv_name,
+                config.insecure_discovery,
+                config.trusted_ca_file,
+            )
+            service = build_gateway(config, self._reactor, found or None, self._resolve)
+        except (DiscoveryError, GatewayError) as e:
+            self._on_error(str(e))
+            return
+        service.setServiceParent(self)
+        self.started.callback(service)
