@@ -89,7 +89,9 @@ def _wait_http(url: str, deadline: float) -> None:
 def run_once(target: str, servers: list[procs.Server], args: argparse.Namespace) -> dict:
     """Open the watchers on ``target``, count the members' watchers, then write and time."""
     streams = args.watchers // PER_STREAM
-    per_process = [streams // args.processes + (i < streams % args.processes) for i in range(args.processes)]
+    per_process = [
+        streams // args.processes + (i < streams % args.processes) for i in range(args.processes)
+    ]
     ready: mp.Queue = mp.Queue()
     done: mp.Queue = mp.Queue()
     clients = [
@@ -133,6 +135,9 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=10000)
     parser.add_argument("--puts", type=int, default=100)
     parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument(
+        "--proxy", choices=("ours", "etcd"), default="ours", help="whose grpc-proxy to run"
+    )
     parser.add_argument("--direct", action="store_true", help="also run without the proxy")
     parser.add_argument("--profile", metavar="PATH", help="run the proxy under cProfile into PATH")
     args = parser.parse_args()
@@ -147,16 +152,21 @@ def main() -> None:
     proxy_addr = f"127.0.0.1:{port}"
     endpoints = ",".join(s.endpoint for s in servers)
     profiler = [sys.executable, "-m", "cProfile", "-o", args.profile] if args.profile else []
-    argv = [*profiler, procs.binary("twistd"), "--nodaemon", "--pidfile=", "etcd", "grpc-proxy", "start",
-            f"--endpoints={endpoints}", f"--listen-addr={proxy_addr}"]  # fmt: skip
+    flags = ["grpc-proxy", "start", f"--endpoints={endpoints}", f"--listen-addr={proxy_addr}"]
+    if args.proxy == "etcd":
+        argv = [procs.binary("etcd"), *flags, f"--data-dir={os.path.join(base, 'proxy')}"]
+    else:
+        argv = [*profiler, procs.binary("twistd"), "--nodaemon", "--pidfile=", "etcd", *flags]
     proxy = procs.spawn(argv, os.path.join(base, "proxy.log"))
     try:
-        _wait_http(f"http://{proxy_addr}/health", time.monotonic() + 30)
-        rows = [("grpc-proxy", run_once(proxy_addr, servers, args))]
+        _wait_http(f"http://{proxy_addr}/metrics", time.monotonic() + 30)
+        rows = [(f"{args.proxy} proxy", run_once(proxy_addr, servers, args))]
         if args.direct:
             rows.append(("direct", run_once(servers[1].endpoint, servers, args)))
         print(f"members: 3 x {args.kind}; {args.watchers} watchers on one key; {args.puts} puts")
-        print(f"{'path':<11} {'open s':>7} {'member watchers':>16} {'events':>9} {'s':>6} {'events/s':>9}")
+        print(
+            f"{'path':<11} {'open s':>7} {'member watchers':>16} {'events':>9} {'s':>6} {'events/s':>9}"
+        )
         for name, r in rows:
             print(
                 f"{name:<11} {r['open_s']:>7.1f} {r['member_watchers']:>16} {r['events']:>9}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +31,7 @@ from etcd_twisted.grpc.client import ClientCall
 from etcd_twisted.grpc.health import HealthService
 from etcd_twisted.listen import ListeningService
 from etcd_twisted.proxy.cache import RangeCache
+from etcd_twisted.proxy.discovery import DiscoveryError, discover_client_endpoints
 from etcd_twisted.proxy.flags import go_bool, go_duration, go_int, go_string, go_strings, go_uint
 from etcd_twisted.proxy.forward import register as register_forwarders
 from etcd_twisted.proxy.gateway import (
@@ -47,6 +48,7 @@ from etcd_twisted.proxy.services import (
     register_keep_alive,
     register_watch,
 )
+from etcd_twisted.proxy.tcp import Remote
 from etcd_twisted.proxy.upstream import Upstream, tcp_dialer
 from etcd_twisted.proxy.watch import WatchHub
 from etcd_twisted.sniff import SniffingFactory
@@ -166,7 +168,6 @@ class GrpcProxyConfig:
 
 #: Flags this proxy does not provide, each refused in one line when set.
 _NOT_PROVIDED: dict[str, str] = {
-    "discovery_srv": "DNS SRV discovery is not provided yet; give --endpoints",
     "enable_pprof": "pprof is Go's profiler; there is nothing to serve in etcd-twisted",
     "cert": "TLS to the members is not provided yet",
     "key": "TLS to the members is not provided yet",
@@ -358,13 +359,47 @@ class _Registration(Service):
 
 
 class GrpcProxyService(MultiService):
-    """The proxy: listeners, and the shared state behind them."""
+    """The proxy: listeners, and the shared state behind them.
 
-    def __init__(self, upstream: Upstream, hub: WatchHub, coalescer: KeepAliveCoalescer) -> None:
+    With ``discover`` (``--discovery-srv``), the members are looked up first and the
+    listeners start after; ``on_error`` gets the line if the lookup fails.
+    """
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        hub: WatchHub,
+        coalescer: KeepAliveCoalescer,
+        discover: Callable[[], Awaitable[list[Remote]]] | None = None,
+        on_error: Callable[[str], Any] | None = None,
+    ) -> None:
         super().__init__()
         self.upstream = upstream
         self.hub = hub
         self.coalescer = coalescer
+        self._discover = discover
+        self._on_error = on_error
+
+    def startService(self) -> None:
+        if self._discover is None:
+            super().startService()
+            return
+        Service.startService(self)
+        ensureDeferred(self._discover_then_start())
+
+    async def _discover_then_start(self) -> None:
+        assert self._discover is not None
+        try:
+            found = await self._discover()
+        except DiscoveryError as e:
+            if self._on_error is not None:
+                self._on_error(str(e))
+            return
+        if found:
+            self.upstream.members = [(r.target, r.port) for r in found]
+        log.info("proxying to {members}", members=self.upstream.members)
+        for child in self:
+            child.startService()
 
     def stopService(self) -> Any:
         d = super().stopService()
@@ -464,9 +499,14 @@ def _metrics_endpoint(reactor: Any, addr: str) -> Any:
     return listen_endpoint(reactor, parts.netloc if parts.scheme else addr)
 
 
-def build_grpc_proxy(config: GrpcProxyConfig, reactor: Any) -> GrpcProxyService:
+def build_grpc_proxy(
+    config: GrpcProxyConfig,
+    reactor: Any,
+    resolver: Any = None,
+    on_error: Callable[[str], Any] | None = None,
+) -> GrpcProxyService:
     """The proxy for ``config``. Raises :class:`GatewayError` with etcd's line for a bad
-    endpoint or listen address."""
+    endpoint or listen address. ``resolver`` (twisted.names) serves ``--discovery-srv``."""
     remotes = remotes_from_endpoints(config.endpoints)
     if not remotes:
         raise GatewayError("etcdclient: no available endpoints")
@@ -498,7 +538,20 @@ def build_grpc_proxy(config: GrpcProxyConfig, reactor: Any) -> GrpcProxyService:
     metrics.register(_ProxyCollector(cache, hub, coalescer))
     Gauge("etcd_grpc_proxy_up", "1 while the proxy runs", registry=metrics).set(1)
 
-    service = GrpcProxyService(upstream, hub, coalescer)
+    discover = None
+    if config.discovery_srv:
+
+        def discover() -> Awaitable[list[Remote]]:
+            return discover_client_endpoints(
+                reactor,
+                resolver,
+                config.discovery_srv,
+                config.discovery_srv_name,
+                config.insecure_discovery,
+                "",
+            )
+
+    service = GrpcProxyService(upstream, hub, coalescer, discover, on_error)
     grpc_factory = GrpcFactory(registry, reactor, max_receive_bytes=config.max_recv_bytes)
     site = _http_site(upstream, metrics)
     client = ListeningService(

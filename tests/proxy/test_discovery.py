@@ -7,6 +7,7 @@ from typing import Any
 
 from twisted.internet import defer, endpoints, reactor
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
 from twisted.names import client, common, dns, error, server
 from twisted.trial.unittest import TestCase
 
@@ -17,6 +18,7 @@ from etcd_twisted.proxy.discovery import (
 )
 from etcd_twisted.proxy.flags import parse_command
 from etcd_twisted.proxy.gateway import DiscoveringGateway, GatewayConfig
+from etcd_twisted.proxy.grpc_proxy import GrpcProxyConfig, build_grpc_proxy
 
 
 class SrvRecords(common.ResolverBase):
@@ -135,3 +137,49 @@ class DiscoveryTests(TestCase):
         self.assertEqual(
             [r.addr for r in service.proxy.remotes], [f"127.0.0.1:{echo.getHost().port}"]
         )
+
+
+class GrpcProxyDiscoveryTests(TestCase):
+    """grpc-proxy --discovery-srv, against the same loopback DNS server."""
+
+    timeout = 20
+    serve_dns = DiscoveryTests.serve_dns
+
+    async def test_grpc_proxy_uses_discovered_members(self) -> None:
+        """The proxy's members are the discovered ones; its port opens once they are known."""
+        resolver = self.serve_dns(
+            {
+                b"_etcd-client._tcp.example.test": [
+                    dns.Record_SRV(0, 0, 12379, b"127.0.0.1"),
+                    dns.Record_SRV(0, 0, 22379, b"127.0.0.1"),
+                ]
+            }
+        )
+        config = parse_command(
+            GrpcProxyConfig,
+            ["--discovery-srv=example.test", "--insecure-discovery", "--listen-addr=127.0.0.1:0",
+             "--endpoints=127.0.0.1:1"],
+        )  # fmt: skip
+        errors: list[str] = []
+        proxy = build_grpc_proxy(config, reactor, resolver, errors.append)
+        proxy.startService()
+        self.addCleanup(proxy.stopService)
+        (port,) = await proxy.listening()
+        self.assertGreater(port.getHost().port, 0)
+        self.assertEqual(proxy.upstream.members, [("127.0.0.1", 12379), ("127.0.0.1", 22379)])
+        self.assertEqual(errors, [])
+
+    async def test_grpc_proxy_discovery_failure(self) -> None:
+        """A failed lookup is reported in one line and nothing listens."""
+        resolver = self.serve_dns({})
+        config = parse_command(
+            GrpcProxyConfig, ["--discovery-srv=none.test", "--listen-addr=127.0.0.1:0"]
+        )
+        errors: list[str] = []
+        proxy = build_grpc_proxy(config, reactor, resolver, errors.append)
+        proxy.startService()
+        self.addCleanup(proxy.stopService)
+        while not errors:
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertTrue(errors[0].startswith("dns lookup errors"))
+        self.assertFalse(proxy.getServiceNamed("client").running)
