@@ -384,6 +384,35 @@ class Config:
         "false",
         "Persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.",
     )
+    # The v2 API and the v2 proxy are not provided: etcd 3.6 removed the v2 API, and the
+    # v2 proxy forwards only v2 requests (an HTTP/1 reverse proxy over the members' v2
+    # endpoints), so it would serve nothing here. v3 clients use `twistd etcd grpc-proxy`
+    # or `twistd etcd gateway`. The flags are accepted so etcd command lines parse; turning
+    # either on is refused in one line, and the --proxy-* timeouts, which only tune the v2
+    # proxy, are warned about when given.
+    enable_v2: bool = flag(
+        _parse_bool,
+        "false",
+        "Accept etcd V2 client requests. Deprecated and to be decommissioned in v3.6.",
+    )
+    proxy: str = flag(
+        _choice("off", "readonly", "on"), "off", "Proxy mode setting ('off', 'readonly' or 'on')."
+    )
+    proxy_failure_wait: int = flag(
+        _parse_uint, "5000", "Time (in milliseconds) an endpoint will be held in a failed state."
+    )
+    proxy_refresh_interval: int = flag(
+        _parse_uint, "30000", "Time (in milliseconds) of the endpoints refresh interval."
+    )
+    proxy_dial_timeout: int = flag(
+        _parse_uint, "1000", "Time (in milliseconds) for a dial to timeout."
+    )
+    proxy_write_timeout: int = flag(
+        _parse_uint, "5000", "Time (in milliseconds) for a write to timeout."
+    )
+    proxy_read_timeout: int = flag(
+        _parse_uint, "0", "Time (in milliseconds) for a read to timeout."
+    )
 
     config_file: str = ""
     warnings: tuple[str, ...] = ()
@@ -569,6 +598,11 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
             values[flag.attr] = flag.parse(flag.default) if flag.default != "${name}.etcd" else ""
     _apply_defaults(values, raw)
     _validate(values, sources)
+    warnings.extend(
+        f"--{name} has no effect: it tunes the v2 proxy, which is not provided"
+        for name in raw
+        if name.startswith("proxy-")
+    )
     return Config(**values, config_file=config_file, warnings=tuple(warnings))
 
 
@@ -609,6 +643,13 @@ def _validate(values: dict[str, Any], sources: Mapping[str, str]) -> None:
         raise ConfigError("--cert-file and --key-file must be given together")
     if bool(values["peer_cert_file"]) != bool(values["peer_key_file"]):
         raise ConfigError("--peer-cert-file and --peer-key-file must be given together")
+    if values["enable_v2"]:
+        raise ConfigError("--enable-v2: the v2 API is not provided (etcd 3.6 removed it)")
+    if values["proxy"] != "off":
+        raise ConfigError(
+            f"--proxy={values['proxy']}: the v2 proxy is not provided; "
+            "use 'twistd etcd grpc-proxy start' or 'twistd etcd gateway start'"
+        )
     if not values["listen_client_urls"]:
         raise ConfigError("--listen-client-urls must not be empty")
 

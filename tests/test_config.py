@@ -213,3 +213,28 @@ class DurationTests(SynchronousTestCase):
         """A bare number of periodic retention means hours."""
         self.assertEqual(config.periodic_retention("2"), 7200.0)
         self.assertEqual(config.periodic_retention("5m"), 300.0)
+
+
+class V2Tests(SynchronousTestCase):
+    def test_v2_flags_accepted_off(self) -> None:
+        """--enable-v2=false and --proxy off parse, with etcd's defaults."""
+        c = parse(["--enable-v2=false", "--proxy", "off"], {})
+        self.assertFalse(c.enable_v2)
+        self.assertEqual((c.proxy, c.proxy_failure_wait, c.proxy_dial_timeout), ("off", 5000, 1000))
+
+    def test_v2_refused(self) -> None:
+        """Turning on the v2 API or the v2 proxy is refused in one line naming the flag."""
+        for argv, start in (
+            (["--enable-v2"], "--enable-v2: the v2 API is not provided"),
+            (["--proxy", "readonly"], "--proxy=readonly: the v2 proxy is not provided"),
+            (["--proxy=on"], "--proxy=on: the v2 proxy is not provided"),
+        ):
+            with self.assertRaises(ConfigError) as e:
+                parse(argv, {})
+            self.assertTrue(str(e.exception).startswith(start), str(e.exception))
+
+    def test_proxy_timeouts_warned(self) -> None:
+        """A --proxy-* timeout is accepted with a warning that it has no effect."""
+        c = parse(["--proxy-dial-timeout", "200"], {})
+        self.assertEqual(c.proxy_dial_timeout, 200)
+        self.assertIn("--proxy-dial-timeout has no effect", " ".join(c.warnings))
