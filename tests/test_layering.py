@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "auth": 3,
     "membership": 3,
     "apply": 4,
+    "snapshot": 4,
     "server": 5,
     "grpc": 5,
     "sniff": 5,
@@ -38,6 +39,7 @@ LAYERS: dict[str, int] = {
     "api": 6,
     "metrics": 6,
     "embed": 7,
+    "proxy": 7,
     "tap": 8,
     "testing": 9,
 }

@@ -144,6 +144,39 @@ class GatewayTests(SynchronousTestCase):
             (code, json.loads(body)), (400, {"error": text, "code": 3, "message": text})
         )
 
+    def test_snapshot_route(self) -> None:
+        """/v3/maintenance/snapshot streams the Snapshot messages, one JSON line each."""
+        code, _, body = self.post("/v3/maintenance/snapshot", b"{}")
+        lines = [json.loads(line) for line in body.splitlines()]
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            lines,
+            [
+                {"result": {"remaining_bytes": "3", "blob": "YWI="}},
+                {"result": {"blob": "Y2Rl"}},
+                {"result": {"blob": "c2hh"}},
+            ],
+        )
+
+    def test_stream_errors(self) -> None:
+        """A stream failing before its first message answers with the error's HTTP status;
+        after one, the status stays 200 and the error is the last line (grpc-gateway's)."""
+        code, _, body = self.post(
+            "/v3/maintenance/snapshot", b"{}", {b"authorization": [b"nobody"]}
+        )
+        self.assertEqual(
+            (code, json.loads(body)),
+            (500, {"error": {"grpc_code": 2, "http_code": 500, "message":
+                             "auth: user name is empty", "http_status": "Internal Server Error"}}),
+        )  # fmt: skip
+        code, _, body = self.post("/v3/maintenance/snapshot", b"{}", {b"authorization": [b"fail"]})
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            json.loads(body.splitlines()[-1]),
+            {"error": {"grpc_code": 14, "http_code": 503, "message": "etcdserver: server stopped",
+                       "http_status": "Service Unavailable"}},
+        )  # fmt: skip
+
 
 class TLSTransport(StringTransport):
     def __init__(self, cert: object) -> None:
@@ -182,38 +215,6 @@ class CommonNameRefusalTests(SynchronousTestCase):
         request = CertificateRequest("alice")
         self.successResultOf(Gateway(registry).handle(request, "/v3/kv/range"))
         self.assertIsNone(request.responseCode)
-    def test_snapshot_route(self) -> None:
-        """/v3/maintenance/snapshot streams the Snapshot messages, one JSON line each."""
-        code, _, body = self.post("/v3/maintenance/snapshot", b"{}")
-        lines = [json.loads(line) for line in body.splitlines()]
-        self.assertEqual(code, 200)
-        self.assertEqual(
-            lines,
-            [
-                {"result": {"remaining_bytes": "3", "blob": "YWI="}},
-                {"result": {"blob": "Y2Rl"}},
-                {"result": {"blob": "c2hh"}},
-            ],
-        )
-
-    def test_stream_errors(self) -> None:
-        """A stream failing before its first message answers with the error's HTTP status;
-        after one, the status stays 200 and the error is the last line (grpc-gateway's)."""
-        code, _, body = self.post(
-            "/v3/maintenance/snapshot", b"{}", {b"authorization": [b"nobody"]}
-        )
-        self.assertEqual(
-            (code, json.loads(body)),
-            (500, {"error": {"grpc_code": 2, "http_code": 500, "message":
-                             "auth: user name is empty", "http_status": "Internal Server Error"}}),
-        )  # fmt: skip
-        code, _, body = self.post("/v3/maintenance/snapshot", b"{}", {b"authorization": [b"fail"]})
-        self.assertEqual(code, 200)
-        self.assertEqual(
-            json.loads(body.splitlines()[-1]),
-            {"error": {"grpc_code": 14, "http_code": 503, "message": "etcdserver: server stopped",
-                       "http_status": "Service Unavailable"}},
-        )  # fmt: skip
 
 
 class FakeRequest:
