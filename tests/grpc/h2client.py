@@ -166,7 +166,10 @@ class Harness:
         data = (
             message if isinstance(message, bytes) else encode_message(message.SerializeToString())
         )
-        self.client.send_data(sid, data, end_stream=end)
+        step = self.client.max_outbound_frame_size
+        for pos in range(0, max(len(data), 1), step):
+            last = pos + step >= len(data)
+            self.client.send_data(sid, data[pos : pos + step], end_stream=end and last)
         if flush:
             self.exchange()
 
