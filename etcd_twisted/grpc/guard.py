@@ -91,14 +91,19 @@ class InputGuard:
         #: The stream of a header block still waiting for END_HEADERS (0: none).
         self._block_stream = 0
         self._block_bytes = 0
+        #: Whole frames are held because ``receive`` was told to stop.
+        self.backlog = False
 
     @property
     def held(self) -> int:
         """Bytes received and not yet passed on (part of one frame at most)."""
         return len(self._held)
 
-    def receive(self, data: bytes) -> list[Item]:
-        """Whole frames (in runs of bytes) and reports, in order. Raises `FrameError`."""
+    def receive(self, data: bytes, max_frames: int = 1 << 62) -> list[Item]:
+        """Whole frames (in runs of bytes) and reports, in order, at most ``max_frames``
+        of them: `backlog` then says that whole frames are held for the next call
+        (with no more data, or more). Raises `FrameError`."""
+        self.backlog = False
         if self._held:
             data = self._held + data
             self._held = b""
@@ -117,6 +122,10 @@ class InputGuard:
         run = pos
         max_frame = self.max_frame_size
         while n - pos >= 9:
+            if not max_frames:
+                self.backlog = True
+                break
+            max_frames -= 1
             length = int.from_bytes(data[pos : pos + 3], "big")
             if length > max_frame:
                 raise FrameError(

@@ -93,6 +93,9 @@ DEFAULT_MAX_CONCURRENT_STREAMS = 10000
 #: Largest header block (HEADERS and CONTINUATION bytes) accepted; h2 advertises
 #: the same as SETTINGS_MAX_HEADER_LIST_SIZE.
 MAX_HEADER_BLOCK = 1 << 16
+#: Frames read in one reactor turn; more wait for the next turn (with the socket
+#: not read meanwhile), so that a burst of small frames cannot hold the reactor.
+FRAMES_PER_TURN = 256
 #: Seconds a connection gets to close cleanly before it is aborted.
 ABORT_TIMEOUT = 5.0
 
@@ -186,6 +189,7 @@ class GrpcProtocol(Protocol):
         self._in_receive = False
         self._flush_pending = False
         self._paused = False
+        self._input_held = False
         self._lost = False
         self._goaway_sent = False
         self._peer_gone = False
@@ -238,7 +242,7 @@ class GrpcProtocol(Protocol):
         dispatch = self._dispatch
         self._in_receive = True
         try:
-            for item in self._guard.receive(data):
+            for item in self._guard.receive(data, FRAMES_PER_TURN):
                 if type(item) is bytes:
                     for event in self._receive(item):
                         handler = dispatch.get(type(event))
@@ -265,6 +269,20 @@ class GrpcProtocol(Protocol):
         finally:
             self._in_receive = False
         self._flush()
+        if self._guard.backlog:
+            if not self._input_held:
+                self._input_held = True
+                self.transport.pauseProducing()
+                self._clock.callLater(0, self._read_backlog)
+
+    def _read_backlog(self) -> None:
+        """Read the frames a burst left for this turn; read the socket again once done."""
+        if self._lost or self._closing:
+            return
+        self._input_held = False
+        self.dataReceived(b"")
+        if not self._input_held and not self._paused:
+            self.transport.resumeProducing()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
@@ -291,7 +309,8 @@ class GrpcProtocol(Protocol):
 
     def resumeProducing(self) -> None:
         self._paused = False
-        self.transport.resumeProducing()
+        if not self._input_held:
+            self.transport.resumeProducing()
         self._flush()
 
     def stopProducing(self) -> None:
@@ -380,9 +399,6 @@ class GrpcProtocol(Protocol):
     def _open_call(self, sid: int, request: _Request | tuple[bytes, GrpcError]) -> None:
         h2 = self._h2
         calls = self._calls
-        if len(h2.streams) > 2 * len(calls) + 64:
-            # Closed streams leave h2's table only when h2 counts the open ones.
-            h2.open_inbound_streams  # noqa: B018
         if (
             self._goaway_sent
             or self._peer_gone
@@ -498,6 +514,11 @@ class GrpcProtocol(Protocol):
         self._write_pending()
         for call in written:
             call.written()
+        h2 = self._h2
+        if len(h2.streams) > 2 * len(self._calls) + 64:
+            # Closed streams leave h2's table only when h2 counts the open ones
+            # (amortized O(1) a stream, as at least as many closed since the last time).
+            h2.open_inbound_streams  # noqa: B018
         if (self._goaway_sent or self._peer_gone) and not self._calls and not self._closing:
             if not self._goaway_sent:
                 self._send_goaway()
