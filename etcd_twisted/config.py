@@ -246,6 +246,12 @@ FLAGS: tuple[Flag, ...] = (
         "Maximum client request size in bytes the server will accept.",
     ),
     Flag(
+        "max-concurrent-streams",
+        _parse_uint,
+        "10000",  # etcd: 4294967295 (unlimited); each open stream holds a few KiB
+        "Maximum concurrent streams that each client can open at a time.",
+    ),
+    Flag(
         "grpc-keepalive-min-time",
         parse_duration,
         "5s",
@@ -401,6 +407,7 @@ class Config:
     backend_batch_limit: int
     max_txn_ops: int
     max_request_bytes: int
+    max_concurrent_streams: int
     grpc_keepalive_min_time: float
     grpc_keepalive_interval: float
     grpc_keepalive_timeout: float

@@ -111,7 +111,10 @@ class EtcdService(MultiService):
         lock_api.register(self.registry, self.server)
         election_api.register(self.registry, self.server)
         self.grpc_factory = GrpcFactory(
-            self.registry, reactor, max_receive_bytes=config.max_receive_bytes
+            self.registry,
+            reactor,
+            max_receive_bytes=config.max_receive_bytes,
+            max_concurrent_streams=config.max_concurrent_streams,
         )
         self.http_api = HttpApi(
             self.metrics, self._health, Gateway(self.registry), self.server.cluster_version
