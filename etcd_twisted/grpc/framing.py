@@ -104,15 +104,14 @@ class MessageDecoder:
 def gunzip(data: bytes, limit: int) -> bytes:
     """A gzip-compressed message, no larger than ``limit`` bytes once decompressed;
     errors worded as grpc-go's (with Go's gzip reader)."""
-    # grpc-go first believes the size in the gzip trailer, then reads limit + 1 at most.
-    if len(data) >= 4:
-        size = int.from_bytes(data[-4:], "little")
-        if size > limit:
-            raise _too_large(size, limit)
     if len(data) < 10:
         raise _corrupt("unexpected EOF" if data else "EOF")
     if data[:3] != b"\x1f\x8b\x08":
         raise _corrupt("gzip: invalid header")
+    # grpc-go then believes the size in the gzip trailer, and reads limit + 1 at most.
+    size = int.from_bytes(data[-4:], "little")
+    if size > limit:
+        raise _too_large(size, limit)
     inflater = zlib.decompressobj(wbits=31)
     try:
         out = inflater.decompress(data, limit + 1)
