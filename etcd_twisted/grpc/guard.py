@@ -176,6 +176,8 @@ class InputGuard:
                 out.append(ZeroWindowUpdate(sid))
                 run = end
             pos = end
+        if not self._settings_seen and n - pos >= 4 and data[pos + 3] != _SETTINGS:
+            raise FrameError(ErrorCodes.PROTOCOL_ERROR, "the first frame is not SETTINGS")
         if run < pos:
             out.append(data[run:pos] if run or pos < n else data)
         if pos < n:
