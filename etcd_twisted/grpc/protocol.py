@@ -93,6 +93,13 @@ DEFAULT_MAX_CONCURRENT_STREAMS = 10000
 #: Largest header block (HEADERS and CONTINUATION bytes) accepted; h2 advertises
 #: the same as SETTINGS_MAX_HEADER_LIST_SIZE.
 MAX_HEADER_BLOCK = 1 << 16
+#: Seconds a connection may stay without calls before it gets GOAWAY and is closed
+#: (grpc-go's MaxConnectionIdle; etcd leaves it unlimited). Clients reconnect when
+#: they next call; a connection with a watch or keep-alive stream is never idle.
+DEFAULT_IDLE_TIMEOUT = 300.0
+#: Seconds after the connection is routed to HTTP/2 for the client's preface and
+#: SETTINGS (grpc-go's ConnectionTimeout is 120 s for the whole handshake).
+DEFAULT_PREFACE_TIMEOUT = 10.0
 #: Frames read in one reactor turn; more wait for the next turn (with the socket
 #: not read meanwhile), so that a burst of small frames cannot hold the reactor.
 FRAMES_PER_TURN = 256
@@ -750,8 +757,8 @@ class GrpcFactory(Factory):
         clock: IReactorTime,
         max_receive_bytes: int = 4 * 1024 * 1024,
         max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS,
-        idle_timeout: float | None = None,
-        preface_timeout: float = 10.0,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        preface_timeout: float = DEFAULT_PREFACE_TIMEOUT,
         fast_path: bool = FAST_PATH,
     ) -> None:
         if fast_path and not FAST_PATH:

@@ -330,7 +330,7 @@ class DeadlineTests(HarnessCase):
 
     def test_finished_call_cancels_timer(self) -> None:
         """A call that completes leaves no deadline timer behind."""
-        h = self.harness(echo_registry())
+        h = self.harness(echo_registry(), idle_timeout=None)
         h.call(ECHO, Msg(), [(b"grpc-timeout", b"5S")])
         self.assertEqual(h.clock.getDelayedCalls(), [])
 

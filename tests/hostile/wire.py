@@ -85,7 +85,9 @@ class RawConnection:
             frame.parse_body(memoryview(data[pos + 9 : pos + 9 + length]))
             pos += 9 + length
             if isinstance(frame, HeadersFrame):
-                out.append(("HEADERS", frame.stream_id, dict(self.decoder.decode(frame.data, raw=True))))
+                out.append(
+                    ("HEADERS", frame.stream_id, dict(self.decoder.decode(frame.data, raw=True)))
+                )
             elif isinstance(frame, DataFrame):
                 out.append(("DATA", frame.stream_id, bytes(frame.data)))
             elif isinstance(frame, GoAwayFrame):
