@@ -261,6 +261,10 @@ class Config:
         "1572864",
         "Maximum client request size in bytes the server will accept.",
     )
+    #: etcd's default is 4294967295 (unlimited); each open stream holds a few KiB here.
+    max_concurrent_streams: int = flag(
+        _parse_uint, "10000", "Maximum concurrent streams that each client can open at a time."
+    )
     grpc_keepalive_min_time: float = flag(
         parse_duration,
         "5s",

@@ -104,7 +104,10 @@ class EtcdService(MultiService):
         lock_api.register(self.registry, self.server)
         election_api.register(self.registry, self.server)
         self.grpc_factory = GrpcFactory(
-            self.registry, reactor, max_receive_bytes=config.max_receive_bytes
+            self.registry,
+            reactor,
+            max_receive_bytes=config.max_receive_bytes,
+            max_concurrent_streams=config.max_concurrent_streams,
         )
         gateway = Gateway(
             self.registry, lambda: config.client_cert_auth and self.server.state.auth.enabled

@@ -32,6 +32,12 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(c.auto_compaction_mode, "periodic")
         self.assertEqual(c.auth_token, "simple")
 
+    def test_max_concurrent_streams(self) -> None:
+        """--max-concurrent-streams defaults to 10000 (etcd's is unlimited) and is settable."""
+        self.assertEqual(parse([], {}).max_concurrent_streams, 10000)
+        c = parse(["--max-concurrent-streams", "50"], {})
+        self.assertEqual(c.max_concurrent_streams, 50)
+
     def test_derived_values(self) -> None:
         """Quota 0 means 2 GiB; receive limit is request limit + 512 KiB; ticks derive."""
         c = parse(["--data-dir", "/d"], {})
