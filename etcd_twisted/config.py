@@ -369,6 +369,12 @@ FLAGS: tuple[Flag, ...] = (
         "false",
         "Persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.",
     ),
+    Flag(
+        "unsafe-no-fsync",
+        _parse_bool,
+        "false",
+        "Disables fsync, unsafe, will cause data loss.",
+    ),
 )
 
 FLAGS_BY_NAME: dict[str, Flag] = {flag.name: flag for flag in FLAGS}
@@ -435,6 +441,7 @@ class Config:
     experimental_watch_progress_notify_interval: float
     experimental_snapshot_catchup_entries: int
     experimental_enable_lease_checkpoint: bool
+    unsafe_no_fsync: bool
     config_file: str = ""
     warnings: tuple[str, ...] = ()
 
