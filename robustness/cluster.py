@@ -32,7 +32,7 @@ from twisted.python.failure import Failure
 
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
 from etcd_twisted.testing import free_ports
-from robustness.proxy import PeerProxy, Rule
+from etcd_twisted.testing.proxy import PeerProxy, Rule
 
 BIN_DIR = os.path.dirname(sys.executable)
 #: Reconnect quickly after a member restarts.
