@@ -52,7 +52,7 @@ class ClusterError(Exception):
 async def wait_healthy(
     reactor: Any, gateway: Gateway, child: Child, timeout: float = 30.0
 ) -> dict[str, Any]:
-    """Poll until the member behind ``gateway`` is healthy (it knows a leader); its status.
+    """Poll until the member behind ``gateway`` knows a leader; its status.
 
     Fails (ClusterError with the log's tail) when ``child`` exits or time runs out."""
     pool = reactor.getThreadPool()
@@ -60,11 +60,9 @@ async def wait_healthy(
     while reactor.seconds() < deadline:
         if not child.running:
             raise ClusterError(f"exited (code {child.exit}); log tail:\n{child.log_tail()}")
-        if await deferToThreadPool(reactor, pool, gateway.healthy, 0.5):
-            try:
-                return await deferToThreadPool(reactor, pool, gateway.status)
-            except (OSError, GatewayError):
-                pass
+        status = await deferToThreadPool(reactor, pool, gateway.ready_status)
+        if status is not None:
+            return status
         await deferLater(reactor, POLL_INTERVAL, lambda: None)
     raise ClusterError(f"not healthy after {timeout:.0f}s; log tail:\n{child.log_tail()}")
 

@@ -68,9 +68,12 @@ class Gateway:
         except ValueError:
             return response.status, {"message": raw.decode(errors="replace")}
 
-    def call(self, path: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
+    def call(
+        self, path: str, body: dict[str, Any] | None = None, token: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:  # fmt: skip
         """POST ``body`` to ``/v3/<path>``; the decoded answer, or GatewayError."""
-        status, answer = self._request("POST", "/v3/" + path, body or {}, token)
+        status, answer = self._request("POST", "/v3/" + path, body or {}, token, timeout)
         if status != 200:
             raise GatewayError(
                 status, int(answer.get("code", 2)), answer.get("message", answer.get("error", ""))
@@ -84,6 +87,15 @@ class Gateway:
         except OSError:
             return False
         return status == 200 and answer.get("health") == "true"
+
+    def ready_status(self, timeout: float = 1.0) -> dict[str, Any] | None:
+        """Maintenance.Status once the member answers and knows a leader, else None (a member
+        under the NOSPACE alarm is ready too, though ``/health`` calls it unhealthy)."""
+        try:
+            status = self.call("maintenance/status", timeout=timeout)
+        except (OSError, GatewayError):
+            return None
+        return status if int(status.get("leader", 0)) else None
 
     # --- keys
 
