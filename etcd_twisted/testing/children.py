@@ -37,6 +37,14 @@ def kill_all() -> None:
 atexit.register(kill_all)
 
 
+def stop_all(grace: float = 5.0) -> None:
+    """Stop every running child gracefully (blocking), newest first."""
+    with _LOCK:
+        live = sorted(_LIVE, key=lambda child: -child.pid)
+    for child in live:
+        child.stop(grace)
+
+
 class Child:
     """One run of a program: ``start``, then ``signal``/``stop``/``kill``; start again to rerun."""
 
