@@ -171,7 +171,7 @@ class Gateway:
                  "alarm": alarm.get("alarm", "NONE")},
             )  # fmt: skip
 
-    def fill_quota(self, value_bytes: int = 1024 * 1024, limit: int = 4096) -> int:
+    def fill_quota(self, value_bytes: int = 256 * 1024, limit: int = 16384) -> int:
         """Write ``value_bytes`` values under ``__fill_quota/`` until the member answers
         NOSPACE (the alarm is then raised); how many writes it took. Gives up (RuntimeError)
         after ``limit`` writes: start the member with a small ``--quota-backend-bytes``."""
