@@ -34,6 +34,7 @@ from etcd_twisted.testing.gateway import NOSPACE, Gateway, GatewayError
 from etcd_twisted.testing.inprocess import InProcessMember, start_member
 from etcd_twisted.testing.ports import free_ports
 from etcd_twisted.testing.proxy import PeerProxy, Rule
+from etcd_twisted.testing.trial import EtcdTestMixin
 
 __all__ = [
     "FAST_FLAGS",
@@ -42,6 +43,7 @@ __all__ = [
     "BlockingCluster",
     "Child",
     "ChildMember",
+    "EtcdTestMixin",
     "Cluster",
     "ClusterError",
     "Gateway",

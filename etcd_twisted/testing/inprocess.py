@@ -111,7 +111,8 @@ async def start_member(
     service.startService()
     await service.client_ports()
     deadline = reactor.seconds() + timeout
-    while not service.server.is_leader:
+    # Ready as etcd's ReadyNotify: leader, and the cluster version committed.
+    while not (service.server.is_leader and service.server.cluster_version()):
         if reactor.seconds() > deadline:
             await service.stopService()
             raise TimeoutError(f"the in-process member elected no leader within {timeout}s")

@@ -2,8 +2,8 @@
 
 * ``await self.start_etcd()`` — an in-process member on the global reactor, fast mode,
   stopped in the test's cleanup.
-* ``await self.shared_etcd()`` — one in-process member for the whole trial run, emptied
-  before it is returned (a few milliseconds instead of a start per test).
+* ``await self.shared_etcd()`` — one member (a child process) for the whole trial run,
+  emptied before it is returned (milliseconds instead of a start per test).
 * ``await self.start_etcd_cluster(size=3)`` — child processes with fault handles
   (:class:`~etcd_twisted.testing.Cluster`), stopped in the cleanup.
 """
@@ -11,23 +11,26 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 
 from etcd_twisted.testing.cluster import Cluster
 from etcd_twisted.testing.inprocess import InProcessMember, start_member
 
-_shared: InProcessMember | None = None
+#: The run's shared member: a child process, since trial closes every socket a test leaves
+#: open in its own reactor.
+_shared: Cluster | None = None
 
 
-async def _stop_shared() -> None:
-    global _shared
-    member, _shared = _shared, None
-    if member is not None:
-        await member.stop()
+def _stop_shared() -> None:
+    if _shared is not None:
+        for m in _shared.members:
+            m.child.stop()
+        shutil.rmtree(_shared.base_dir, ignore_errors=True)
 
 
 class EtcdTestMixin:
@@ -39,14 +42,14 @@ class EtcdTestMixin:
         self.addCleanup(member.stop)  # type: ignore[attr-defined]
         return member
 
-    async def shared_etcd(self, root_password: str | None = "root") -> InProcessMember:
-        """The run's shared in-process member, emptied for this test."""
+    async def shared_etcd(self, root_password: str | None = "root") -> Cluster:
+        """The run's shared member (one child process, started on first use), emptied for
+        this test: keys, leases, users, roles, auth and alarms."""
         global _shared
-        if _shared is None or not _shared.service.running:
-            _shared = await start_member(reactor)
-            reactor.addSystemEventTrigger(
-                "before", "shutdown", lambda: Deferred.fromCoroutine(_stop_shared())
-            )
+        if _shared is None or not _shared.members[0].running:
+            _shared = Cluster(reactor, tempfile.mkdtemp(prefix="etcd-twisted-shared-"), 1)
+            reactor.addSystemEventTrigger("before", "shutdown", _stop_shared)
+            await _shared.start()
         else:
             await _shared.reset(root_password)
         return _shared
