@@ -29,7 +29,7 @@ class PytestPluginTests(TestCase):
         """Every fixture, marker and scope works under pytest with our server."""
         code, out = await run_python("-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", SUITE)
         self.assertEqual(code, 0, out[-5000:])
-        self.assertIn("11 passed", out)
+        self.assertIn("14 passed", out)
         self.assertIn("KIND ours twistd", out)
 
     async def test_fixtures_on_real_etcd(self) -> None:

@@ -116,3 +116,14 @@ def test_kind_option(etcd, pytestconfig):
     assert status["version"].startswith("3.5"), status
     assert kind in ("ours", "etcd")
     print(f"KIND {kind} {os.path.basename(etcd.members[0].child.argv[0])}")
+
+
+@pytest.mark.parametrize("client", ["etcd3", "etcd3gw", "aetcd"])
+def test_clients(etcd, client):
+    """python-etcd3, etcd3gw and aetcd (each from its own venv) pass their checks."""
+    from tests.support.client_venvs import check_argv
+
+    done = subprocess.run(check_argv(client, etcd.members[0].endpoint), capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "ok put-get" in done.stdout and "ok watch" in done.stdout
