@@ -40,8 +40,17 @@ class PackagingTests(TestCase):
         (no download); the project itself comes only from the wheel."""
         tmp = os.path.abspath(self.mktemp())
         wheels, venv = os.path.join(tmp, "wheels"), os.path.join(tmp, "venv")
-        await run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                   "-w", wheels, ROOT], tmp if os.makedirs(tmp) is None else tmp)  # fmt: skip
+        os.makedirs(tmp)
+        pip_wheel = [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+        ]
+        await run([*pip_wheel, "-w", wheels, ROOT], tmp)
         (wheel,) = glob.glob(os.path.join(wheels, "etcd_twisted-*.whl"))
         base = getattr(sys, "_base_executable", sys.executable)
         await run([base, "-m", "venv", venv], tmp)
