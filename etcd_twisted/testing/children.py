@@ -1,6 +1,6 @@
 """Child processes that cannot outlive the test run.
 
-A :class:`Child` is a ``subprocess.Popen`` whose output is appended to a log file, in
+A :class:`Child` is a process whose output is appended to a log file, in
 its own session (the terminal's Ctrl-C reaches only the parent, which stops it). A
 thread per child waits for the exit, so both blocking code (``wait``) and Twisted
 code (``ended(reactor)``, a Deferred) learn of it without SIGCHLD handlers, which a
@@ -54,9 +54,10 @@ class Child:
         self.argv = list(argv)
         self.log_path = log_path
         self.env = dict(env or {})
-        self.proc: subprocess.Popen[bytes] | None = None
         self.exit: int | None = None
         self.starts = 0
+        self._pid: int | None = None
+        self._done = threading.Event()
         self._exit_hooks: list[Callable[[int], None]] = []
 
     def start(self) -> None:
@@ -65,41 +66,48 @@ class Child:
             raise RuntimeError(f"{self.argv[0]} is already running")
         self.starts += 1
         self.exit = None
-        env = {**os.environ, **self.env}
-        with open(self.log_path, "ab") as log:
-            if self.starts > 1:
+        self._done = threading.Event()
+        if self.starts > 1:
+            with open(self.log_path, "ab") as log:
                 log.write(f"\n=== start {self.starts}\n".encode())
-                log.flush()
+        pid = self._launch()
+        with _LOCK:
+            self._pid = pid
+            if self.exit is None:  # else it has already exited and been reaped
+                _LIVE.add(self)
+
+    def _launch(self) -> int:
+        """Start the process (output appended to the log, own session); its pid. Whoever
+        reaps it calls ``_exited``."""
+        with open(self.log_path, "ab") as log:
             proc = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env={**os.environ, **self.env},
                 start_new_session=True,
             )
-        self.proc = proc
-        with _LOCK:
-            _LIVE.add(self)
-        threading.Thread(target=self._reap, args=(proc,), daemon=True).start()
+        threading.Thread(target=lambda: self._exited(proc.wait()), daemon=True).start()
+        return proc.pid
 
-    def _reap(self, proc: subprocess.Popen[bytes]) -> None:
-        code = proc.wait()
+    def _exited(self, code: int) -> None:
         with _LOCK:
             _LIVE.discard(self)
             self.exit = code
             hooks, self._exit_hooks = self._exit_hooks, []
+            self._done.set()
         for hook in hooks:
             hook(code)
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None, "not started"
-        return self.proc.pid
+        assert self._pid is not None, "not started"
+        return self._pid
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.exit is None
+        return self._pid is not None and self.exit is None
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` if the program still runs."""
@@ -113,12 +121,10 @@ class Child:
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for the exit (blocking); the exit code, or None after ``timeout``."""
-        if self.proc is None:
+        if self._pid is None:
             return None
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        self._done.wait(timeout)
+        return self.exit
 
     def stop(self, grace: float = 10.0) -> int | None:
         """SIGCONT, SIGTERM, then SIGKILL after ``grace`` seconds (blocking); the exit code."""
@@ -136,7 +142,7 @@ class Child:
         """A Deferred that fires (in the reactor thread) with the exit code."""
         with _LOCK:
             if not self.running:
-                return succeed(self.exit if self.proc is not None else None)
+                return succeed(self.exit)
             d: Deferred[int | None] = Deferred()
             self._exit_hooks.append(lambda code: reactor.callFromThread(d.callback, code))
         return d

@@ -6,7 +6,8 @@ log file under ``base_dir``. With ``proxies`` (the default for more than one mem
 every member's peer port sits behind a :class:`~etcd_twisted.testing.proxy.PeerProxy`
 that it advertises, so the harness owns every byte between members: ``partition`` and
 ``heal`` work by rules on those proxies. ``fast`` adds ``--unsafe-no-fsync`` and short
-election timers (ours only; real etcd keeps its defaults).
+election timers (ours only; real etcd keeps its defaults), and forks members from a warm
+fork server (:mod:`~etcd_twisted.testing.forkserver`) instead of starting interpreters.
 
 Every handle is async: ``await cluster.leader()``, ``await cluster.kill(m)``,
 ``await cluster.restart(m)``; calls to the members go through their JSON gateway on a
@@ -30,6 +31,7 @@ from twisted.internet.threads import deferToThreadPool
 
 from etcd_twisted.testing.children import Child, kill_all
 from etcd_twisted.testing.commands import FAST_FLAGS, Address, initial_cluster, server_argv
+from etcd_twisted.testing.forkserver import ForkedChild
 from etcd_twisted.testing.gateway import Gateway, GatewayError
 from etcd_twisted.testing.ports import free_ports
 from etcd_twisted.testing.proxy import PeerProxy, Rule
@@ -127,6 +129,7 @@ class Cluster:
         env: dict[str, str] | None = None,
         prefix: Sequence[str] = (),
         rng: random.Random | None = None,
+        fork: bool | None = None,
     ) -> None:
         self.reactor = reactor
         self.base_dir = os.path.abspath(base_dir)
@@ -136,6 +139,8 @@ class Cluster:
         self.token = token
         self.env = dict(env or {})
         self.prefix = list(prefix)
+        #: Fork members from the warm fork server (default: our server in fast mode).
+        self.fork = (kind == "ours" and fast and not prefix) if fork is None else fork
         self.rng = rng or random.Random()
         self.members: list[ChildMember] = []
         #: Members taken out by ``replace``.
@@ -157,7 +162,8 @@ class Cluster:
             proxy = PeerProxy(self.reactor, peer, random.Random(self.rng.random()))
             address.advertised_peer_port = proxy.listen(0)
         log = os.path.join(self.base_dir, f"{name}.log")
-        return ChildMember(address, Child([], log, self.env), proxy)
+        child = ForkedChild([], log, self.env) if self.fork else Child([], log, self.env)
+        return ChildMember(address, child, proxy)
 
     # --- addresses
 
