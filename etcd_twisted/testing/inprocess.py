@@ -16,16 +16,18 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 
 from etcd_twisted.config import parse
-from etcd_twisted.embed import EtcdService, build_service
 from etcd_twisted.testing.commands import FAST_FLAGS, Address
 from etcd_twisted.testing.gateway import Gateway
 from etcd_twisted.testing.ports import free_ports
+
+if TYPE_CHECKING:
+    from etcd_twisted.embed import EtcdService
 
 T = TypeVar("T")
 
@@ -101,6 +103,8 @@ async def start_member(
 
     ``data_dir`` defaults to a new temporary directory, removed by ``stop``; ``extra``
     holds more etcd flags (``--quota-backend-bytes``, ``--auth-token`` …)."""
+    from etcd_twisted.embed import build_service  # the server's imports install a reactor
+
     owns = data_dir is None
     if data_dir is None:
         data_dir = tempfile.mkdtemp(prefix="etcd-twisted-")

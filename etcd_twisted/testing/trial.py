@@ -16,14 +16,19 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet import reactor
-
 from etcd_twisted.testing.cluster import Cluster
 from etcd_twisted.testing.inprocess import InProcessMember, start_member
 
 #: The run's shared member: a child process, since trial closes every socket a test leaves
 #: open in its own reactor.
 _shared: Cluster | None = None
+
+
+def _reactor() -> Any:
+    """The global reactor, imported on use: importing the kit installs no reactor."""
+    from twisted.internet import reactor
+
+    return reactor
 
 
 def _stop_shared() -> None:
@@ -38,7 +43,7 @@ class EtcdTestMixin:
 
     async def start_etcd(self, extra: Sequence[str] = (), fast: bool = True) -> InProcessMember:
         """An in-process member for this test."""
-        member = await start_member(reactor, extra=extra, fast=fast)
+        member = await start_member(_reactor(), extra=extra, fast=fast)
         self.addCleanup(member.stop)  # type: ignore[attr-defined]
         return member
 
@@ -46,6 +51,7 @@ class EtcdTestMixin:
         """The run's shared member (one child process, started on first use), emptied for
         this test: keys, leases, users, roles, auth and alarms."""
         global _shared
+        reactor = _reactor()
         if _shared is None or not _shared.members[0].running:
             _shared = Cluster(reactor, tempfile.mkdtemp(prefix="etcd-twisted-shared-"), 1)
             reactor.addSystemEventTrigger("before", "shutdown", _stop_shared)
@@ -57,6 +63,6 @@ class EtcdTestMixin:
     async def start_etcd_cluster(self, size: int = 3, **options: Any) -> Cluster:
         """``size`` members as child processes (options as :class:`Cluster`'s)."""
         base = os.path.abspath(self.mktemp())  # type: ignore[attr-defined]
-        cluster = Cluster(reactor, base, size, **options)
+        cluster = Cluster(_reactor(), base, size, **options)
         self.addCleanup(cluster.stop)  # type: ignore[attr-defined]
         return await cluster.start()
