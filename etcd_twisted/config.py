@@ -418,6 +418,9 @@ class Config:
         _parse_uint, "0", "Time (in milliseconds) for a read to timeout."
     )
 
+    unsafe_no_fsync: bool = flag(
+        _parse_bool, "false", "Disables fsync, unsafe, will cause data loss."
+    )
     config_file: str = ""
     warnings: tuple[str, ...] = ()
 

@@ -31,6 +31,12 @@ class DefaultsTests(SynchronousTestCase):
         self.assertTrue(c.strict_reconfig_check)
         self.assertEqual(c.auto_compaction_mode, "periodic")
         self.assertEqual(c.auth_token, "simple")
+        self.assertFalse(c.unsafe_no_fsync)
+
+    def test_unsafe_no_fsync(self) -> None:
+        """--unsafe-no-fsync, as a bare boolean or from ETCD_UNSAFE_NO_FSYNC, turns fsync off."""
+        self.assertTrue(parse(["--unsafe-no-fsync"], {}).unsafe_no_fsync)
+        self.assertTrue(parse([], {"ETCD_UNSAFE_NO_FSYNC": "true"}).unsafe_no_fsync)
 
     def test_max_concurrent_streams(self) -> None:
         """--max-concurrent-streams defaults to 10000 (etcd's is unlimited) and is settable."""
