@@ -313,6 +313,12 @@ FLAGS: tuple[Flag, ...] = (
         "Interpret 'auto-compaction-retention' as periodic (a duration) or revision.",
     ),
     Flag("enable-grpc-gateway", _parse_bool, "true", "Enable GRPC gateway."),
+    Flag(
+        "enable-dashboard",
+        _parse_bool,
+        "true",
+        "Serve the built-in web dashboard at /ui/ on the client port.",
+    ),
     Flag("cert-file", _parse_str, "", "Path to the client server TLS cert file."),
     Flag("key-file", _parse_str, "", "Path to the client server TLS key file."),
     Flag("client-cert-auth", _parse_bool, "false", "Enable client cert authentication."),
@@ -414,6 +420,7 @@ class Config:
     auto_compaction_retention: str
     auto_compaction_mode: str
     enable_grpc_gateway: bool
+    enable_dashboard: bool
     cert_file: str
     key_file: str
     client_cert_auth: bool

@@ -46,6 +46,7 @@ from etcd_twisted.peer.transport import Transport
 from etcd_twisted.server.bootstrap import bootstrap
 from etcd_twisted.server.etcd_server import EtcdServer
 from etcd_twisted.sniff import SniffingFactory
+from etcd_twisted.ui.dashboard import Dashboard
 
 #: Seconds in-flight calls get to finish after GOAWAY on shutdown.
 SHUTDOWN_GRACE = 5.0
@@ -114,7 +115,11 @@ class EtcdService(MultiService):
             self.registry, reactor, max_receive_bytes=config.max_receive_bytes
         )
         self.http_api = HttpApi(
-            self.metrics, self._health, Gateway(self.registry), self.server.cluster_version
+            self.metrics,
+            self._health,
+            Gateway(self.registry),
+            self.server.cluster_version,
+            Dashboard(self._client_urls) if config.enable_dashboard else None,
         )
         self.raft = ServerService(self.server)
         self.transport = self._build_transport()
@@ -271,6 +276,10 @@ class EtcdService(MultiService):
             "The current revision of store.",
             lambda: server.kv.current_rev,
         )
+
+    def _client_urls(self) -> list[str]:
+        """Every member's client URLs (the dashboard may fetch each member's status)."""
+        return [url for m in self.server.cluster.members.values() for url in m.client_urls]
 
     def _health(self, serializable: bool) -> tuple[bool, str]:
         return self.server.health()
