@@ -46,6 +46,7 @@ session.onLoginNeeded(() => {
   authRequired = true;
   logout();
   watch.reset();
+  keys.reset();
   showSession();
   $('login-error').textContent = 'Please log in (no token, or it expired).';
   showView('login');
@@ -69,6 +70,7 @@ $('login-form').addEventListener('submit', async (event) => {
 $('logout').addEventListener('click', () => {
   logout();
   watch.reset();
+  keys.reset();
   showSession();
   route();
 });

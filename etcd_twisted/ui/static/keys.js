@@ -209,6 +209,14 @@ async function put(event) {
   await browse();
 }
 
+/** Forget what the last user saw (on logout). */
+export function reset() {
+  rootPrefix = new Uint8Array();
+  $('tree').replaceChildren();
+  $('key-detail').replaceChildren(h('p', { class: 'muted' }, 'Select a key.'));
+  for (const id of ['browse-prefix', 'put-key', 'put-value', 'put-lease']) $(id).value = '';
+}
+
 export function setUp() {
   $('browse-form').addEventListener('submit', (event) => {
     event.preventDefault();

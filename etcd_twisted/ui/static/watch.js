@@ -46,6 +46,7 @@ function addRows(rows) {
 function onMessage(result, prefixText) {
   if (result.created) state(`Watching ${prefixText} from revision ${Number(result.header.revision) + 1}.`);
   if (result.canceled) {
+    stop();
     state(`Watch canceled: ${result.cancel_reason || 'by the server'}${result.compact_revision ? ` (compacted at ${result.compact_revision})` : ''}.`);
     return;
   }
