@@ -5,7 +5,8 @@ keyed by its relative path; a request is answered only by an exact match in that
 table, so no request path ever reaches the file system. ``/ui/`` is ``index.html``
 (revalidated on every load: ``no-cache`` with an ETag); the other files live under
 ``/ui/v/<version>/`` where the version is a digest of all the files, so they are
-cached for a year as immutable and a new release changes their URLs.
+cached for a year as immutable and a new release changes their URLs. Each file is
+gzipped once, up front, for clients that accept it.
 
 The Content-Security-Policy lets the page run only its own scripts and styles, use
 no inline code or string-to-DOM sinks (Trusted Types), and connect only to its own
@@ -14,6 +15,7 @@ origin and the origins of the cluster's client URLs (to show each member's statu
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -52,16 +54,33 @@ _ORIGIN = re.compile(
 
 @dataclass(frozen=True)
 class Asset:
-    """One file as served: its bytes, content type and strong ETag."""
+    """One file as served: its bytes (and gzipped), content type and strong ETags."""
 
     body: bytes
+    gzipped: bytes
     content_type: bytes
     etag: bytes
 
     @classmethod
     def of(cls, body: bytes, content_type: bytes) -> Asset:
         digest = hashlib.sha256(body).hexdigest()[:20]
-        return cls(body, content_type, b'"' + digest.encode() + b'"')
+        gzipped = gzip.compress(body, compresslevel=9, mtime=0)
+        return cls(body, gzipped, content_type, b'"' + digest.encode() + b'"')
+
+    def representation(self, accept_encoding: bytes | None) -> tuple[bytes, bytes, bool]:
+        """(body, ETag, gzipped) for a request's ``Accept-Encoding``: gzip when it is
+        accepted and smaller (each representation has its own ETag)."""
+        if _accepts_gzip(accept_encoding) and len(self.gzipped) < len(self.body):
+            return self.gzipped, self.etag[:-1] + b'-gz"', True
+        return self.body, self.etag, False
+
+
+def _accepts_gzip(header: bytes | None) -> bool:
+    for part in (header or b"").split(b","):
+        coding, _, params = part.strip().partition(b";")
+        if coding.strip().lower() == b"gzip":
+            return params.replace(b" ", b"") not in (b"q=0", b"q=0.0", b"q=0.00", b"q=0.000")
+    return False
 
 
 def read_files(directory: Traversable, prefix: str = "") -> dict[str, bytes]:
@@ -170,16 +189,20 @@ class Dashboard(Resource):
             request.setResponseCode(405)
             request.setHeader(b"allow", b"GET, HEAD")
             return b""
+        body, etag, gzipped = asset.representation(request.getHeader(b"accept-encoding"))
         self._security_headers(request)
         request.setHeader(b"cache-control", cache)
-        request.setHeader(b"etag", asset.etag)
+        request.setHeader(b"vary", b"Accept-Encoding")
+        request.setHeader(b"etag", etag)
         tags = _etags(request.getHeader(b"if-none-match"))
-        if asset.etag in tags or b"*" in tags:
+        if etag in tags or b"*" in tags:
             request.setResponseCode(304)
             return b""
         request.setHeader(b"content-type", asset.content_type)
-        request.setHeader(b"content-length", str(len(asset.body)).encode())
-        return asset.body
+        if gzipped:
+            request.setHeader(b"content-encoding", b"gzip")
+        request.setHeader(b"content-length", str(len(body)).encode())
+        return body
 
     def _security_headers(self, request: IRequest) -> None:
         request.setHeader(b"content-security-policy", content_security_policy(self.client_urls()))

@@ -67,11 +67,11 @@ def wait_for_selector(driver: Any, selector: str, timeout: float = 10.0) -> None
 
 
 def member_roles(driver: Any) -> dict[str, str]:
-    """Member name → role as the cluster table shows it."""
-    return {
-        row.get_attribute("data-member-name"): row.get_attribute("data-role")
-        for row in css(driver, "#members tbody tr")
-    }
+    """Member name → role as the cluster table shows it (read at once: it is redrawn)."""
+    return driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#members tbody tr')]"
+        ".map((r) => [r.dataset.memberName, r.dataset.role]));"
+    )
 
 
 def visible_text(driver: Any) -> str:

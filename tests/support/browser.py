@@ -33,8 +33,11 @@ CHROMIUM_FLAGS = (
     "--force-device-scale-factor=1",
 )
 
-#: Where the test run saves its screenshots: the repository's docs/.
-DOCS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "docs")
+#: Where the test run saves its screenshots: the repository's docs/ (shown in the README),
+#: or ``ETCD_TWISTED_SCREENSHOT_DIR``.
+DOCS_DIR = os.environ.get("ETCD_TWISTED_SCREENSHOT_DIR") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs"
+)
 
 
 def chromium() -> tuple[str, str] | None:
@@ -95,11 +98,18 @@ class Browser:
         """Wait (on a worker thread) until ``condition(driver)`` is truthy; fail naming ``what``."""
 
         def until(driver: Any) -> T:
-            from selenium.common.exceptions import TimeoutException
+            from selenium.common.exceptions import (
+                NoSuchElementException,
+                StaleElementReferenceException,
+                TimeoutException,
+            )
             from selenium.webdriver.support.wait import WebDriverWait
 
+            redrawn = (NoSuchElementException, StaleElementReferenceException)
             try:
-                return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+                return WebDriverWait(
+                    driver, timeout, poll_frequency=0.1, ignored_exceptions=redrawn
+                ).until(condition)
             except TimeoutException:
                 text = driver.find_element("tag name", "body").text
                 raise AssertionError(

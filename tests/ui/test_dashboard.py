@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 from importlib import resources
 
@@ -166,6 +167,26 @@ class DashboardTests(SynchronousTestCase):
         two = Dashboard(files={**files, "a.js": b"2"})
         self.assertNotEqual(one.version, two.version)
         self.assertEqual(b"".join(render(one, b"/ui/").written), f"v/{one.version}/a.js".encode())
+
+    def test_gzip_when_accepted(self) -> None:
+        """A client accepting gzip gets the file gzipped, with its own ETag; others plain."""
+        plain = self.get(self.assets + "app.css")
+        packed = self.get(self.assets + "app.css", accept_encoding=b"br, gzip;q=0.8")
+        body = b"".join(packed.written)
+        self.assertEqual(header(packed, b"content-encoding"), b"gzip")
+        self.assertEqual(header(packed, b"vary"), b"Accept-Encoding")
+        self.assertEqual(gzip.decompress(body), b"".join(plain.written))
+        self.assertLess(len(body), len(b"".join(plain.written)))
+        self.assertNotEqual(header(packed, b"etag"), header(plain, b"etag"))
+        self.assertIsNone(header(plain, b"content-encoding"))
+        refused = self.get(self.assets + "app.css", accept_encoding=b"gzip;q=0")
+        self.assertIsNone(header(refused, b"content-encoding"))
+        again = self.get(
+            self.assets + "app.css",
+            accept_encoding=b"gzip",
+            if_none_match=header(packed, b"etag"),
+        )
+        self.assertEqual(again.responseCode, 304)
 
     def test_methods(self) -> None:
         """HEAD is served like GET; other methods get 405."""

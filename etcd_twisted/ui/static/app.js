@@ -43,12 +43,13 @@ async function probeAuth() {
 }
 
 session.onLoginNeeded(() => {
+  const expired = session.loggedIn;
   authRequired = true;
   logout();
   watch.reset();
   keys.reset();
   showSession();
-  $('login-error').textContent = 'Please log in (no token, or it expired).';
+  $('login-error').textContent = expired ? 'Your session expired: please log in again.' : '';
   showView('login');
 });
 

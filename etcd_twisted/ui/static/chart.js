@@ -23,11 +23,11 @@ export function lineChart(title, points, format = String) {
     const values = points.map((p) => p[1]);
     const low = Math.min(...values);
     const high = Math.max(...values);
-    const range = high - low || 1;
+    const range = high - low;
     const path = points
       .map(([t, v], i) => {
         const x = PAD + ((t - t0) / span) * (WIDTH - 2 * PAD);
-        const y = HEIGHT - PAD - ((v - low) / range) * (HEIGHT - 2 * PAD);
+        const y = range ? HEIGHT - PAD - ((v - low) / range) * (HEIGHT - 2 * PAD) : HEIGHT / 2;
         return `${i ? 'L' : 'M'}${x.toFixed(1)},${y.toFixed(1)}`;
       })
       .join(' ');
@@ -37,7 +37,8 @@ export function lineChart(title, points, format = String) {
       el.textContent = text;
       return el;
     };
-    box.append(label(12, format(high)), label(HEIGHT - 6, format(low)));
+    box.append(label(12, format(high)));
+    if (range) box.append(label(HEIGHT - 6, format(low)));
   }
   return h(
     'figure',
