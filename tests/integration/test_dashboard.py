@@ -59,13 +59,6 @@ def type_into(driver: Any, element_id: str, text: str) -> None:
     field.send_keys(text)
 
 
-def wait_for_selector(driver: Any, selector: str, timeout: float = 10.0) -> None:
-    """Wait (on the calling worker thread) until ``selector`` matches an element."""
-    from selenium.webdriver.support.wait import WebDriverWait
-
-    WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: css(d, selector))
-
-
 def member_roles(driver: Any) -> dict[str, str]:
     """Member name → role as the cluster table shows it (read at once: it is redrawn)."""
     return driver.execute_script(
@@ -165,8 +158,8 @@ class DashboardBrowserTests(TestCase):
         self.assertEqual(new_leader, agreed)
 
     async def test_put_from_page_is_readable_with_etcdctl(self) -> None:
-        """A put from the page (with a lease) reads back with etcdctl; detail, history,
-        binary keys and delete work."""
+        """A put from the page (with a lease) reads back with etcdctl; detail, history
+        (cut at a compaction), binary keys and delete work."""
         cluster, browser = await self.cluster_and_browser()
         endpoints = cluster.endpoints
         granted = await etcdctl(endpoints, "lease", "grant", "600")
@@ -201,20 +194,31 @@ class DashboardBrowserTests(TestCase):
         self.assertTrue(history[0].endswith("hello from the page"), history)
         self.assertTrue(history[1].endswith("hello"), history)
 
-        def open_tree(driver: Any) -> None:
+        def open_tree(driver: Any) -> list[str] | None:
+            """Open app/ and app/config/ (again, if a refresh redrew the tree); their keys."""
             for prefix in ("app/", "app/config/"):
-                css(driver, f'button.dir[data-prefix="{prefix}"]')[0].click()
-                wait_for_selector(driver, f'button.dir[data-prefix="{prefix}"] + ul li')
+                node = css(driver, f'button.dir[data-prefix="{prefix}"]')
+                if not node:
+                    return None
+                if "open" not in node[0].get_attribute("class"):
+                    node[0].click()
+            keys = [b.text for b in css(driver, "#tree button.key")]
+            return keys if len(keys) >= 4 else None
 
-        await browser.wait(lambda d: css(d, 'button.dir[data-prefix="app/"]'), "the app/ node")
-        await browser.do(open_tree)
-        keys = await browser.wait(
-            lambda d: len(k := [b.text for b in css(d, "#tree button.key")]) >= 4 and k,
-            "the keys under app/",
-        )
+        keys = await browser.wait(open_tree, "the keys under app/ and app/config/")
         self.assertIn("0x62696eff00", keys)  # not UTF-8: shown as hex
         self.assertIn("greeting", keys)
         record("screenshot keys", await browser.screenshot("dashboard-keys.png"))
+        mod = await browser.do(lambda d: by_id(d, "detail-mod").text)
+        self.assertEqual((await etcdctl(endpoints, "compact", mod)).code, 0)
+        await browser.do(lambda d: css(d, '#tree button.key[data-key="app/greeting"]')[0].click())
+        await browser.wait(
+            lambda d: (
+                "older revisions are compacted" in by_id(d, "history-box").text
+                and len(css(d, "#history tbody tr")) == 1
+            ),
+            "the history cut at the compaction",
+        )
         await browser.do(lambda d: by_id(d, "delete").click())
         await browser.do(lambda d: by_id(d, "delete").click())
         await browser.wait(lambda d: "does not exist" in by_id(d, "key-detail").text, "deleted")
