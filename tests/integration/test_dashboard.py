@@ -18,6 +18,9 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from etcd_twisted.api.http import HttpApi
+from etcd_twisted.metrics import Metrics
+from etcd_twisted.ui.dashboard import Dashboard
 from tests.peer.test_tls import self_signed
 from tests.support.browser import Browser, console_errors, missing_reason
 from tests.support.processes import (
@@ -333,6 +336,45 @@ class DashboardBrowserTests(TestCase):
         await browser.wait(lambda d: not by_id(d, "browse-prefix").get_attribute("value"), "reset")
         await browser.wait(
             lambda d: css(d, 'button.dir[data-prefix="secret/"]'), "secret/ for root"
+        )
+
+    async def test_byte_helpers_in_the_browser(self) -> None:
+        """The page's byte helpers: prefix ends, printable text or hex, base64 both ways."""
+        dashboard = Dashboard()
+        port = reactor.listenTCP(
+            0, HttpApi(Metrics(), dashboard=dashboard).site(), interface="127.0.0.1"
+        )
+        self.addCleanup(port.stopListening)
+        base = f"http://127.0.0.1:{port.getHost().port}/ui/"
+        browser = await Browser.open(self, self.mktemp())
+        await browser.do(lambda d: d.get(base))
+        results = await browser.do(
+            lambda d: d.execute_async_script(
+                """
+const done = arguments[arguments.length - 1];
+import(arguments[0]).then((b) => {
+  const hex = (bytes) => b.toHex(bytes);
+  done({
+    end: [[], [0x61], [0x61, 0xff], [0xff, 0xff], [0x61, 0x2f]].map((p) => hex(b.prefixEnd(Uint8Array.from(p)))),
+    shown: [b.show(b.utf8('héllo/wörld')), b.show(Uint8Array.from([0x62, 0xff, 0x00])), b.show(b.utf8('a\u0001'))],
+    roundTrip: hex(b.fromBase64(b.toBase64(Uint8Array.from([0, 1, 254, 255])))),
+    empty: b.fromBase64(undefined).length,
+    sizes: [b.formatBytes(512), b.formatBytes(1536), b.formatBytes(3 * 1024 * 1024)],
+  });
+}, (e) => done({error: String(e)}));
+""",
+                f"{base}v/{dashboard.version}/bytes.js",
+            )
+        )
+        self.assertEqual(
+            results,
+            {
+                "end": ["00", "62", "62", "00", "6130"],
+                "shown": ["héllo/wörld", "0x62ff00", "0x6101"],
+                "roundTrip": "0001feff",
+                "empty": 0,
+                "sizes": ["512 B", "1.5 KiB", "3.0 MiB"],
+            },
         )
 
     async def test_works_over_tls(self) -> None:
