@@ -322,6 +322,9 @@ class Config:
         "Interpret 'auto-compaction-retention' as periodic (a duration) or revision.",
     )
     enable_grpc_gateway: bool = flag(_parse_bool, "true", "Enable GRPC gateway.")
+    enable_dashboard: bool = flag(
+        _parse_bool, "true", "Serve the built-in web dashboard at /ui/ on the client port."
+    )
     cert_file: str = flag(_parse_str, "", "Path to the client server TLS cert file.")
     key_file: str = flag(_parse_str, "", "Path to the client server TLS key file.")
     client_cert_auth: bool = flag(_parse_bool, "false", "Enable client cert authentication.")

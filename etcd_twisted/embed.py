@@ -48,6 +48,7 @@ from etcd_twisted.server.bootstrap import bootstrap
 from etcd_twisted.server.etcd_server import EtcdServer, MemberEvents
 from etcd_twisted.server.peers import PeerInbox
 from etcd_twisted.sniff import SniffingFactory
+from etcd_twisted.ui.dashboard import Dashboard
 
 #: Seconds in-flight calls get to finish after GOAWAY on shutdown.
 SHUTDOWN_GRACE = 5.0
@@ -112,7 +113,13 @@ class EtcdService(MultiService):
         gateway = Gateway(
             self.registry, lambda: config.client_cert_auth and self.server.state.auth.enabled
         )
-        self.http_api = HttpApi(self.metrics, self._health, gateway, self.server.cluster_version)
+        self.http_api = HttpApi(
+            self.metrics,
+            self._health,
+            gateway,
+            self.server.cluster_version,
+            Dashboard(self._client_urls) if config.enable_dashboard else None,
+        )
         self.raft = self.server
         peer_api = PeerApi(
             lambda: self.server.state.cluster.members.values(),
@@ -233,6 +240,10 @@ class EtcdService(MultiService):
             "The current revision of store.",
             lambda: server.state.kv.current_rev,
         )
+
+    def _client_urls(self) -> list[str]:
+        """Every member's client URLs (the dashboard may fetch each member's status)."""
+        return [url for m in self.server.state.cluster.members.values() for url in m.client_urls]
 
     def _health(self, serializable: bool) -> tuple[bool, str]:
         return self.server.maintenance.health()

@@ -27,6 +27,10 @@ from twisted.python.failure import Failure
 BACKLOG = 4096
 
 
+#: ALPN protocols in the server's order of preference (see :func:`tls_options`).
+ALPN_PROTOCOLS = [b"http/1.1", b"h2"]
+
+
 class ListenError(Exception):
     """A listen URL that cannot be served (bad scheme, missing TLS files)."""
 
@@ -34,7 +38,12 @@ class ListenError(Exception):
 def tls_options(
     cert_file: str, key_file: str, trusted_ca_file: str = "", client_cert_auth: bool = False
 ) -> CertificateOptions:
-    """Server TLS options from PEM files, offering ALPN ``h2`` then ``http/1.1``."""
+    """Server TLS options from PEM files, with ALPN ``http/1.1`` and ``h2``.
+
+    A client that offers ``http/1.1`` (a browser, curl) gets it, and so reaches the
+    HTTP handlers (JSON gateway, dashboard) that our HTTP/2 side, being gRPC only, does
+    not serve; gRPC clients offer ``h2`` alone (grpc-go, grpcio) and get ``h2``.
+    """
     try:
         with open(cert_file, "rb") as f:
             cert_pem = f.read()
@@ -53,7 +62,7 @@ def tls_options(
         verify=bool(client_cert_auth and authorities),
         caCerts=authorities if client_cert_auth else None,
         requireCertificate=client_cert_auth,
-        acceptableProtocols=[b"h2", b"http/1.1"],
+        acceptableProtocols=ALPN_PROTOCOLS,
     )
 
 

@@ -59,6 +59,14 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(c.data_dir, "infra1.etcd")
         self.assertEqual(c.initial_cluster, {"infra1": ["http://10.0.0.1:2380"]})
 
+    def test_enable_dashboard(self) -> None:
+        """The dashboard is on by default; --enable-dashboard=false or its variable turns it off."""
+        self.assertTrue(parse([], {}).enable_dashboard)
+        self.assertFalse(parse(["--enable-dashboard=false"], {}).enable_dashboard)
+        self.assertFalse(parse([], {"ETCD_ENABLE_DASHBOARD": "false"}).enable_dashboard)
+        with self.assertRaises(ConfigError):
+            parse(["--enable-dashboard=maybe"], {})
+
 
 class DeclarationTests(SynchronousTestCase):
     def test_each_flag_is_one_config_field(self) -> None:

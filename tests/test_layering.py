@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "peer": 6,
     "api": 6,
     "metrics": 6,
+    "ui": 6,
     "embed": 7,
     "proxy": 7,
     "tap": 8,

@@ -20,6 +20,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION
 from etcd_twisted.api.gateway import Gateway
 from etcd_twisted.metrics import Metrics
+from etcd_twisted.ui.dashboard import Dashboard
 
 #: ``health(serializable) -> (healthy, reason)``, possibly as a Deferred.
 HealthCheck = Callable[[bool], "tuple[bool, str] | Deferred[tuple[bool, str]]"]
@@ -131,11 +132,13 @@ class HttpApi:
         health: HealthCheck = always_healthy,
         gateway: Gateway | None = None,
         cluster_version: Callable[[], str] = lambda: CLUSTER_VERSION,
+        dashboard: Dashboard | None = None,
     ) -> None:
         self.metrics = metrics
         self.health_check = health
         self.gateway = gateway
         self.cluster_version = cluster_version
+        self.dashboard = dashboard
 
     @app.route("/v3/<path:rest>", methods=["POST"])
     def v3(self, request: IRequest, rest: str) -> Deferred[bytes] | bytes:
@@ -214,8 +217,11 @@ class HttpApi:
         return body
 
     def resource(self) -> IResource:
-        """The app behind etcd's CORS handling."""
-        return CorsResource(self.app.resource())
+        """The app behind etcd's CORS handling; ``/ui/`` is the dashboard's only if there is one."""
+        app = self.app.resource()
+        if self.dashboard is not None:
+            app = self.dashboard.mounted_over(app)
+        return CorsResource(app)
 
     def site(self, reactor: IReactorTime | None = None) -> Site:
         """A ``twisted.web`` site serving this app (no request log: it is the hot path),
