@@ -110,11 +110,12 @@ class EtcdService(MultiService):
         cluster_api.register(self.registry, self.server)
         lock_api.register(self.registry, self.server)
         election_api.register(self.registry, self.server)
-        self.grpc_factory = GrpcFactory(
-            self.registry, reactor, max_receive_bytes=config.max_receive_bytes
-        )
         self.http_api = HttpApi(
             self.metrics, self._health, Gateway(self.registry), self.server.cluster_version
+        )
+        http_site = self.http_api.site()
+        self.grpc_factory = GrpcFactory(
+            self.registry, reactor, max_receive_bytes=config.max_receive_bytes, web=http_site
         )
         self.raft = ServerService(self.server)
         self.transport = self._build_transport()
@@ -132,7 +133,7 @@ class EtcdService(MultiService):
             [server_endpoint(reactor, url, self._peer_tls()) for url in config.listen_peer_urls],
             on_failure=lambda failure: self.server.on_fatal(failure),
         ).setServiceParent(self.peer)
-        self.client_factory = SniffingFactory(self.grpc_factory, self.http_api.site(), reactor)
+        self.client_factory = SniffingFactory(self.grpc_factory, http_site, reactor)
         self.client = ListeningService(
             "client",
             self.client_factory,

@@ -39,11 +39,13 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IPushProducer,
     IReactorTime,
+    ISSLTransport,
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.server import Site
 from zope.interface import implementer
 
 from etcd_twisted.grpc.call import OK_TRAILERS, Call
@@ -53,6 +55,7 @@ from etcd_twisted.grpc.metadata import Metadata, parse_timeout
 from etcd_twisted.grpc.receive import FrameReader, RequestData, RequestHeaders
 from etcd_twisted.grpc.service import Method, Registry
 from etcd_twisted.grpc.status import GrpcError, StatusCode, percent_encode
+from etcd_twisted.grpc.web import WebStreams
 
 __all__ = ["GrpcFactory", "GrpcProtocol"]
 
@@ -145,6 +148,8 @@ class GrpcProtocol(Protocol):
         self._idle_since = 0.0
         self._grace_timer: IDelayedCall | None = None
         self._abort_timer: IDelayedCall | None = None
+        #: Streams that are not gRPC calls, when the factory has a web site for them.
+        self._web: WebStreams | None = None
         self._dispatch: dict[type, Callable] = {
             DataReceived: self._data_received,
             RequestReceived: self._request_received,
@@ -176,6 +181,16 @@ class GrpcProtocol(Protocol):
         )
         h2.increment_flow_control_window(CONNECTION_WINDOW - _DEFAULT_WINDOW)
         self.transport.write(h2.data_to_send())
+        if self._factory.web is not None:
+            self._web = WebStreams(
+                self._factory.web,
+                h2,
+                self.acknowledge,
+                self._schedule_flush,
+                self._peer,
+                self.transport.getHost(),
+                ISSLTransport.providedBy(self.transport),
+            )
         self._preface_timer = self._clock.callLater(
             self._factory.preface_timeout, self._preface_expired
         )
@@ -217,6 +232,8 @@ class GrpcProtocol(Protocol):
         waiters, self._lost_waiters = self._lost_waiters, []
         for d in waiters:
             d.callback(None)
+        if self._web is not None:
+            self._web.connection_lost(reason)
 
     # -- IPushProducer (the transport's write buffer)
 
@@ -265,7 +282,7 @@ class GrpcProtocol(Protocol):
     # -- h2 events
 
     def _request_received(self, event: RequestReceived) -> None:
-        self._open_call(event.stream_id, self._parse_request(event.headers))
+        self._open_call(event.stream_id, self._parse_request(event.headers), event.headers)
 
     def _request_headers(self, event: RequestHeaders) -> None:
         # A repeated header block was parsed before: its memo keeps the result.
@@ -275,12 +292,13 @@ class GrpcProtocol(Protocol):
             request = self._parse_request(event.headers)
             if isinstance(request, _Request):
                 memo["request"] = request
-        self._open_call(event.stream_id, request)
+        self._open_call(event.stream_id, request, event.headers)
 
     def _parse_request(
         self, headers: Sequence[tuple[bytes, bytes]]
-    ) -> _Request | tuple[bytes, GrpcError]:
-        """What the request headers ask for, or the HTTP status and error to refuse them."""
+    ) -> _Request | tuple[bytes, GrpcError] | None:
+        """What the request headers ask for, the HTTP status and error to refuse them,
+        or None for a request that is not gRPC and goes to the web site."""
         path = http_method = content_type = timeout = encoding = None
         for name, value in headers:
             if name == b":path":
@@ -293,6 +311,8 @@ class GrpcProtocol(Protocol):
                 timeout = value
             elif name == b"grpc-encoding":
                 encoding = value
+        if self._web is not None and not _is_grpc_content_type(content_type):
+            return None
         if http_method != b"POST":
             message = f"http2Server.operateHeaders parsed a :method field: {http_method!r} which should be POST"
             return b"405", GrpcError(StatusCode.INTERNAL, message)
@@ -313,9 +333,18 @@ class GrpcProtocol(Protocol):
             method, None if encoding is None else encoding.decode("latin-1"), seconds, metadata
         )
 
-    def _open_call(self, sid: int, request: _Request | tuple[bytes, GrpcError]) -> None:
+    def _open_call(
+        self,
+        sid: int,
+        request: _Request | tuple[bytes, GrpcError] | None,
+        headers: Sequence[tuple[bytes, bytes]],
+    ) -> None:
         if self._goaway_sent:
             self._h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            return
+        if request is None:
+            assert self._web is not None
+            self._web.open(sid, headers)
             return
         if not isinstance(request, _Request):
             self._reject(sid, *request)
@@ -333,6 +362,10 @@ class GrpcProtocol(Protocol):
         call = self._calls.get(event.stream_id)
         if call is not None:
             call.data_received(event.data, event.flow_controlled_length)
+        elif self._web is not None and self._web.received(
+            event.stream_id, event.data, event.flow_controlled_length, False
+        ):
+            return
         elif event.flow_controlled_length:
             self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
 
@@ -344,6 +377,8 @@ class GrpcProtocol(Protocol):
             call.data_received(data, len(data))
             if event.ended:
                 call.end_of_input()
+        elif self._web is not None and self._web.received(sid, data, len(data), event.ended):
+            return
         elif data:
             self._reader.acknowledge(sid, len(data))
 
@@ -351,14 +386,20 @@ class GrpcProtocol(Protocol):
         call = self._calls.get(event.stream_id)
         if call is not None:
             call.end_of_input()
+        elif self._web is not None:
+            self._web.ended(event.stream_id)
 
     def _stream_reset(self, event: StreamReset) -> None:
         call = self._calls.pop(event.stream_id, None)
         if call is not None:
             self._forget(call)
             call.cancel(GrpcError(StatusCode.CANCELLED, "context canceled"))
+        elif self._web is not None:
+            self._web.reset(event.stream_id)
 
     def _window_opened(self, event: WindowUpdated | None = None) -> None:
+        if self._web is not None:
+            self._web.window_opened()
         if self._blocked:
             self._ready.update(self._blocked)
             self._blocked.clear()
@@ -623,7 +664,8 @@ class GrpcFactory(Factory):
     ``clock`` schedules deadlines, timeouts and write batching. Requests larger
     than ``max_receive_bytes`` fail with RESOURCE_EXHAUSTED. ``idle_timeout``
     (seconds without calls, ``None`` for never) closes quiet connections;
-    ``preface_timeout`` closes those that never speak HTTP/2.
+    ``preface_timeout`` closes those that never speak HTTP/2. ``web`` (if given) serves
+    the requests whose content type is not gRPC's, as Go's etcd does (see `WebStreams`).
     """
 
     protocol = GrpcProtocol
@@ -636,6 +678,7 @@ class GrpcFactory(Factory):
         max_concurrent_streams: int = 2**32 - 1,
         idle_timeout: float | None = None,
         preface_timeout: float = 10.0,
+        web: Site | None = None,
     ) -> None:
         self.registry = registry
         self.clock = clock
@@ -643,6 +686,7 @@ class GrpcFactory(Factory):
         self.max_concurrent_streams = max_concurrent_streams
         self.idle_timeout = idle_timeout
         self.preface_timeout = preface_timeout
+        self.web = web
         self._connections: set[GrpcProtocol] = set()
         self._stopping = False
 
