@@ -38,14 +38,17 @@ from etcd_twisted.api.unary import token_of
 from etcd_twisted.config import Config
 from etcd_twisted.grpc import GrpcFactory, Registry
 from etcd_twisted.grpc.health import HealthService
-from etcd_twisted.listen import ListeningService, server_endpoint, tls_options
+from etcd_twisted.listen import ListeningService, server_endpoint, server_tls
 from etcd_twisted.membership.ids import format_id
 from etcd_twisted.metrics import Metrics
 from etcd_twisted.peer.http import PeerApi
 from etcd_twisted.peer.transport import Transport
+from etcd_twisted.security import client_tls_info, peer_tls_info
 from etcd_twisted.server.bootstrap import bootstrap
 from etcd_twisted.server.etcd_server import EtcdServer
 from etcd_twisted.sniff import SniffingFactory
+from etcd_twisted.tls.context import ServerTLS, client_tls
+from etcd_twisted.tls.info import TLSInfo
 
 #: Seconds in-flight calls get to finish after GOAWAY on shutdown.
 SHUTDOWN_GRACE = 5.0
@@ -118,6 +121,12 @@ class EtcdService(MultiService):
             self.registry, reactor, max_receive_bytes=config.max_receive_bytes, web=http_site
         )
         self.raft = ServerService(self.server)
+        self.client_tls = client_tls_info(config)
+        self.peer_tls = peer_tls_info(config)
+        client_server_tls = self._server_tls(self.client_tls, config.listen_client_urls)
+        peer_server_tls = self._server_tls(
+            self.peer_tls, config.listen_peer_urls, protocols=(b"http/1.1",)
+        )
         self.transport = self._build_transport()
         peer_api = PeerApi(
             lambda: self.server.cluster.members.values(),
@@ -130,24 +139,31 @@ class EtcdService(MultiService):
         ListeningService(
             "peer-listener",
             self.transport.server_factory(peer_api.site()),
-            [server_endpoint(reactor, url, self._peer_tls()) for url in config.listen_peer_urls],
+            [
+                server_endpoint(reactor, url, peer_server_tls, side="peer")
+                for url in config.listen_peer_urls
+            ],
             on_failure=lambda failure: self.server.on_fatal(failure),
         ).setServiceParent(self.peer)
         self.client_factory = SniffingFactory(self.grpc_factory, http_site, reactor)
         self.client = ListeningService(
             "client",
             self.client_factory,
-            [
-                server_endpoint(reactor, url, self._client_tls())
-                for url in config.listen_client_urls
-            ],
+            [server_endpoint(reactor, url, client_server_tls) for url in config.listen_client_urls],
             before_stop=self._close_client_connections,
             on_failure=lambda failure: self.server.on_fatal(failure),
         )
         self.metrics_service = ListeningService(
             "metrics",
             HttpApi(self.metrics, self._health, None, self.server.cluster_version).site(),
-            [server_endpoint(reactor, url) for url in config.listen_metrics_urls],
+            [
+                server_endpoint(
+                    reactor,
+                    url,
+                    self._server_tls(self.client_tls, config.listen_metrics_urls),
+                )
+                for url in config.listen_metrics_urls
+            ],
         )
         for service in (self.raft, self.peer, self.client, self.metrics_service):
             service.setServiceParent(self)
@@ -175,6 +191,9 @@ class EtcdService(MultiService):
             ).observe(seconds),
             is_removed=lambda member_id: member_id in server.cluster.removed,
             on_removed=server.removed,
+            client_tls=None
+            if self.peer_tls.empty
+            else lambda host: client_tls(self.peer_tls, host),
         )
         server.raft.send = lambda messages: transport.send(server.outgoing(messages))
         server.peer_active = lambda member_id: (
@@ -212,19 +231,15 @@ class EtcdService(MultiService):
             if peer_id not in members:
                 transport.remove_peer(peer_id)
 
-    def _client_tls(self) -> Callable[[], Any] | None:
-        c = self.config
-        if not c.cert_file:
+    @staticmethod
+    def _server_tls(
+        info: TLSInfo, urls: list[str], protocols: tuple[bytes, ...] = (b"h2", b"http/1.1")
+    ) -> ServerTLS | None:
+        """The port's server TLS if one of its URLs is secure (etcd ignores the
+        certificates of a port whose URLs are all plain)."""
+        if info.empty or not any(url.startswith(("https:", "unixs:")) for url in urls):
             return None
-        return lambda: tls_options(c.cert_file, c.key_file, c.trusted_ca_file, c.client_cert_auth)
-
-    def _peer_tls(self) -> Callable[[], Any] | None:
-        c = self.config
-        if not c.peer_cert_file:
-            return None
-        return lambda: tls_options(
-            c.peer_cert_file, c.peer_key_file, c.peer_trusted_ca_file, c.peer_client_cert_auth
-        )
+        return server_tls(info, protocols)
 
     def _watch_server_state(self) -> None:
         server, metrics = self.server, self.metrics
