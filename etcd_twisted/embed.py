@@ -32,6 +32,7 @@ from etcd_twisted.api import lease as lease_api
 from etcd_twisted.api import lock as lock_api
 from etcd_twisted.api import maintenance as maintenance_api
 from etcd_twisted.api import watch as watch_api
+from etcd_twisted.api.access import AccessPolicy
 from etcd_twisted.api.gateway import Gateway
 from etcd_twisted.api.http import HttpApi
 from etcd_twisted.api.unary import token_of
@@ -114,7 +115,16 @@ class EtcdService(MultiService):
         lock_api.register(self.registry, self.server)
         election_api.register(self.registry, self.server)
         self.http_api = HttpApi(
-            self.metrics, self._health, Gateway(self.registry), self.server.cluster_version
+            self.metrics,
+            self._health,
+            Gateway(self.registry),
+            self.server.cluster_version,
+            AccessPolicy(
+                config.cors,
+                config.host_whitelist,
+                config.client_cert_auth,
+                lambda: self.server.auth.enabled,
+            ),
         )
         http_site = self.http_api.site()
         self.grpc_factory = GrpcFactory(
