@@ -39,6 +39,7 @@ from etcd_twisted.api.unary import token_of
 from etcd_twisted.config import Config
 from etcd_twisted.grpc import GrpcFactory, Registry
 from etcd_twisted.grpc.health import HealthService
+from etcd_twisted.grpc.keepalive import KeepalivePolicy
 from etcd_twisted.listen import ListeningService, server_endpoint, server_tls
 from etcd_twisted.membership.ids import format_id
 from etcd_twisted.metrics import Metrics
@@ -128,7 +129,15 @@ class EtcdService(MultiService):
         )
         http_site = self.http_api.site()
         self.grpc_factory = GrpcFactory(
-            self.registry, reactor, max_receive_bytes=config.max_receive_bytes, web=http_site
+            self.registry,
+            reactor,
+            max_receive_bytes=config.max_receive_bytes,
+            web=http_site,
+            keepalive=KeepalivePolicy(
+                config.grpc_keepalive_min_time,
+                config.grpc_keepalive_interval,
+                config.grpc_keepalive_timeout,
+            ),
         )
         self.raft = ServerService(self.server)
         self.client_tls = client_tls_info(config)

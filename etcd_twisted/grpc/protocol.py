@@ -23,6 +23,7 @@ from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
+    PingReceived,
     RemoteSettingsChanged,
     RequestReceived,
     StreamEnded,
@@ -51,6 +52,7 @@ from zope.interface import implementer
 from etcd_twisted.grpc.call import OK_TRAILERS, Call
 from etcd_twisted.grpc.framing import MessageDecoder
 from etcd_twisted.grpc.hpack_cache import CachingDecoder, CachingEncoder, encode_static
+from etcd_twisted.grpc.keepalive import TOO_MANY_PINGS, Keepalive, KeepalivePolicy
 from etcd_twisted.grpc.metadata import Metadata, parse_timeout
 from etcd_twisted.grpc.receive import FrameReader, RequestData, RequestHeaders
 from etcd_twisted.grpc.service import Method, Registry
@@ -150,6 +152,7 @@ class GrpcProtocol(Protocol):
         self._abort_timer: IDelayedCall | None = None
         #: Streams that are not gRPC calls, when the factory has a web site for them.
         self._web: WebStreams | None = None
+        self._keepalive: Keepalive | None = None
         self._dispatch: dict[type, Callable] = {
             DataReceived: self._data_received,
             RequestReceived: self._request_received,
@@ -160,6 +163,7 @@ class GrpcProtocol(Protocol):
             WindowUpdated: self._window_opened,
             RemoteSettingsChanged: self._settings_changed,
             ConnectionTerminated: self._peer_went_away,
+            PingReceived: self._ping_received,
         }
 
     # -- IProtocol
@@ -194,11 +198,22 @@ class GrpcProtocol(Protocol):
         self._preface_timer = self._clock.callLater(
             self._factory.preface_timeout, self._preface_expired
         )
+        if self._factory.keepalive is not None:
+            self._keepalive = Keepalive(
+                self._factory.keepalive,
+                self._clock,
+                self._send_keepalive_ping,
+                self._too_many_pings,
+                self._keepalive_expired,
+            )
+            self._keepalive.start()
         self._became_idle()
 
     def dataReceived(self, data: bytes) -> None:
         if self._lost:
             return
+        if self._keepalive is not None:
+            self._keepalive.read()
         try:
             events = self._reader.receive(data)
         except ProtocolError as e:
@@ -234,6 +249,8 @@ class GrpcProtocol(Protocol):
             d.callback(None)
         if self._web is not None:
             self._web.connection_lost(reason)
+        if self._keepalive is not None:
+            self._keepalive.stop()
 
     # -- IPushProducer (the transport's write buffer)
 
@@ -414,6 +431,34 @@ class GrpcProtocol(Protocol):
     def _peer_went_away(self, event: ConnectionTerminated) -> None:
         self._close(abort=False)
 
+    def _ping_received(self, event: PingReceived) -> None:
+        if self._keepalive is not None:
+            self._keepalive.ping_received(len(self._calls))
+
+    # -- keepalive (see ``keepalive``)
+
+    def _send_keepalive_ping(self, data: bytes) -> None:
+        if not self._lost and self._h2.state_machine.state is not ConnectionState.CLOSED:
+            self._h2.ping(data)
+            self._write_pending()
+
+    def _too_many_pings(self) -> None:
+        """GOAWAY ENHANCE_YOUR_CALM "too_many_pings" and close, as grpc-go does."""
+        log.info("too many pings from {peer}: closing the connection", peer=self._peer)
+        self._factory.too_many_pings += 1
+        self._goaway_sent = True
+        self._write_pending()
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = self._h2.highest_inbound_stream_id
+        frame.error_code = ErrorCodes.ENHANCE_YOUR_CALM
+        frame.additional_data = TOO_MANY_PINGS
+        self.transport.write(frame.serialize())
+        self._close(abort=False)
+
+    def _keepalive_expired(self) -> None:
+        log.info("no keepalive answer from {peer}: closing the connection", peer=self._peer)
+        self._close(abort=False)
+
     # -- writing
 
     def _schedule_flush(self) -> None:
@@ -448,6 +493,8 @@ class GrpcProtocol(Protocol):
                     continue
                 written.append(call)
         self._write_pending()
+        if written and self._keepalive is not None:
+            self._keepalive.wrote_response()
         for call in written:
             call.written()
         if self._goaway_sent and not self._calls and not self._closing:
@@ -666,6 +713,7 @@ class GrpcFactory(Factory):
     (seconds without calls, ``None`` for never) closes quiet connections;
     ``preface_timeout`` closes those that never speak HTTP/2. ``web`` (if given) serves
     the requests whose content type is not gRPC's, as Go's etcd does (see `WebStreams`).
+    ``keepalive`` (if given) enforces the clients' ping rate and pings idle clients.
     """
 
     protocol = GrpcProtocol
@@ -679,6 +727,7 @@ class GrpcFactory(Factory):
         idle_timeout: float | None = None,
         preface_timeout: float = 10.0,
         web: Site | None = None,
+        keepalive: KeepalivePolicy | None = None,
     ) -> None:
         self.registry = registry
         self.clock = clock
@@ -687,6 +736,9 @@ class GrpcFactory(Factory):
         self.idle_timeout = idle_timeout
         self.preface_timeout = preface_timeout
         self.web = web
+        self.keepalive = keepalive
+        #: Connections closed for pinging too often.
+        self.too_many_pings = 0
         self._connections: set[GrpcProtocol] = set()
         self._stopping = False
 
