@@ -194,6 +194,7 @@ class GrpcProtocol(Protocol):
                 self._peer,
                 self.transport.getHost(),
                 ISSLTransport.providedBy(self.transport),
+                getattr(self.transport, "getPeerCertificate", lambda: None),
             )
         self._preface_timer = self._clock.callLater(
             self._factory.preface_timeout, self._preface_expired

@@ -35,7 +35,8 @@ class WebStreams:
     """The non-gRPC streams of one HTTP/2 connection, each a request to ``site``.
 
     ``acknowledge(stream_id, size)`` returns receive-window credit for body bytes
-    taken; ``wrote()`` asks the connection to send what h2 has queued.
+    taken; ``wrote()`` asks the connection to send what h2 has queued;
+    ``peer_certificate()`` is the TLS client certificate, if any.
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class WebStreams:
         peer: IAddress,
         host: IAddress,
         secure: bool,
+        peer_certificate: Callable[[], Any] = lambda: None,
     ) -> None:
         self.site = site
         self.h2 = h2
@@ -55,6 +57,7 @@ class WebStreams:
         self.peer = peer
         self.host = host
         self.secure = secure
+        self.peer_certificate = peer_certificate
         self.streams: dict[int, WebStream] = {}
 
     def open(self, stream_id: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
@@ -257,6 +260,10 @@ class WebStream:
 
     def isSecure(self) -> bool:  # noqa: N802
         return self._streams.secure
+
+    def getPeerCertificate(self) -> Any:  # noqa: N802 - as ISSLTransport names it
+        """The connection's TLS client certificate (None without one)."""
+        return self._streams.peer_certificate()
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:  # noqa: N802
         self._producer = producer
