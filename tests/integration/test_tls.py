@@ -14,12 +14,15 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import grpc
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, TestCase
 
+from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
 from etcd_twisted.testing import free_ports
 from tests.support.certs import CA, Leaf
 from tests.support.processes import Completed, ServerProcess, binary, etcdctl
@@ -344,5 +347,50 @@ class PlaintextHttp2Tests(TestCase):
             self.assertEqual(len(lines), 2, lines)
             self.assertIn('"created":true', lines[0])
             self.assertIn('"value":"Yw=="', lines[1])
+
+        return Deferred.fromCoroutine(run())
+
+
+class GrpcioTLSTests(TestCase):
+    timeout = 90
+
+    def test_grpcio_mtls(self) -> Deferred[None]:
+        """grpcio with ``ssl_channel_credentials`` (ALPN h2, client certificate) puts and
+        reads a key; without a client certificate the channel cannot connect."""
+
+        async def run() -> None:
+            pki = Pki.create(self.mktemp())
+            nodes, processes = start(self, self.mktemp(), 1, True, pki.server_flags())
+            await wait_healthy(nodes[0].client_url, pki.client_flags(), processes)
+            target = f"127.0.0.1:{nodes[0].client_port}"
+
+            def read(path: str) -> bytes:
+                with open(path, "rb") as f:
+                    return f.read()
+
+            root = read(pki.ca.cert_file)
+
+            def with_cert() -> bytes:
+                creds = grpc.ssl_channel_credentials(
+                    root, read(pki.client.key_file), read(pki.client.cert_file)
+                )
+                with grpc.secure_channel(target, creds) as channel:
+                    kv = rpc_pb2_grpc.KVStub(channel)
+                    kv.Put(rpc_pb2.PutRequest(key=b"g", value=b"tls"), timeout=10)
+                    return kv.Range(rpc_pb2.RangeRequest(key=b"g"), timeout=10).kvs[0].value
+
+            def without_cert() -> grpc.StatusCode:
+                creds = grpc.ssl_channel_credentials(root)
+                with grpc.secure_channel(target, creds) as channel:
+                    try:
+                        rpc_pb2_grpc.KVStub(channel).Range(
+                            rpc_pb2.RangeRequest(key=b"g"), timeout=3
+                        )
+                    except grpc.RpcError as e:
+                        return e.code()
+                return grpc.StatusCode.OK
+
+            self.assertEqual(await deferToThread(with_cert), b"tls")
+            self.assertEqual(await deferToThread(without_cert), grpc.StatusCode.UNAVAILABLE)
 
         return Deferred.fromCoroutine(run())
