@@ -260,12 +260,14 @@ class TLSClusterTests(TestCase):
                 process.start()
                 self.addCleanup(process.stop)
                 processes.append(process)
-            await deferLater(reactor, 6.0, lambda: None)
+            deadline = reactor.seconds() + 30
+            while "rejected connection" not in processes[0].output():
+                self.assertLess(reactor.seconds(), deadline, processes[0].output()[-3000:])
+                await deferLater(reactor, 0.2, lambda: None)
             health = await etcdctl(
                 nodes[0].client_url, *pki.client_flags(), "endpoint", "health", timeout=3
             )
             self.assertNotEqual(health.code, 0)
-            self.assertIn("rejected connection", processes[0].output() + processes[1].output())
 
         return Deferred.fromCoroutine(run())
 
