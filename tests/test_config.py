@@ -258,3 +258,70 @@ class V2Tests(SynchronousTestCase):
         c = parse(["--proxy-dial-timeout", "200"], {})
         self.assertEqual(c.proxy_dial_timeout, 200)
         self.assertIn("--proxy-dial-timeout has no effect", " ".join(c.warnings))
+class TransportSecurityFlagTests(SynchronousTestCase):
+    """The TLS, CORS and host-whitelist flags of issue 15, with etcd 3.5.1's defaults."""
+
+    def test_defaults(self) -> None:
+        """Defaults as etcd prints them: --cors and --host-whitelist *, TLS 1.2 minimum."""
+        c = parse([], {})
+        self.assertEqual((c.cors, c.host_whitelist), (frozenset({"*"}), frozenset({"*"})))
+        self.assertEqual((c.tls_min_version, c.tls_max_version), ("TLS1.2", ""))
+        self.assertEqual((c.cipher_suites, c.self_signed_cert_validity), ((), 1))
+        self.assertFalse(c.experimental_peer_skip_client_san_verification)
+        self.assertIn("  --cors '*'\n", config.help_text())
+        self.assertIn("  --host-whitelist '*'\n", config.help_text())
+
+    def test_values(self) -> None:
+        """Each flag parses into its field."""
+        c = parse(
+            [
+                "--cors", "http://a.example:80,https://b.example:443",
+                "--host-whitelist", "a.example,127.0.0.1",
+                "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                "--peer-cert-allowed-cn", "etcd-peer",
+                "--client-crl-file", "/c.crl",
+                "--peer-crl-file", "/p.crl",
+                "--client-cert-allowed-hostname", "client.example",
+                "--self-signed-cert-validity", "3",
+                "--tls-max-version", "TLS1.3",
+                "--experimental-peer-skip-client-san-verification",
+            ],
+            {},
+        )  # fmt: skip
+        self.assertEqual(c.cors, frozenset({"http://a.example:80", "https://b.example:443"}))
+        self.assertEqual(c.host_whitelist, frozenset({"a.example", "127.0.0.1"}))
+        self.assertEqual(c.cipher_suites, ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",))
+        self.assertEqual((c.peer_cert_allowed_cn, c.client_crl_file), ("etcd-peer", "/c.crl"))
+        self.assertEqual((c.self_signed_cert_validity, c.tls_max_version), (3, "TLS1.3"))
+        self.assertTrue(c.experimental_peer_skip_client_san_verification)
+
+    def test_errors(self) -> None:
+        """Bad values fail with etcd's messages."""
+        cases = {
+            ("--cipher-suites", "FOO"): 'unexpected TLS cipher suite "FOO"',
+            ("--tls-min-version", "TLS1.1"): 'unexpected TLS version "TLS1.1"',
+            ("--cors", "a.example"): "URL scheme must be http, https, unix, or unixs",
+        }
+        for argv, message in cases.items():
+            with self.assertRaises(ConfigError) as caught:
+                parse(list(argv), {})
+            self.assertIn(message, str(caught.exception), argv)
+
+    def test_combinations(self) -> None:
+        """Contradictory settings are refused as etcd refuses them."""
+        cases = {
+            ("--tls-min-version", "TLS1.3", "--tls-max-version", "TLS1.2"): (
+                "min version (TLS1.3) is greater than max version (TLS1.2)"
+            ),
+            (
+                "--tls-min-version", "TLS1.3",
+                "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            ): "cipher suites cannot be configured when only TLS1.3 is enabled",
+            ("--peer-cert-allowed-cn", "a", "--peer-cert-allowed-hostname", "b"): (
+                'AllowedCN and AllowedHostname are mutually exclusive (cn="a", hostname="b")'
+            ),
+        }  # fmt: skip
+        for argv, message in cases.items():
+            with self.assertRaises(ConfigError) as caught:
+                parse(list(argv), {})
+            self.assertEqual(str(caught.exception), message)

@@ -31,6 +31,7 @@ from h2.connection import ConnectionInputs, ConnectionState, H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (
     DataReceived,
+    PingReceived,
     RemoteSettingsChanged,
     RequestReceived,
     StreamEnded,
@@ -47,21 +48,25 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IPushProducer,
     IReactorTime,
+    ISSLTransport,
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.server import Site
 from zope.interface import implementer
 
 from etcd_twisted.grpc.call import OK_TRAILERS, Call
 from etcd_twisted.grpc.framing import MessageDecoder
 from etcd_twisted.grpc.guard import FrameError, InputGuard, PeerGoAway, Preface, ZeroWindowUpdate
 from etcd_twisted.grpc.hpack_cache import CachingDecoder, CachingEncoder, encode_static
+from etcd_twisted.grpc.keepalive import TOO_MANY_PINGS, Keepalive, KeepalivePolicy
 from etcd_twisted.grpc.metadata import Metadata, parse_timeout
 from etcd_twisted.grpc.receive import FrameReader, RequestData, RequestHeaders
 from etcd_twisted.grpc.service import Method, Registry
 from etcd_twisted.grpc.status import GrpcError, StatusCode, percent_encode
+from etcd_twisted.grpc.web import WebStreams
 
 __all__ = ["DEFAULT_MAX_CONCURRENT_STREAMS", "FAST_PATH_VERSIONS", "GrpcFactory", "GrpcProtocol"]
 
@@ -207,6 +212,9 @@ class GrpcProtocol(Protocol):
         self._idle_since = 0.0
         self._grace_timer: IDelayedCall | None = None
         self._abort_timer: IDelayedCall | None = None
+        #: Streams that are not gRPC calls, when the factory has a web site for them.
+        self._web: WebStreams | None = None
+        self._keepalive: Keepalive | None = None
         self._dispatch: dict[type, Callable] = {
             DataReceived: self._data_received,
             RequestReceived: self._request_received,
@@ -216,6 +224,7 @@ class GrpcProtocol(Protocol):
             StreamReset: self._stream_reset,
             WindowUpdated: self._window_opened,
             RemoteSettingsChanged: self._settings_changed,
+            PingReceived: self._ping_received,
         }
 
     # -- IProtocol
@@ -236,14 +245,36 @@ class GrpcProtocol(Protocol):
         )
         h2.increment_flow_control_window(CONNECTION_WINDOW - _DEFAULT_WINDOW)
         self.transport.write(h2.data_to_send())
+        if self._factory.web is not None:
+            self._web = WebStreams(
+                self._factory.web,
+                h2,
+                self.acknowledge,
+                self._schedule_flush,
+                self._peer,
+                self.transport.getHost(),
+                ISSLTransport.providedBy(self.transport),
+                getattr(self.transport, "getPeerCertificate", lambda: None),
+            )
         self._preface_timer = self._clock.callLater(
             self._factory.preface_timeout, self._preface_expired
         )
+        if self._factory.keepalive is not None:
+            self._keepalive = Keepalive(
+                self._factory.keepalive,
+                self._clock,
+                self._send_keepalive_ping,
+                self._too_many_pings,
+                self._keepalive_expired,
+            )
+            self._keepalive.start()
         self._became_idle()
 
     def dataReceived(self, data: bytes) -> None:
         if self._lost or self._closing:
             return
+        if self._keepalive is not None:
+            self._keepalive.read()
         if type(data) is not bytes:
             data = bytes(data)
         dispatch = self._dispatch
@@ -306,6 +337,10 @@ class GrpcProtocol(Protocol):
         waiters, self._lost_waiters = self._lost_waiters, []
         for d in waiters:
             d.callback(None)
+        if self._web is not None:
+            self._web.connection_lost(reason)
+        if self._keepalive is not None:
+            self._keepalive.stop()
 
     # -- IPushProducer (the transport's write buffer)
 
@@ -360,7 +395,7 @@ class GrpcProtocol(Protocol):
     # -- h2 events
 
     def _request_received(self, event: RequestReceived) -> None:
-        self._open_call(event.stream_id, self._parse_request(event.headers))
+        self._open_call(event.stream_id, self._parse_request(event.headers), event.headers)
 
     def _request_headers(self, event: RequestHeaders) -> None:
         # A repeated header block was parsed before: its memo keeps the result.
@@ -370,12 +405,13 @@ class GrpcProtocol(Protocol):
             request = self._parse_request(event.headers)
             if isinstance(request, _Request):
                 memo["request"] = request
-        self._open_call(event.stream_id, request)
+        self._open_call(event.stream_id, request, event.headers)
 
     def _parse_request(
         self, headers: Sequence[tuple[bytes, bytes]]
-    ) -> _Request | tuple[bytes, GrpcError]:
-        """What the request headers ask for, or the HTTP status and error to refuse them."""
+    ) -> _Request | tuple[bytes, GrpcError] | None:
+        """What the request headers ask for, the HTTP status and error to refuse them,
+        or None for a request that is not gRPC and goes to the web site."""
         path = http_method = content_type = timeout = encoding = None
         for name, value in headers:
             if name == b":path":
@@ -388,6 +424,8 @@ class GrpcProtocol(Protocol):
                 timeout = value
             elif name == b"grpc-encoding":
                 encoding = value
+        if self._web is not None and not _is_grpc_content_type(content_type):
+            return None
         if http_method != b"POST":
             message = f"http2Server.operateHeaders parsed a :method field: {http_method!r} which should be POST"
             return b"405", GrpcError(StatusCode.INTERNAL, message)
@@ -408,7 +446,12 @@ class GrpcProtocol(Protocol):
             method, None if encoding is None else encoding.decode("latin-1"), seconds, metadata
         )
 
-    def _open_call(self, sid: int, request: _Request | tuple[bytes, GrpcError]) -> None:
+    def _open_call(
+        self,
+        sid: int,
+        request: _Request | tuple[bytes, GrpcError] | None,
+        headers: Sequence[tuple[bytes, bytes]],
+    ) -> None:
         h2 = self._h2
         calls = self._calls
         if (
@@ -417,6 +460,10 @@ class GrpcProtocol(Protocol):
             or len(calls) >= self._factory.max_concurrent_streams
         ):
             h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            return
+        if request is None:
+            assert self._web is not None
+            self._web.open(sid, headers)
             return
         if not isinstance(request, _Request):
             self._reject(sid, *request)
@@ -434,6 +481,10 @@ class GrpcProtocol(Protocol):
         call = self._calls.get(event.stream_id)
         if call is not None:
             call.data_received(event.data, event.flow_controlled_length)
+        elif self._web is not None and self._web.received(
+            event.stream_id, event.data, event.flow_controlled_length, False
+        ):
+            return
         elif event.flow_controlled_length:
             self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
 
@@ -445,6 +496,8 @@ class GrpcProtocol(Protocol):
             call.data_received(data, len(data))
             if event.ended:
                 call.end_of_input()
+        elif self._web is not None and self._web.received(sid, data, len(data), event.ended):
+            return
         elif data:
             self._h2.acknowledge_received_data(len(data), sid)
 
@@ -452,14 +505,20 @@ class GrpcProtocol(Protocol):
         call = self._calls.get(event.stream_id)
         if call is not None:
             call.end_of_input()
+        elif self._web is not None:
+            self._web.ended(event.stream_id)
 
     def _stream_reset(self, event: StreamReset) -> None:
         call = self._calls.pop(event.stream_id, None)
         if call is not None:
             self._forget(call)
             call.cancel(GrpcError(StatusCode.CANCELLED, "context canceled"))
+        elif self._web is not None:
+            self._web.reset(event.stream_id)
 
     def _window_opened(self, event: WindowUpdated | None = None) -> None:
+        if self._web is not None:
+            self._web.window_opened()
         if self._blocked:
             self._ready.update(self._blocked)
             self._blocked.clear()
@@ -490,6 +549,34 @@ class GrpcProtocol(Protocol):
         if call is not None:
             self._forget(call)
             call.cancel(GrpcError(StatusCode.CANCELLED, "context canceled"))
+
+    def _ping_received(self, event: PingReceived) -> None:
+        if self._keepalive is not None:
+            self._keepalive.ping_received(len(self._calls))
+
+    # -- keepalive (see ``keepalive``)
+
+    def _send_keepalive_ping(self, data: bytes) -> None:
+        if not self._lost and self._h2.state_machine.state is not ConnectionState.CLOSED:
+            self._h2.ping(data)
+            self._write_pending()
+
+    def _too_many_pings(self) -> None:
+        """GOAWAY ENHANCE_YOUR_CALM "too_many_pings" and close, as grpc-go does."""
+        log.info("too many pings from {peer}: closing the connection", peer=self._peer)
+        self._factory.too_many_pings += 1
+        self._goaway_sent = True
+        self._write_pending()
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = self._h2.highest_inbound_stream_id
+        frame.error_code = ErrorCodes.ENHANCE_YOUR_CALM
+        frame.additional_data = TOO_MANY_PINGS
+        self.transport.write(frame.serialize())
+        self._close(abort=False)
+
+    def _keepalive_expired(self) -> None:
+        log.info("no keepalive answer from {peer}: closing the connection", peer=self._peer)
+        self._close(abort=False)
 
     # -- writing
 
@@ -524,6 +611,8 @@ class GrpcProtocol(Protocol):
                     continue
                 written.append(call)
         self._write_pending()
+        if written and self._keepalive is not None:
+            self._keepalive.wrote_response()
         for call in written:
             call.written()
         h2 = self._h2
@@ -751,7 +840,9 @@ class GrpcFactory(Factory):
     (seconds without calls, ``None`` for never) closes quiet connections;
     ``preface_timeout`` closes those that do not send their SETTINGS in time.
     ``fast_path`` (default: whether the verified h2 releases are installed)
-    chooses the fast path or h2's public API.
+    chooses the fast path or h2's public API. ``web`` (if given) serves the requests
+    whose content type is not gRPC's, as Go's etcd does (see `WebStreams`).
+    ``keepalive`` (if given) enforces the clients' ping rate and pings idle clients.
     """
 
     protocol = GrpcProtocol
@@ -765,6 +856,8 @@ class GrpcFactory(Factory):
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         preface_timeout: float = DEFAULT_PREFACE_TIMEOUT,
         fast_path: bool = FAST_PATH,
+        web: Site | None = None,
+        keepalive: KeepalivePolicy | None = None,
     ) -> None:
         if fast_path and not FAST_PATH:
             raise ValueError(f"the gRPC fast path needs exactly {FAST_PATH_VERSIONS}")
@@ -775,6 +868,10 @@ class GrpcFactory(Factory):
         self.idle_timeout = idle_timeout
         self.preface_timeout = preface_timeout
         self.fast_path = fast_path
+        self.web = web
+        self.keepalive = keepalive
+        #: Connections closed for pinging too often.
+        self.too_many_pings = 0
         self._connections: set[GrpcProtocol] = set()
         self._stopping = False
 

@@ -39,6 +39,8 @@ class Response:
     reset: int | None = None
     decoder: MessageDecoder = field(default_factory=lambda: MessageDecoder(1 << 30))
     messages: list[bytes] = field(default_factory=list)
+    #: Whether the body is gRPC messages (decoded into ``messages``) or plain bytes.
+    grpc: bool = True
 
     @property
     def status(self) -> int | None:
@@ -145,7 +147,8 @@ class Harness:
             elif isinstance(ev, DataReceived):
                 r = self.responses[ev.stream_id]
                 r.data += ev.data
-                r.messages.extend(r.decoder.feed(ev.data))
+                if r.grpc:
+                    r.messages.extend(r.decoder.feed(ev.data))
                 if self.auto_ack:
                     self.client.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             elif isinstance(ev, TrailersReceived):
@@ -179,7 +182,7 @@ class Harness:
             *metadata,
         ]
         self.client.send_headers(sid, headers, end_stream=end)
-        self.responses[sid] = Response()
+        self.responses[sid] = Response(grpc=content_type.startswith(b"application/grpc"))
         if flush:
             self.exchange()
         return sid
