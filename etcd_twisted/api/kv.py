@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from etcd_twisted._pb import rpc_pb2
+from etcd_twisted.api.txn_wire import TooManyOpsRefusal, TxnDecoder
 from etcd_twisted.api.unary import unary
+from etcd_twisted.apply.errors import TooManyOpsError
 from etcd_twisted.grpc import Registry
 from etcd_twisted.server.etcd_server import EtcdServer
 
@@ -21,7 +25,15 @@ def register(registry: Registry, server: EtcdServer) -> None:
         rpc_pb2.DeleteRangeRequest,
         unary(server, server.delete_range, auth=True),
     )
-    registry.add_unary(f"{_SERVICE}/Txn", rpc_pb2.TxnRequest, unary(server, server.txn, auth=True))
+
+    def txn(t: rpc_pb2.TxnRequest | TooManyOpsRefusal, auth: Any = None) -> Any:
+        if isinstance(t, TooManyOpsRefusal):
+            raise TooManyOpsError()
+        return server.txn(t, auth)
+
+    registry.add_unary(
+        f"{_SERVICE}/Txn", TxnDecoder(server.config.max_txn_ops), unary(server, txn, auth=True)
+    )
     registry.add_unary(
         f"{_SERVICE}/Compact", rpc_pb2.CompactionRequest, unary(server, server.compact, auth=True)
     )

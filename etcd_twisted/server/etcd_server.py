@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 
-from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION, failpoints
+from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION, deep_proto, failpoints
 from etcd_twisted._pb import raft_pb2, rpc_pb2, wal_pb2
 from etcd_twisted._pb.raft_internal_pb2 import (
     ClusterMemberAttrSetRequest,
@@ -436,7 +436,9 @@ class EtcdServer:
                 return read()
             return self._linearizable(read)
         self._check_quota(_txn_cost(t))
-        return self._propose(InternalRaftRequest(txn=t), auth)
+        request = InternalRaftRequest()
+        request.txn.CopyFrom(t)  # InternalRaftRequest(txn=t) re-parses: upb refuses deep Txns
+        return self._propose(request, auth)
 
     def _check_auth_revision(self, info: AuthInfo, response: Any) -> Any:
         """A read authorised at an auth revision that is no longer current is refused."""
@@ -597,7 +599,7 @@ class EtcdServer:
                 if self.is_leader and entry.term == self.term:
                     self.lessor.promote(self.config.election_timeout / 1000.0, self.clock.seconds())
             elif entry.index > consistent:
-                self._apply_request(InternalRaftRequest.FromString(entry.data), entry.index)
+                self._apply_request(deep_proto.parse(InternalRaftRequest, entry.data), entry.index)
             if entry.index > consistent:
                 backend.set_consistent_index(entry.index, entry.term)
         self.applied.advance(entries[-1].index)
