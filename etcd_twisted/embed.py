@@ -114,7 +114,10 @@ class EtcdService(MultiService):
             self.registry, reactor, max_receive_bytes=config.max_receive_bytes
         )
         self.http_api = HttpApi(
-            self.metrics, self._health, Gateway(self.registry), self.server.cluster_version
+            self.metrics,
+            self._health,
+            Gateway(self.registry, config.max_receive_bytes),
+            self.server.cluster_version,
         )
         self.raft = ServerService(self.server)
         self.transport = self._build_transport()

@@ -24,6 +24,7 @@ from etcd_twisted._pb import rpc_pb2, v3election_pb2, v3lock_pb2
 from etcd_twisted.api.auth import GATEWAY_ROUTES as AUTH_ROUTES
 from etcd_twisted.api.errors import HTTP_STATUS, to_grpc_error
 from etcd_twisted.api.gojson import Decoder, GoJsonError, marshal, parse
+from etcd_twisted.api.http1 import too_large_message
 from etcd_twisted.grpc import GrpcError, Metadata, Registry, StatusCode
 from etcd_twisted.grpc.service import MethodKind
 
@@ -222,11 +223,29 @@ class GatewayStream:
         next_message()
 
 
-class Gateway:
-    """Serves ``ROUTES`` by calling the unary handlers registered for gRPC."""
+#: The gRPC server's default limit on a received message (etcd's ``--max-request-bytes``
+#: 1.5 MiB plus 512 KiB).
+DEFAULT_MAX_RECEIVE_BYTES = 2 << 20
+#: How much longer than the message a JSON body may be: base64 makes bytes 4/3 longer,
+#: and names, quotes and spaces add more.
+BODY_TO_MESSAGE_RATIO = 2
 
-    def __init__(self, registry: Registry) -> None:
+
+class Gateway:
+    """Serves ``ROUTES`` by calling the unary handlers registered for gRPC.
+
+    A request whose message is over ``max_receive_bytes`` is refused as etcd's gRPC
+    server refuses it behind the gateway (429, "grpc: received message larger than
+    max"); a body over ``max_body_bytes`` is refused so before it is read (by
+    :class:`etcd_twisted.api.http1.GoHTTPChannel`).
+    """
+
+    def __init__(
+        self, registry: Registry, max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES
+    ) -> None:
         self.registry = registry
+        self.max_receive_bytes = max_receive_bytes
+        self.max_body_bytes = BODY_TO_MESSAGE_RATIO * max_receive_bytes
 
     def handle(self, request: IRequest, path: str) -> Deferred[bytes]:
         """Run the call behind ``path`` for an HTTP POST and render its result."""
@@ -244,6 +263,7 @@ class Gateway:
         try:
             method = self.registry.lookup(grpc_path)
             message = from_json(request.content.read(), request_cls)
+            self._check_size(message)
         except GrpcError as e:
             return succeed(self._error(request, e))
         ctx = GatewayContext(request, grpc_path)
@@ -251,6 +271,14 @@ class Gateway:
         d.addCallback(self._success, request)
         d.addErrback(lambda f: self._error(request, to_grpc_error(f)))
         return d
+
+    def _check_size(self, message: Message) -> None:
+        """Refuse a message the gRPC server behind etcd's gateway would refuse."""
+        size = message.ByteSize()
+        if size > self.max_receive_bytes:
+            raise GrpcError(
+                StatusCode.RESOURCE_EXHAUSTED, too_large_message(size, self.max_receive_bytes)
+            )
 
     def _success(self, response: Message, request: IRequest) -> bytes:
         request.setHeader(*_GRPC_METADATA)

@@ -19,6 +19,8 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION
 from etcd_twisted.api.gateway import Gateway
+from etcd_twisted.api.http1 import channel_factory
+from etcd_twisted.grpc import Registry
 from etcd_twisted.metrics import Metrics
 
 #: ``health(serializable) -> (healthy, reason)``, possibly as a Deferred.
@@ -219,8 +221,10 @@ class HttpApi:
 
     def site(self, reactor: IReactorTime | None = None) -> Site:
         """A ``twisted.web`` site serving this app (no request log: it is the hot path),
-        its responses framed as Go frames them."""
+        requests read and responses framed as Go's server does it."""
         site = Site(self.resource(), requestFactory=GoFramedRequest, reactor=reactor)
+        gateway = self.gateway or Gateway(Registry())
+        site.protocol = channel_factory(gateway.max_body_bytes, gateway.max_receive_bytes)
         site.log = lambda request: None
         site.displayTracebacks = False
         return site
