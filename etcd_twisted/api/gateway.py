@@ -12,6 +12,9 @@ grpc-gateway's HTTP status for the code.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from google.protobuf import json_format
@@ -110,9 +113,34 @@ _RESPONSE_HEADERS = (
 _GRPC_METADATA = (b"grpc-metadata-content-type", b"application/grpc")
 
 
+#: Python frames the JSON writers may use: ``MessageToDict`` and ``marshal`` recurse a few
+#: frames per message level, and a Txn response may nest ``--max-txn-ops`` levels.
+_RESPONSE_RECURSION_LIMIT = 20_000
+
+
+@contextmanager
+def _recursion_room(limit: int) -> Iterator[None]:
+    """Let Python recurse ``limit`` frames deep meanwhile (pure-Python recursion since
+    3.11 uses no C stack)."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
+
+
+def to_dict(message: Message) -> Any:
+    """``MessageToDict`` with proto names, for messages nested as deep as Txns go."""
+    with _recursion_room(_RESPONSE_RECURSION_LIMIT):
+        return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
 def to_json(message: Message) -> bytes:
     """A message as grpc-gateway writes it (proto names, int64 as strings, no zero values)."""
-    return marshal(json_format.MessageToDict(message, preserving_proto_field_name=True)).encode()
+    body = to_dict(message)
+    with _recursion_room(_RESPONSE_RECURSION_LIMIT):
+        return marshal(body).encode()
 
 
 def from_json(body: bytes, cls: type[Message]) -> Message:
@@ -183,8 +211,7 @@ class GatewayStream:
             if not self._sent:
                 self._sent = True
                 self._request.setHeader(*_GRPC_METADATA)
-            body = json_format.MessageToDict(message, preserving_proto_field_name=True)
-            self._request.write(marshal({"result": body}).encode() + b"\n")
+            self._request.write(b'{"result":' + to_json(message) + b"}\n")
             self._flush()
         return succeed(None)
 
