@@ -307,8 +307,10 @@ class Gateway:
                 StatusCode.RESOURCE_EXHAUSTED, too_large_message(size, self.max_receive_bytes)
             )
 
-    def _success(self, response: Message, request: IRequest) -> bytes:
+    def _success(self, response: Any, request: IRequest) -> bytes:
         request.setHeader(*_GRPC_METADATA)
+        if not isinstance(response, Message):  # a response kept encoded (a long range)
+            response = response.to_message()
         return to_json(response)
 
     def _handle_stream(

@@ -94,6 +94,24 @@ class TreeIndex:
             total += 1
         return revs, total
 
+    def revisions_page(
+        self, key: bytes, end: bytes | None, at_rev: int, max_keys: int
+    ) -> tuple[list[Revision], bytes | None]:
+        """Revisions of the keys alive at *at_rev* among the first *max_keys* keys of the
+        range, and the key to go on from (None when the range is done), so a long range
+        can be read a page at a time with writes in between."""
+        revs: list[Revision] = []
+        visited = 0
+        for ki in self._visit(key, end):
+            if visited == max_keys:
+                return revs, ki.key
+            visited += 1
+            try:
+                revs.append(ki.get(at_rev)[0])
+            except RevisionNotFoundError:
+                continue
+        return revs, None
+
     def count_revisions(self, key: bytes, end: bytes | None, at_rev: int) -> int:
         """How many keys in the range are alive at *at_rev*."""
         total = 0

@@ -21,7 +21,7 @@ import treq.client
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import Cooperator, LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -54,6 +54,7 @@ from etcd_twisted.lease import (
     Lessor,
 )
 from etcd_twisted.membership.cluster import Cluster, Member
+from etcd_twisted.mvcc.encoded_range import EncodedRange, EncodedRangeResponse
 from etcd_twisted.mvcc.kvstore import KVStore
 from etcd_twisted.mvcc.watchable_store import WatchableStore
 from etcd_twisted.raft import ProposalDroppedError, ReadState, SoftState
@@ -396,9 +397,14 @@ class EtcdServer:
         """Range: serializable reads run now; linearizable ones after a ReadIndex round."""
         checks.check_range(r)
 
-        def read() -> rpc_pb2.RangeResponse:
+        def read() -> rpc_pb2.RangeResponse | Deferred[EncodedRangeResponse]:
             info = auth or NO_USER
             self.auth.is_range_permitted(info, r.key, r.range_end)
+            paged = EncodedRange.start(self.kv, r)
+            if paged is not None:  # a long range: read in pages across reactor turns
+                pacer = Cooperator(scheduler=lambda step: self.clock.callLater(0, step))
+                done = pacer.cooperate(paged.pages()).whenDone()
+                return done.addCallback(lambda _: self._check_auth_revision(info, paged.response()))
             return self._check_auth_revision(info, self.applier.range(self.kv, r))
 
         if r.serializable:
