@@ -64,6 +64,16 @@ class HttpConnection:
 
 
 def status_and_body(response: bytes) -> tuple[int, bytes]:
-    """The status code and body of one HTTP/1 response (Content-Length framed)."""
+    """The status code and body of one HTTP/1 response (Content-Length or chunked)."""
     head, _, body = response.partition(b"\r\n\r\n")
+    if b"\r\ntransfer-encoding: chunked" in head.lower():
+        chunks = []
+        while True:
+            size_line, _, body = body.partition(b"\r\n")
+            size = int(size_line, 16)
+            if size == 0:
+                break
+            chunks.append(body[:size])
+            body = body[size + 2 :]
+        body = b"".join(chunks)
     return int(head.split(b" ", 2)[1]), body
