@@ -58,8 +58,8 @@ def _varint(n: int) -> bytes:
 
 class EncodedRangeResponse:
     """A ``RangeResponse`` whose ``kvs`` are kept encoded: ``header``, ``count`` and
-    ``more`` live in :attr:`head`, a real message; ``SerializeToString`` appends the
-    encoded ``kvs`` (field order does not matter on the wire)."""
+    ``more`` live in :attr:`head`, a real message; ``SerializeToString`` puts the
+    encoded ``kvs`` between its header and the rest, the bytes protobuf would write."""
 
     def __init__(self, head: rpc_pb2.RangeResponse, kvs_wire: bytes) -> None:
         self.head = head
@@ -70,7 +70,10 @@ class EncodedRangeResponse:
         return self.head.header
 
     def SerializeToString(self) -> bytes:  # noqa: N802 (protobuf's name)
-        return self.head.SerializeToString() + self.kvs_wire
+        header = rpc_pb2.RangeResponse()
+        header.header.CopyFrom(self.head.header)
+        rest = rpc_pb2.RangeResponse(more=self.head.more, count=self.head.count)
+        return header.SerializeToString() + self.kvs_wire + rest.SerializeToString()
 
     def to_message(self) -> rpc_pb2.RangeResponse:
         """The response as a decoded message (for the JSON gateway)."""
