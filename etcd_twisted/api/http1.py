@@ -95,8 +95,8 @@ class GoHTTPChannel(HTTPChannel):
     _linger: IDelayedCall | None = None
 
     def dataReceived(self, data: bytes) -> None:
-        if self._refused:
-            return  # discarded while the refusal lingers
+        if self._refused or self.transport.disconnecting:
+            return  # discarded while a refusal lingers, or once the connection is closing
         super().dataReceived(data)
         if (
             not self._refused
