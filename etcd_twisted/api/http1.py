@@ -7,9 +7,11 @@ Twisted's ``HTTPChannel`` differs from Go's server where clients and attackers n
 - it caps the request head at 16 KiB and drops a longer line without a word; Go takes
   ``MaxHeaderBytes`` (1 MiB) plus its 4 KiB read buffer and answers a longer head with
   ``431 Request Header Fields Too Large``;
-- it reads any body to the end before the request is seen.
+- it reads any body to the end before the request is seen, where Go runs the handler
+  at once and only the gateway's handlers read the body.
 
-:class:`GoHTTPChannel` reads lines as Go does, answers an oversize head as Go does, and
+:class:`GoHTTPChannel` reads lines as Go does, answers an oversize head as Go does,
+answers requests outside the gateway without waiting for a body (closing afterwards), and
 refuses a body longer than ``max_body_bytes`` (declared by Content-Length, or counted
 as chunks arrive) at once with etcd's answer to a request too large for its gRPC
 server (429, gRPC code 8), without reading it: it then half-closes, discards what the
@@ -119,10 +121,22 @@ class GoHTTPChannel(HTTPChannel):
     def allHeadersReceived(self) -> None:
         self._head_bytes = 0
         self._chunked_bytes = 0
+        if self.length != 0 and not self._reads_body():
+            # Outside the gateway no handler reads a body (as in etcd): answer at once
+            # without waiting for it, no 100-continue, and close after the answer.
+            self.length = 0
+            self.requests[-1].requestHeaders.removeHeader(b"expect")
+            super().allHeadersReceived()
+            self.persistent = False
+            return
         if self.length is not None and self.length > self.max_body_bytes:
             self._refuse_body(self.length)
             return
         super().allHeadersReceived()
+
+    def _reads_body(self) -> bool:
+        """Whether the request's handler reads its body: the gateway's POSTs."""
+        return self._command == b"POST" and self._path.startswith(b"/v3/")
 
     def rawDataReceived(self, data: bytes) -> None:
         if not self._handlingRequest and self.length is None:  # a chunked body

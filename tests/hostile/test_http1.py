@@ -142,3 +142,27 @@ class BodyTests(SynchronousTestCase):
         self.assertEqual(
             (status, json.loads(answer)), (429, {"error": text, "code": 8, "message": text})
         )
+
+
+class NonGatewayBodyTests(SynchronousTestCase):
+    def test_answered_without_waiting_for_the_body(self) -> None:
+        """GET /version with a body still to come is answered at once, then closed."""
+        conn = HttpConnection()
+        out = conn.send(b"GET /version HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n")
+        self.assertEqual(status_and_body(out)[0], 200)
+        self.assertTrue(conn.transport.disconnecting)
+
+    def test_chunked_body_not_awaited(self) -> None:
+        """A chunked body on a handler that does not read it is not awaited either."""
+        conn = HttpConnection()
+        out = conn.send(
+            b"GET /version HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n"
+        )
+        self.assertFalse(out.startswith(b"HTTP/1.1 100"))
+        self.assertEqual(status_and_body(out)[0], 200)
+
+    def test_wrong_method_on_gateway_path_answered(self) -> None:
+        """A non-POST on a gateway path with a huge body gets 405, as from etcd."""
+        conn = HttpConnection()
+        out = conn.send(b"BREW /v3/kv/range HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n")
+        self.assertEqual(status_and_body(out)[0], 405)
