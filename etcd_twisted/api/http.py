@@ -142,6 +142,8 @@ class HttpApi:
     @app.route("/v3/<path:rest>", methods=["POST"])
     def v3(self, request: IRequest, rest: str) -> Deferred[bytes] | bytes:
         """The JSON gateway (see :mod:`etcd_twisted.api.gateway`)."""
+        if request.method != b"POST":  # werkzeug matched "post" too; Go's methods are exact
+            return self.v3_wrong_method(request, rest)
         if self.gateway is None:
             request.setResponseCode(404)
             return b"Not Found\n"

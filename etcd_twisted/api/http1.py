@@ -21,6 +21,7 @@ client still sends so the client can read the answer, and drops the connection a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from twisted.internet.interfaces import IDelayedCall
@@ -44,14 +45,17 @@ _HEADERS_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8"
     b"\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large"
 )
-#: The headers etcd's gateway puts on its JSON answers.
-_GATEWAY_HEADERS = (
+#: etcd's CORS headers, on every answer of its handlers.
+_CORS_HEADERS = (
     (b"Access-Control-Allow-Headers", b"accept, content-type, authorization"),
     (b"Access-Control-Allow-Methods", b"POST, GET, OPTIONS, PUT, DELETE"),
     (b"Access-Control-Allow-Origin", b"*"),
-    (b"Content-Type", b"application/json"),
 )
+#: The headers etcd's gateway puts on its JSON answers.
+_GATEWAY_HEADERS = (*_CORS_HEADERS, (b"Content-Type", b"application/json"))
 _RESOURCE_EXHAUSTED = 8
+#: A ``%`` not followed by two hex digits: a path Go's ``url.ParseRequestURI`` refuses.
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def too_large_message(size: int, limit: int) -> str:
@@ -121,6 +125,12 @@ class GoHTTPChannel(HTTPChannel):
     def allHeadersReceived(self) -> None:
         self._head_bytes = 0
         self._chunked_bytes = 0
+        if _BAD_ESCAPE.search(self._path.partition(b"?")[0]):
+            self._refuse(_BAD_REQUEST)  # Go cannot parse the request URI
+            return
+        if self._path == b"*" and self._command != b"OPTIONS":
+            self._refuse(_response(b"400 Bad Request", _CORS_HEADERS, datetimeToString(), b""))
+            return  # Go's ServeMux answer
         if self.length != 0 and not self._reads_body():
             # Outside the gateway no handler reads a body (as in etcd): answer at once
             # without waiting for it, no 100-continue, and close after the answer.
@@ -157,6 +167,7 @@ class GoHTTPChannel(HTTPChannel):
         if self._refused:
             return
         self._refused = True
+        self.length = None  # no body will be read: the request is never dispatched
         self.setRawMode()  # no more lines parsed from what is buffered
         self.clearLineBuffer()
         self.setTimeout(None)

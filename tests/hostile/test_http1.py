@@ -166,3 +166,28 @@ class NonGatewayBodyTests(SynchronousTestCase):
         conn = HttpConnection()
         out = conn.send(b"BREW /v3/kv/range HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n")
         self.assertEqual(status_and_body(out)[0], 405)
+
+
+class RequestLineTests(SynchronousTestCase):
+    def test_bad_escape_in_path_go_400(self) -> None:
+        """A path Go cannot unescape gets Go's plain 400 and a close."""
+        conn = HttpConnection()
+        out = conn.send(b"GET /%zz HTTP/1.1\r\n\r\n")
+        self.assertTrue(out.endswith(b"\r\n\r\n400 Bad Request"))
+        self.assertTrue(conn.closed)
+
+    def test_star_is_400_except_options(self) -> None:
+        """``GET *`` is 400 and a close (Go's mux); ``OPTIONS *`` is 200."""
+        conn = HttpConnection()
+        out = conn.send(b"GET * HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(status_and_body(out), (400, b""))
+        self.assertTrue(conn.closed)
+        conn = HttpConnection()
+        out = conn.send(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(status_and_body(out), (200, b""))
+
+    def test_lower_case_post_is_405(self) -> None:
+        """Methods are case-sensitive, as in Go: ``post`` on a gateway path is 405."""
+        conn = HttpConnection()
+        out = conn.send(b"post /v3/kv/range HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+        self.assertEqual(status_and_body(out)[0], 405)
