@@ -17,6 +17,7 @@ concurrent full ranges.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import socket
 import statistics
@@ -25,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -41,35 +43,47 @@ BIG_BODY = 100 << 20
 # --- measuring -------------------------------------------------------------------------
 
 
-@dataclass
+def _probe_loop(endpoint: str, stop: Any, out: Any) -> None:
+    """Put + get every 0.2 s on its own channel until ``stop`` is set; sends
+    ``(start, seconds or inf)`` pairs to ``out`` at the end."""
+    ch = channel(endpoint)
+    put = ch.unary_unary("/etcdserverpb.KV/Put", rpc_pb2.PutRequest.SerializeToString, lambda b: b)
+    get = ch.unary_unary(
+        "/etcdserverpb.KV/Range", rpc_pb2.RangeRequest.SerializeToString, lambda b: b
+    )
+    samples = []
+    while not stop.is_set():
+        t0 = time.monotonic()
+        try:
+            put(rpc_pb2.PutRequest(key=b"probe", value=b"x"), timeout=PROBE_TIMEOUT)
+            get(rpc_pb2.RangeRequest(key=b"probe"), timeout=PROBE_TIMEOUT)
+            samples.append((t0, time.monotonic() - t0))
+        except grpc.RpcError:
+            samples.append((t0, float("inf")))
+        stop.wait(max(0.0, PROBE_INTERVAL - (time.monotonic() - t0)))
+    out.put(samples)
+
+
 class Probe:
-    """Put + get every 0.2 s on its own channel; latencies with their start times."""
+    """The other client, in its own process (so the attacker's CPU use in this one
+    cannot delay it); CLOCK_MONOTONIC is shared, so its times line up with ours."""
 
-    endpoint: str
-    samples: list[tuple[float, float]] = field(default_factory=list)  # (start, seconds or inf)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    def __init__(self, endpoint: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._out = context.Queue()
+        self._process = context.Process(
+            target=_probe_loop, args=(endpoint, self._stop, self._out), daemon=True
+        )
+        self.samples: list[tuple[float, float]] = []
 
-    def run(self) -> None:
-        ch = channel(self.endpoint)
-        put = ch.unary_unary(
-            "/etcdserverpb.KV/Put", rpc_pb2.PutRequest.SerializeToString, lambda b: b
-        )
-        get = ch.unary_unary(
-            "/etcdserverpb.KV/Range", rpc_pb2.RangeRequest.SerializeToString, lambda b: b
-        )
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            try:
-                put(rpc_pb2.PutRequest(key=b"probe", value=b"x"), timeout=PROBE_TIMEOUT)
-                get(rpc_pb2.RangeRequest(key=b"probe"), timeout=PROBE_TIMEOUT)
-                self.samples.append((t0, time.monotonic() - t0))
-            except grpc.RpcError:
-                self.samples.append((t0, float("inf")))
-            self._stop.wait(max(0.0, PROBE_INTERVAL - (time.monotonic() - t0)))
-        ch.close()
+    def start(self) -> None:
+        self._process.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self.samples = self._out.get(timeout=30)
+        self._process.join(10)
 
     def between(self, start: float, end: float) -> list[float]:
         return [s for t, s in self.samples if start <= t <= end]
@@ -230,20 +244,21 @@ def _txn_call(endpoint: str, data: bytes) -> str:
         ch.close()
 
 
-def many_ops(endpoint: str) -> str:
+def many_ops_request() -> bytes:
+    """A Txn of 100k puts, built before the clock starts."""
     ops = [
         rpc_pb2.RequestOp(request_put={"key": b"k%d" % i, "value": b"v"}) for i in range(100_000)
     ]
-    return _txn_call(endpoint, rpc_pb2.TxnRequest(success=ops).SerializeToString())
+    return rpc_pb2.TxnRequest(success=ops).SerializeToString()
 
 
-def nested_txn(endpoint: str, levels: int = 101) -> str:
+def nested_txn_request(levels: int = 101) -> bytes:
     txn = rpc_pb2.TxnRequest()
     level = txn
     for _ in range(levels - 1):
         level = level.success.add().request_txn
     level.success.add().request_put.key = b"nested"
-    return _txn_call(endpoint, txn.SerializeToString())
+    return txn.SerializeToString()
 
 
 def full_ranges(endpoint: str, clients: int = 3) -> str:
@@ -252,10 +267,10 @@ def full_ranges(endpoint: str, clients: int = 3) -> str:
     def one() -> None:
         ch = channel(endpoint)
         rng = ch.unary_unary("/etcdserverpb.KV/Range", rpc_pb2.RangeRequest.SerializeToString,
-                             rpc_pb2.RangeResponse.FromString)  # fmt: skip
+                             lambda b: b)  # fmt: skip
         try:
             r = rng(rpc_pb2.RangeRequest(key=b"\0", range_end=b"\0"), timeout=ATTACK_TIMEOUT)
-            results.append(str(len(r.kvs)))
+            results.append(f"{len(r) / 1e6:.1f}MB")
         except grpc.RpcError as e:
             results.append(e.code().name)
         ch.close()
@@ -265,7 +280,11 @@ def full_ranges(endpoint: str, clients: int = 3) -> str:
         t.start()
     for t in threads:
         t.join()
-    return "kvs " + "/".join(results)
+    return "/".join(results)
+
+
+MANY_OPS = b""
+NESTED_TXN = b""
 
 
 def attacks(server: Server) -> list[tuple[str, Callable[[], str]]]:
@@ -279,8 +298,8 @@ def attacks(server: Server) -> list[tuple[str, Callable[[], str]]]:
         ("1 MiB + 5 KiB head", lambda: big_head(port)),
         ("LF-only request", lambda: lf_only(port)),
         ("200 mangled HTTP/1", lambda: mangled_requests(port)),
-        ("Txn of 100k ops", lambda: many_ops(endpoint)),
-        ("Txn nested 101", lambda: nested_txn(endpoint)),
+        ("Txn of 100k ops", lambda: _txn_call(endpoint, MANY_OPS)),
+        ("Txn nested 101", lambda: _txn_call(endpoint, NESTED_TXN)),
         ("3 full ranges", lambda: full_ranges(endpoint)),
     ]
 
@@ -323,32 +342,33 @@ def run_server(server: Server, keys: int) -> list[Row]:
     first_write([server])
     load(server.endpoint, keys)
     probe, rss = Probe(server.endpoint), RssSampler(server.pid)
-    threads = [threading.Thread(target=probe.run), threading.Thread(target=rss.run)]
-    for t in threads:
-        t.start()
-    time.sleep(2.0)
-    rows = []
+    probe.start()
+    sampler = threading.Thread(target=rss.run)
+    sampler.start()
+    time.sleep(3.0)
+    answers: list[tuple[str, str, float, float, float]] = []
     try:
         for name, attack in attacks(server):
             start_at = time.monotonic()
             answer = attack()
             seconds = time.monotonic() - start_at
             time.sleep(1.0)  # let the probe see the aftermath
-            end_at = time.monotonic()
-            latencies = sorted(probe.between(start_at, end_at)) or [0.0]
-            p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-            failed = sum(1 for s in latencies if s == float("inf"))
-            rows.append(Row(name, server.kind, answer, seconds, latencies[-1], p99, failed,
-                            len(latencies), rss.peak_above(start_at, end_at)))  # fmt: skip
-            print(_format(rows[-1]), flush=True)
+            answers.append((name, answer, seconds, start_at, time.monotonic()))
+            print(f"{server.kind}: {name}: {answer} in {seconds:.2f} s", flush=True)
             if not server.running():
                 print(f"{server.kind} died:\n{server.log_tail()}")
                 break
     finally:
         probe.stop()
         rss.stop()
-        for t in threads:
-            t.join()
+        sampler.join()
+    rows = []
+    for name, answer, seconds, start_at, end_at in answers:
+        latencies = sorted(probe.between(start_at, end_at)) or [0.0]
+        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+        failed = sum(1 for s in latencies if s == float("inf"))
+        rows.append(Row(name, server.kind, answer, seconds, latencies[-1], p99, failed,
+                        len(latencies), rss.peak_above(start_at, end_at)))  # fmt: skip
     return rows
 
 
@@ -367,6 +387,8 @@ def main() -> None:
     parser.add_argument("--only", choices=KINDS)
     args = parser.parse_args()
     install_cleanup()
+    global MANY_OPS, NESTED_TXN
+    MANY_OPS, NESTED_TXN = many_ops_request(), nested_txn_request()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="hostile-gateway-") as base:
         for kind in [args.only] if args.only else KINDS:

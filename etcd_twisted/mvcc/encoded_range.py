@@ -56,6 +56,11 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+_SHORT = 1 << 14
+#: The tag and length of every ``kvs`` entry shorter than 16 KiB (two-byte varints).
+_PREFIXES = [_KVS_TAG + _varint(n) for n in range(_SHORT)]
+
+
 class EncodedRangeResponse:
     """A ``RangeResponse`` whose ``kvs`` are kept encoded: ``header``, ``count`` and
     ``more`` live in :attr:`head`, a real message; ``SerializeToString`` puts the
@@ -130,13 +135,14 @@ class EncodedRange:
         if self._limit > 0:
             revs = revs[: max(0, self._limit - self._kept)]
         self._kept += len(revs)
-        tx = store.backend.batch_tx
+        found = store.backend.batch_tx.get_many(KEY_BUCKET, [rev_to_bytes(rev) for rev in revs])
+        if len(found) != len(revs):
+            raise RuntimeError("mvcc: a revision is in the index but not the backend")
         parts = self._parts
-        for rev in revs:
-            data = tx.get(KEY_BUCKET, rev_to_bytes(rev))
-            if data is None:
-                raise RuntimeError(f"mvcc: revision {rev} is in the index but not the backend")
-            parts.append(_KVS_TAG + _varint(len(data)) + data)
+        for _, data in found:
+            n = len(data)
+            parts.append(_PREFIXES[n] if n < _SHORT else _KVS_TAG + _varint(n))
+            parts.append(data)
 
     def response(self) -> EncodedRangeResponse:
         """The answer, once :meth:`pages` is exhausted."""

@@ -100,17 +100,23 @@ class TreeIndex:
         """Revisions of the keys alive at *at_rev* among the first *max_keys* keys of the
         range, and the key to go on from (None when the range is done), so a long range
         can be read a page at a time with writes in between."""
+        tree = self._tree
+        if not end:
+            return self.revisions(key, end, at_rev)[0], None
+        first = tree.bisect_left(key)
+        stop = len(tree) if end == _GTE else tree.bisect_left(end)
+        last = min(stop, first + max_keys)
         revs: list[Revision] = []
-        visited = 0
-        for ki in self._visit(key, end):
-            if visited == max_keys:
-                return revs, ki.key
-            visited += 1
+        for ki in tree.values()[first:last]:
+            if ki.modified[0] <= at_rev:  # unchanged since: alive unless last deleted
+                if ki.generations[-1].revs:
+                    revs.append(ki.modified)
+                continue
             try:
                 revs.append(ki.get(at_rev)[0])
             except RevisionNotFoundError:
                 continue
-        return revs, None
+        return revs, (tree.keys()[last] if last < stop else None)
 
     def count_revisions(self, key: bytes, end: bytes | None, at_rev: int) -> int:
         """How many keys in the range are alive at *at_rev*."""
