@@ -133,7 +133,9 @@ class EtcdService(MultiService):
         lock_api.register(self.registry, self.server)
         election_api.register(self.registry, self.server)
         gateway = Gateway(
-            self.registry, lambda: config.client_cert_auth and self.server.state.auth.enabled
+            self.registry,
+            refuse_common_names=lambda: config.client_cert_auth and self.server.state.auth.enabled,
+            max_receive_bytes=config.max_receive_bytes,
         )
         self.http_api = HttpApi(
             self.metrics,

@@ -258,6 +258,8 @@ class V2Tests(SynchronousTestCase):
         c = parse(["--proxy-dial-timeout", "200"], {})
         self.assertEqual(c.proxy_dial_timeout, 200)
         self.assertIn("--proxy-dial-timeout has no effect", " ".join(c.warnings))
+
+
 class TransportSecurityFlagTests(SynchronousTestCase):
     """The TLS, CORS and host-whitelist flags of issue 15, with etcd 3.5.1's defaults."""
 

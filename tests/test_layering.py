@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "__init__": 0,
     "_pb": 0,
     "failpoints": 0,
+    "deep_proto": 0,
     "config": 0,
     "raft": 1,
     "wal": 1,

@@ -12,7 +12,9 @@ grpc-gateway's HTTP status for the code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
@@ -28,6 +30,7 @@ from etcd_twisted._pb import rpc_pb2, v3election_pb2, v3lock_pb2
 from etcd_twisted.api.auth import GATEWAY_ROUTES as AUTH_ROUTES
 from etcd_twisted.api.errors import HTTP_STATUS, to_grpc_error
 from etcd_twisted.api.gojson import Decoder, GoJsonError, marshal, parse
+from etcd_twisted.api.http1 import too_large_message
 from etcd_twisted.api.unary import certificate_common_name
 from etcd_twisted.grpc import GrpcError, Metadata, Registry, StatusCode
 from etcd_twisted.grpc.service import MethodKind
@@ -115,9 +118,34 @@ _RESPONSE_HEADERS = (
 _GRPC_METADATA = (b"grpc-metadata-content-type", b"application/grpc")
 
 
+#: Python frames the JSON writers may use: ``MessageToDict`` and ``marshal`` recurse a few
+#: frames per message level, and a Txn response may nest ``--max-txn-ops`` levels.
+_RESPONSE_RECURSION_LIMIT = 20_000
+
+
+@contextmanager
+def _recursion_room(limit: int) -> Iterator[None]:
+    """Let Python recurse ``limit`` frames deep meanwhile (pure-Python recursion since
+    3.11 uses no C stack)."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
+
+
+def to_dict(message: Message) -> Any:
+    """``MessageToDict`` with proto names, for messages nested as deep as Txns go."""
+    with _recursion_room(_RESPONSE_RECURSION_LIMIT):
+        return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
 def to_json(message: Message) -> bytes:
     """A message as grpc-gateway writes it (proto names, int64 as strings, no zero values)."""
-    return marshal(json_format.MessageToDict(message, preserving_proto_field_name=True)).encode()
+    body = to_dict(message)
+    with _recursion_room(_RESPONSE_RECURSION_LIMIT):
+        return marshal(body).encode()
 
 
 def from_json(body: bytes, cls: type[Message]) -> Message:
@@ -212,8 +240,7 @@ class GatewayStream:
             if not self._sent:
                 self._sent = True
                 self._request.setHeader(*_GRPC_METADATA)
-            body = json_format.MessageToDict(message, preserving_proto_field_name=True)
-            self._request.write(marshal({"result": body}).encode() + b"\n")
+            self._request.write(b'{"result":' + to_json(message) + b"}\n")
             self._flush()
             if self._paused:
                 d: Deferred[None] = Deferred()
@@ -288,19 +315,36 @@ CN_REFUSED = (
     b" as expected\n"
 )
 
+#: The gRPC server's default limit on a received message (etcd's ``--max-request-bytes``
+#: 1.5 MiB plus 512 KiB).
+DEFAULT_MAX_RECEIVE_BYTES = 2 << 20
+#: How much longer than the message a JSON body may be: base64 makes bytes 4/3 longer,
+#: and names, quotes and spaces add more.
+BODY_TO_MESSAGE_RATIO = 2
+
 
 class Gateway:
     """Serves ``ROUTES`` by calling the unary handlers registered for gRPC.
 
     ``refuse_common_names()`` says whether a request from a client certificate with
     a CN is refused with ``CN_REFUSED`` (etcd: client-cert auth and auth enabled).
+    A request whose message is over ``max_receive_bytes`` is refused as etcd's gRPC
+    server refuses it behind the gateway (429, "grpc: received message larger than
+    max"); a body over ``max_body_bytes`` is refused so before it is read (by
+    :class:`etcd_twisted.api.http1.GoHTTPChannel`).
     """
 
     def __init__(
-        self, registry: Registry, refuse_common_names: Callable[[], bool] = lambda: False
+        self,
+        registry: Registry,
+        *,
+        refuse_common_names: Callable[[], bool] = lambda: False,
+        max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES,
     ) -> None:
         self.registry = registry
         self.refuse_common_names = refuse_common_names
+        self.max_receive_bytes = max_receive_bytes
+        self.max_body_bytes = BODY_TO_MESSAGE_RATIO * max_receive_bytes
 
     def handle(self, request: IRequest, path: str) -> Deferred[bytes]:
         """Run the call behind ``path`` for an HTTP POST and render its result."""
@@ -323,6 +367,7 @@ class Gateway:
         try:
             method = self.registry.lookup(grpc_path)
             message = from_json(request.content.read(), request_cls)
+            self._check_size(message)
         except GrpcError as e:
             return succeed(self._error(request, e))
         ctx = GatewayContext(request, grpc_path)
@@ -331,8 +376,18 @@ class Gateway:
         d.addErrback(lambda f: self._error(request, to_grpc_error(f)))
         return d
 
-    def _success(self, response: Message, request: IRequest) -> bytes:
+    def _check_size(self, message: Message) -> None:
+        """Refuse a message the gRPC server behind etcd's gateway would refuse."""
+        size = message.ByteSize()
+        if size > self.max_receive_bytes:
+            raise GrpcError(
+                StatusCode.RESOURCE_EXHAUSTED, too_large_message(size, self.max_receive_bytes)
+            )
+
+    def _success(self, response: Any, request: IRequest) -> bytes:
         request.setHeader(*_GRPC_METADATA)
+        if not isinstance(response, Message):  # a response kept encoded (a long range)
+            response = response.to_message()
         return to_json(response)
 
     def _handle_stream(

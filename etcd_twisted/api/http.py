@@ -20,6 +20,8 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION
 from etcd_twisted.api.access import ALLOW_ALL, AccessController, AccessPolicy
 from etcd_twisted.api.gateway import Gateway
+from etcd_twisted.api.http1 import channel_factory
+from etcd_twisted.grpc import Registry
 from etcd_twisted.metrics import Metrics
 from etcd_twisted.ui.dashboard import Dashboard
 
@@ -121,6 +123,8 @@ class HttpApi:
     @app.route("/v3/<path:rest>", methods=["POST"])
     def v3(self, request: IRequest, rest: str) -> Deferred[bytes] | bytes:
         """The JSON gateway (see :mod:`etcd_twisted.api.gateway`)."""
+        if request.method != b"POST":  # werkzeug matched "post" too; Go's methods are exact
+            return self.v3_wrong_method(request, rest)
         if self.gateway is None:
             request.setResponseCode(404)
             return b"Not Found\n"
@@ -204,8 +208,10 @@ class HttpApi:
 
     def site(self, reactor: IReactorTime | None = None) -> Site:
         """A ``twisted.web`` site serving this app (no request log: it is the hot path),
-        its responses framed as Go frames them."""
+        requests read and responses framed as Go's server does it."""
         site = Site(self.resource(), requestFactory=GoFramedRequest, reactor=reactor)
+        gateway = self.gateway or Gateway(Registry())
+        site.protocol = channel_factory(gateway.max_body_bytes, gateway.max_receive_bytes)
         site.log = lambda request: None
         site.displayTracebacks = False
         return site

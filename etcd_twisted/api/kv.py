@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.defer import Deferred
 
 from etcd_twisted._pb import rpc_pb2
+from etcd_twisted.api.txn_wire import TooManyOpsRefusal, TxnDecoder
 from etcd_twisted.api.unary import unary
+from etcd_twisted.apply.errors import TooManyOpsError
 from etcd_twisted.auth import AuthInfo
 from etcd_twisted.grpc import Registry
 from etcd_twisted.server.etcd_server import EtcdServer
@@ -28,8 +32,14 @@ def register(registry: Registry, server: EtcdServer) -> None:
         rpc_pb2.DeleteRangeRequest,
         unary(server, server.kv_frontend.delete_range, auth=True),
     )
+
+    def txn(t: rpc_pb2.TxnRequest | TooManyOpsRefusal, auth: Any = None) -> Any:
+        if isinstance(t, TooManyOpsRefusal):
+            raise TooManyOpsError()
+        return server.kv_frontend.txn(t, auth)
+
     registry.add_unary(
-        f"{_SERVICE}/Txn", rpc_pb2.TxnRequest, unary(server, server.kv_frontend.txn, auth=True)
+        f"{_SERVICE}/Txn", TxnDecoder(server.config.max_txn_ops), unary(server, txn, auth=True)
     )
     registry.add_unary(
         f"{_SERVICE}/Compact",

@@ -254,6 +254,7 @@ class KVApplier:
                 out.response_delete_range.CopyFrom(self.delete_range(txn, op.request_delete_range))
             elif kind == "request_txn":
                 out.response_txn.CopyFrom(self._run(txn, op.request_txn, path))
+                out.response_txn.header.SetInParent()  # etcd sends an empty header here
         return resp
 
     # --- compaction

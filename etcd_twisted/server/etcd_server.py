@@ -36,7 +36,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from etcd_twisted import CLUSTER_VERSION
+from etcd_twisted import CLUSTER_VERSION, deep_proto
 from etcd_twisted._pb import raft_pb2, rpc_pb2
 from etcd_twisted._pb.raft_internal_pb2 import (
     ClusterMemberAttrSetRequest,
@@ -178,7 +178,12 @@ class EtcdServer(MultiService):
             self.auth_frontend.root,
         )
         self.kv_frontend = KVFrontend(
-            lambda: self.applier, self.proposer, self.quota, self.compaction, config.max_txn_ops
+            lambda: self.applier,
+            self.proposer,
+            self.quota,
+            self.compaction,
+            config.max_txn_ops,
+            clock,
         )
         self.conf_changes = ConfChangeApplier(
             self.member_id,
@@ -445,7 +450,7 @@ class EtcdServer(MultiService):
                         self.config.election_timeout / 1000.0, self.clock.seconds()
                     )
             elif fresh:
-                req = InternalRaftRequest.FromString(entry.data)
+                req = deep_proto.parse(InternalRaftRequest, entry.data)
                 try:
                     result = self.applier.apply(req, entry.index, self.clock.seconds())
                 except Exception:  # noqa: BLE001 - the request's error goes to its client

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import Cooperator
 
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted._pb.raft_internal_pb2 import InternalRaftRequest
@@ -21,6 +23,7 @@ from etcd_twisted.apply.kv import is_txn_readonly
 from etcd_twisted.apply.quota import put_cost, txn_cost
 from etcd_twisted.auth import NO_USER, AuthInfo
 from etcd_twisted.auth.errors import AuthOldRevisionError
+from etcd_twisted.mvcc.encoded_range import EncodedRange, EncodedRangeResponse
 from etcd_twisted.server.compaction import PhysicalCompaction
 from etcd_twisted.server.proposer import Proposer
 from etcd_twisted.server.quota import QuotaGuard
@@ -36,12 +39,15 @@ class KVFrontend:
         quota: QuotaGuard,
         compaction: PhysicalCompaction,
         max_txn_ops: int,
+        clock: IReactorTime,
     ) -> None:
         self._applier = applier
         self._proposer = proposer
         self._quota = quota
         self._compaction = compaction
         self._max_txn_ops = max_txn_ops
+        #: Long ranges are read in pages, one per reactor turn.
+        self._pacer = Cooperator(scheduler=lambda step: clock.callLater(0, step))
 
     def range(
         self, r: rpc_pb2.RangeRequest, auth: AuthInfo | None = None
@@ -49,9 +55,13 @@ class KVFrontend:
         """Range: serializable reads run now; linearizable ones after a ReadIndex round."""
         checks.check_range(r)
 
-        def read() -> rpc_pb2.RangeResponse:
+        def read() -> rpc_pb2.RangeResponse | Deferred[EncodedRangeResponse]:
             applier, info = self._applier(), auth or NO_USER
             applier.state.auth.is_range_permitted(info, r.key, r.range_end)
+            paged = EncodedRange.start(applier.state.kv, r)
+            if paged is not None:  # a long range: read in pages across reactor turns
+                done = self._pacer.cooperate(paged.pages()).whenDone()
+                return done.addCallback(lambda _: self._current(applier, info, paged.response()))
             return self._current(applier, info, applier.kv.range(applier.state.kv, r))
 
         if r.serializable:
@@ -89,7 +99,9 @@ class KVFrontend:
                 return read()
             return self._proposer.linearizable(read)
         self._quota.check(txn_cost(t))
-        return self._proposer.propose(InternalRaftRequest(txn=t), auth)
+        request = InternalRaftRequest()
+        request.txn.CopyFrom(t)  # InternalRaftRequest(txn=t) re-parses: upb refuses deep Txns
+        return self._proposer.propose(request, auth)
 
     def compact(
         self, c: rpc_pb2.CompactionRequest, auth: AuthInfo | None = None

@@ -204,7 +204,7 @@ class CommonNameRefusalTests(SynchronousTestCase):
         etcd's 400 text; one without a CN, or no certificate, is served."""
         registry = Registry()
         registry.add_unary("/etcdserverpb.KV/Range", rpc_pb2.RangeRequest, range_handler)
-        refusing = Gateway(registry, lambda: True)
+        refusing = Gateway(registry, refuse_common_names=lambda: True)
         request = CertificateRequest("alice")
         body = self.successResultOf(refusing.handle(request, "/v3/kv/range"))
         self.assertEqual((request.responseCode, body), (400, CN_REFUSED))
