@@ -195,7 +195,15 @@ _YAML_TLS_SECTIONS = {
     "client-transport-security": "",
     "peer-transport-security": "peer-",
 }
-_YAML_TLS_KEYS = {"cert-file", "key-file", "client-cert-auth", "trusted-ca-file", "auto-tls"}
+_YAML_TLS_KEYS = {
+    "cert-file",
+    "key-file",
+    "client-cert-file",
+    "client-key-file",
+    "client-cert-auth",
+    "trusted-ca-file",
+    "auto-tls",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -629,7 +637,7 @@ def _raw_from_yaml(path: str) -> dict[str, str]:
         if key in _YAML_TLS_SECTIONS and isinstance(value, dict):
             prefix = _YAML_TLS_SECTIONS[key]
             for sub_key, sub_value in value.items():
-                if sub_key in _YAML_TLS_KEYS:
+                if sub_key in _YAML_TLS_KEYS and prefix + sub_key in FLAGS_BY_NAME:
                     raw[prefix + sub_key] = _yaml_scalar(sub_value)
             continue
         if key in FLAGS_BY_NAME:

@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from etcd_twisted.tls.context import ServerTLS, TLSConfigError
-from etcd_twisted.tls.gate import GateFactory, RunInThread, needs_gate
+from etcd_twisted.tls.gate import GateFactory, RunInThread
 from etcd_twisted.tls.info import TLSInfo
 
 #: Pending connections the kernel queues per listening socket (Go listens with the
@@ -39,7 +39,7 @@ class ListenError(Exception):
 @implementer(IStreamServerEndpoint)
 class TLSServerEndpoint:
     """Listens on ``wrapped`` with TLS from ``creator``, and the post-handshake checks
-    ``info`` asks for (CRL, SAN: see `etcd_twisted.tls.gate`)."""
+    its ``info`` asks for (CRL, SAN: see `etcd_twisted.tls.gate`)."""
 
     def __init__(
         self,
@@ -52,9 +52,8 @@ class TLSServerEndpoint:
         self._run = run
 
     def listen(self, factory: Factory) -> Deferred[IListeningPort]:
-        info = self.creator.info
-        inner = GateFactory(factory, info, self._run) if needs_gate(info) else factory
-        return self.wrapped.listen(TLSMemoryBIOFactory(self.creator, False, inner))
+        gated = GateFactory(factory, self.creator.info, self._run)
+        return self.wrapped.listen(TLSMemoryBIOFactory(self.creator, False, gated))
 
 
 def server_tls(info: TLSInfo, protocols: Sequence[bytes] = (b"h2", b"http/1.1")) -> ServerTLS:

@@ -46,6 +46,27 @@ def _auto(config: Config, side: str, urls: list[str], now: datetime.datetime) ->
     )
 
 
+def _warn_plain(urls: list[str], has_cert: bool, cert_auth: bool, flag: str, side: str) -> None:
+    """etcd's warnings for plain URLs of a side that has TLS settings (they are unused)."""
+    for url in urls:
+        if url.startswith(("http:", "unix:")):
+            if has_cert:
+                log.warn(
+                    "scheme is HTTP while key and cert files are present; ignoring key and "
+                    "cert files ({side}-url {url})",
+                    side=side,
+                    url=url,
+                )
+            if cert_auth:
+                log.warn(
+                    "scheme is HTTP while --{flag} is enabled; ignoring client cert auth for "
+                    "this URL ({side}-url {url})",
+                    flag=flag,
+                    side=side,
+                    url=url,
+                )
+
+
 def client_tls_info(config: Config, now: datetime.datetime | None = None) -> TLSInfo:
     """The client port's TLS (empty when it has none)."""
     c = config
@@ -53,6 +74,9 @@ def client_tls_info(config: Config, now: datetime.datetime | None = None) -> TLS
         if not c.cert_file:
             return _auto(c, "client", c.listen_client_urls, now or _now())
         log.warn("ignoring client auto TLS since certs given")
+    _warn_plain(
+        c.listen_client_urls, bool(c.cert_file), c.client_cert_auth, "client-cert-auth", "client"
+    )
     return TLSInfo(
         cert_file=c.cert_file,
         key_file=c.key_file,
@@ -73,6 +97,13 @@ def peer_tls_info(config: Config, now: datetime.datetime | None = None) -> TLSIn
         if not c.peer_cert_file:
             return _auto(c, "peer", c.listen_peer_urls, now or _now())
         log.warn("ignoring peer auto TLS since certs given")
+    _warn_plain(
+        c.listen_peer_urls,
+        bool(c.peer_cert_file),
+        c.peer_client_cert_auth,
+        "peer-client-cert-auth",
+        "peer",
+    )
     return TLSInfo(
         cert_file=c.peer_cert_file,
         key_file=c.peer_key_file,

@@ -327,3 +327,21 @@ class TransportSecurityFlagTests(SynchronousTestCase):
             with self.assertRaises(ConfigError) as caught:
                 parse(list(argv), {})
             self.assertEqual(str(caught.exception), message)
+
+    def test_yaml_transport_security(self) -> None:
+        """The YAML config's transport-security sections and top-level TLS keys, as etcd's."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(
+                "peer-transport-security:\n"
+                "  cert-file: p.pem\n  key-file: pk.pem\n"
+                "  client-cert-file: pc.pem\n  client-key-file: pck.pem\n"
+                "  client-cert-auth: true\n"
+                "cipher-suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n"
+                "host-whitelist: a.example\n"
+            )
+        c = parse(["--config-file", path], {})
+        self.assertEqual((c.peer_client_cert_file, c.peer_client_key_file), ("pc.pem", "pck.pem"))
+        self.assertTrue(c.peer_client_cert_auth)
+        self.assertEqual(c.cipher_suites, ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",))
+        self.assertEqual(c.host_whitelist, frozenset({"a.example"}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted.config import parse
@@ -97,3 +98,14 @@ class SecurityTests(SynchronousTestCase):
         )
         info = client_tls_info(c)
         self.assertEqual((info.cert_file, info.self_cert), ("c", False))
+
+
+class PlainUrlWarningTests(SynchronousTestCase):
+    def test_certificates_on_plain_urls(self) -> None:
+        """Certificates given for http URLs are unused, and etcd's warning says so."""
+        c = parse(["--cert-file", "c", "--key-file", "k", "--client-cert-auth"], {})
+        with capturedLogs() as events:
+            client_tls_info(c)
+        texts = [formatEvent(e) for e in events]
+        self.assertTrue(any("ignoring key and cert files" in t for t in texts), texts)
+        self.assertTrue(any("--client-cert-auth is enabled" in t for t in texts), texts)

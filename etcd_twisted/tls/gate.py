@@ -6,8 +6,9 @@ configured, the client certificate is not in the CRL file (``--client-crl-file``
 and, on the peer port, its SAN names the address it connects from (an IP SAN equal to
 it, or a DNS name that resolves to it or that its reverse lookup gives; skipped with
 ``--experimental-peer-skip-client-san-verification``). A connection that fails is
-closed and logged. `GateFactory` wraps a port's factory with these checks: the inner
-protocol sees the connection only after it passed.
+closed and logged. `GateFactory` wraps a TLS port's factory with these checks: the inner
+protocol sees the connection only after its handshake and checks passed. A failed
+handshake is logged too ("rejected connection", as etcd logs it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
-from OpenSSL import crypto
+from OpenSSL import SSL, crypto
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IAddress, IHandshakeListener
@@ -112,8 +113,8 @@ def check_certificate(info: TLSInfo, cert: x509.Certificate, host: str) -> None:
         check_crl(info.crl_file, cert)
 
 
-def needs_gate(info: TLSInfo) -> bool:
-    """Whether connections need checking after the handshake at all."""
+def has_checks(info: TLSInfo) -> bool:
+    """Whether a client certificate is checked after the handshake at all."""
     return bool(info.crl_file) or (info.check_san and info.requires_client_cert)
 
 
@@ -127,10 +128,12 @@ class GateProtocol(Protocol):
         self._inner: Protocol | None = None
         self._buffer: list[bytes] = []
         self._closed = False
+        self._handshake_done = False
 
     def handshakeCompleted(self) -> None:  # noqa: N802 - IHandshakeListener
+        self._handshake_done = True
         peer_cert = self.transport.getPeerCertificate()
-        if peer_cert is None:
+        if peer_cert is None or not has_checks(self._factory.info):
             self._passed(None)
             return
         cert = crypto.X509.to_cryptography(peer_cert)
@@ -171,6 +174,13 @@ class GateProtocol(Protocol):
         self._closed = True
         if self._inner is not None:
             self._inner.connectionLost(reason)
+        elif not self._handshake_done and reason.check(SSL.Error):
+            self._factory.rejected += 1
+            log.warn(
+                "rejected connection from {peer}: TLS handshake failed: {error}",
+                peer=self.transport.getPeer(),
+                error=reason.getErrorMessage(),
+            )
 
 
 class GateFactory(Factory):

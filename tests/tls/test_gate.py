@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from cryptography import x509
-from OpenSSL import crypto
+from OpenSSL import SSL, crypto
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted.tls.gate import (
@@ -14,7 +16,7 @@ from etcd_twisted.tls.gate import (
     RejectedError,
     check_crl,
     check_san,
-    needs_gate,
+    has_checks,
     run_now,
 )
 from etcd_twisted.tls.info import TLSInfo
@@ -86,14 +88,14 @@ class ChecksTests(SynchronousTestCase):
         """A certificate without IP or DNS SANs passes, as in etcd."""
         check_san(load(self.ca.issue("none", ips=[], dns=[])), "10.9.9.9")
 
-    def test_needs_gate(self) -> None:
-        """The gate is used only when a CRL or a SAN check on client certificates applies."""
-        self.assertFalse(needs_gate(TLSInfo(cert_file="c", key_file="k")))
-        self.assertFalse(needs_gate(TLSInfo(cert_file="c", key_file="k", check_san=True)))
+    def test_has_checks(self) -> None:
+        """Certificates are checked only when a CRL or a SAN check on client certificates applies."""
+        self.assertFalse(has_checks(TLSInfo(cert_file="c", key_file="k")))
+        self.assertFalse(has_checks(TLSInfo(cert_file="c", key_file="k", check_san=True)))
         self.assertTrue(
-            needs_gate(TLSInfo(cert_file="c", key_file="k", check_san=True, client_cert_auth=True))
+            has_checks(TLSInfo(cert_file="c", key_file="k", check_san=True, client_cert_auth=True))
         )
-        self.assertTrue(needs_gate(TLSInfo(cert_file="c", key_file="k", crl_file="x.crl")))
+        self.assertTrue(has_checks(TLSInfo(cert_file="c", key_file="k", crl_file="x.crl")))
 
 
 class GateProtocolTests(SynchronousTestCase):
@@ -128,6 +130,16 @@ class GateProtocolTests(SynchronousTestCase):
         """A peer certificate whose SAN does not name the connecting address is refused."""
         transport = self.connect(load(self.ca.issue("elsewhere", ips=["10.0.0.9"], dns=[])))
         self.assertTrue(transport.disconnecting)
+
+    def test_failed_handshake_logged(self) -> None:
+        """A connection whose handshake failed is logged as rejected, as etcd logs it."""
+        factory = GateFactory(Factory.forProtocol(Echo), self.info, run_now)
+        proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
+        proto.makeConnection(TLSTransport(None, "127.0.0.1"))
+        with capturedLogs() as events:
+            proto.connectionLost(Failure(SSL.Error([("SSL routines", "", "no certificate")])))
+        self.assertEqual(factory.rejected, 1)
+        self.assertIn("rejected connection from", formatEvent(events[0]))
 
     def test_no_certificate(self) -> None:
         """Without a client certificate (none was asked for) there is nothing to check."""
