@@ -38,7 +38,7 @@ async function probeAuth() {
   try {
     await call('/v3/kv/range', { key: toBase64(utf8('/')), count_only: true });
   } catch (error) {
-    if (!error.needsLogin) authRequired = true; // permission errors mean auth is on
+    if (error.denied) authRequired = true; // a permission error means auth is on
   }
 }
 
