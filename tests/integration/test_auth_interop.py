@@ -414,6 +414,26 @@ async def _start_tls(case: TestCase, factory: Any, base: str, certs: Certs) -> s
     raise AssertionError(f"{url} not healthy: {process.output()[-3000:]}")
 
 
+def _grpcio_puts(url: str, certs: Certs, cn: str, keys: list[bytes]) -> list[Any]:
+    """Puts through grpcio over mTLS with a client certificate of ``cn`` and no token."""
+    cert, key = certs.issue(cn)
+    with open(certs.ca_file, "rb") as ca, open(cert, "rb") as c, open(key, "rb") as k:
+        credentials = grpc.ssl_channel_credentials(ca.read(), k.read(), c.read())
+    channel = grpc.secure_channel(url.removeprefix("https://"), credentials)
+    try:
+        stub = rpc_pb2_grpc.KVStub(channel)
+        results: list[Any] = []
+        for name in keys:
+            try:
+                stub.Put(rpc_pb2.PutRequest(key=name, value=b"v"), timeout=10)
+                results.append("OK")
+            except grpc.RpcError as e:
+                results.append((e.code().name, e.details()))
+        return results
+    finally:
+        channel.close()
+
+
 def _gateway_put(url: str, certs: Certs, cn: str, key: str) -> tuple[int, dict]:
     """POST /v3/kv/put over HTTPS/1.1 with a client certificate of ``cn`` and no token."""
     context = ssl.create_default_context(cafile=certs.ca_file)
@@ -436,8 +456,8 @@ class CommonNameTests(TestCase):
 
     async def test_cn_is_the_user(self) -> None:
         """Auth on, cert CN=alice, no --user: etcdctl put a/1 is allowed and put b/1
-        denied, as on etcd 3.5.1; the JSON gateway refuses a certificate with a CN (400,
-        etcd's text) rather than ignore it."""
+        denied, as on etcd 3.5.1, for etcdctl and grpcio alike; the JSON gateway refuses
+        a certificate with a CN (400, etcd's text) rather than ignore it."""
         base = self.mktemp()
         certs = Certs(os.path.join(base, "certs"))
         urls = await gatherResults(
@@ -478,6 +498,12 @@ class CommonNameTests(TestCase):
         self.assertEqual(results[1][1].code, 1)
         self.assertIn("etcdserver: permission denied", results[1][1].err)
         self.assertEqual(ours[2], (0, "x\n"))
+        grpcio = [
+            await threads.deferToThread(_grpcio_puts, url, certs, "alice", [b"a/3", b"b/3"])
+            for url in urls
+        ]
+        self.assertEqual(grpcio[1], grpcio[0])
+        self.assertEqual(grpcio[1], ["OK", ("PERMISSION_DENIED", "etcdserver: permission denied")])
         gateway = [
             await threads.deferToThread(_gateway_put, url, certs, "alice", "a/2") for url in urls
         ]
