@@ -24,6 +24,8 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
 
 from etcd_twisted.api import auth as auth_api
 from etcd_twisted.api import cluster as cluster_api
@@ -33,21 +35,40 @@ from etcd_twisted.api import lease as lease_api
 from etcd_twisted.api import lock as lock_api
 from etcd_twisted.api import maintenance as maintenance_api
 from etcd_twisted.api import watch as watch_api
+from etcd_twisted.api.access import AccessPolicy
 from etcd_twisted.api.gateway import Gateway
 from etcd_twisted.api.http import HttpApi
 from etcd_twisted.api.unary import common_name_of, token_of
 from etcd_twisted.config import Config
 from etcd_twisted.grpc import GrpcFactory, Registry
 from etcd_twisted.grpc.health import HealthService
-from etcd_twisted.listen import ListeningService, server_endpoint, tls_options
+from etcd_twisted.grpc.keepalive import KeepalivePolicy
+from etcd_twisted.listen import ListeningService, server_endpoint, server_tls
 from etcd_twisted.membership.ids import format_id
 from etcd_twisted.metrics import Metrics
 from etcd_twisted.peer.http import PeerApi
 from etcd_twisted.peer.transport import Transport
+from etcd_twisted.security import client_tls_info, peer_tls_info
 from etcd_twisted.server.bootstrap import bootstrap
 from etcd_twisted.server.etcd_server import EtcdServer, MemberEvents
 from etcd_twisted.server.peers import PeerInbox
 from etcd_twisted.sniff import SniffingFactory
+from etcd_twisted.tls.context import ServerTLS, client_tls
+from etcd_twisted.tls.info import TLSInfo
+from etcd_twisted.ui.dashboard import Dashboard
+
+
+@implementer(IPolicyForHTTPS)
+class PeerTLSPolicy:
+    """TLS for the calls a follower forwards to the leader's https peer URL: the same
+    client side as the raft transport's (``--peer-*`` certificates and CA)."""
+
+    def __init__(self, info: TLSInfo) -> None:
+        self._info = info
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
+        return client_tls(self._info, hostname.decode("ascii"))
+
 
 #: Seconds in-flight calls get to finish after GOAWAY on shutdown.
 SHUTDOWN_GRACE = 5.0
@@ -69,12 +90,20 @@ class EtcdService(MultiService):
         self.config = config
         self.reactor = reactor
         self.metrics = Metrics()
+        self.client_tls = client_tls_info(config)
+        self.peer_tls = peer_tls_info(config)
         boot = bootstrap(config, random.Random(), on_sync=self.metrics.wal_fsync_duration.observe)
         self.server = EtcdServer(
             config,
             boot,
             reactor,
-            http=HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor))),
+            http=HTTPClient(
+                Agent(
+                    reactor,
+                    contextFactory=PeerTLSPolicy(self.peer_tls),
+                    pool=HTTPConnectionPool(reactor),
+                )
+            ),
             network=self._build_transport,
             events=MemberEvents(
                 fatal=on_fatal or self._stop_on_fatal,
@@ -103,14 +132,40 @@ class EtcdService(MultiService):
         cluster_api.register(self.registry, self.server)
         lock_api.register(self.registry, self.server)
         election_api.register(self.registry, self.server)
-        self.grpc_factory = GrpcFactory(
-            self.registry, reactor, max_receive_bytes=config.max_receive_bytes
-        )
         gateway = Gateway(
             self.registry, lambda: config.client_cert_auth and self.server.state.auth.enabled
         )
-        self.http_api = HttpApi(self.metrics, self._health, gateway, self.server.cluster_version)
+        self.http_api = HttpApi(
+            self.metrics,
+            self._health,
+            gateway,
+            self.server.cluster_version,
+            Dashboard(self._client_urls) if config.enable_dashboard else None,
+            AccessPolicy(
+                config.cors,
+                config.host_whitelist,
+                config.client_cert_auth,
+                lambda: self.server.state.auth.enabled,
+            ),
+        )
+        http_site = self.http_api.site()
+        self.grpc_factory = GrpcFactory(
+            self.registry,
+            reactor,
+            max_receive_bytes=config.max_receive_bytes,
+            max_concurrent_streams=config.max_concurrent_streams,
+            web=http_site,
+            keepalive=KeepalivePolicy(
+                config.grpc_keepalive_min_time,
+                config.grpc_keepalive_interval,
+                config.grpc_keepalive_timeout,
+            ),
+        )
         self.raft = self.server
+        client_server_tls = self._server_tls(self.client_tls, config.listen_client_urls)
+        peer_server_tls = self._server_tls(
+            self.peer_tls, config.listen_peer_urls, protocols=(b"http/1.1",)
+        )
         peer_api = PeerApi(
             lambda: self.server.state.cluster.members.values(),
             lambda: self.server.cluster_id,
@@ -122,24 +177,31 @@ class EtcdService(MultiService):
         ListeningService(
             "peer-listener",
             self.transport.server_factory(peer_api.site()),
-            [server_endpoint(reactor, url, self._peer_tls()) for url in config.listen_peer_urls],
+            [
+                server_endpoint(reactor, url, peer_server_tls, side="peer")
+                for url in config.listen_peer_urls
+            ],
             on_failure=lambda failure: self.server.events.fatal(failure),
         ).setServiceParent(self.peer)
-        self.client_factory = SniffingFactory(self.grpc_factory, self.http_api.site(), reactor)
+        self.client_factory = SniffingFactory(self.grpc_factory, http_site, reactor)
         self.client = ListeningService(
             "client",
             self.client_factory,
-            [
-                server_endpoint(reactor, url, self._client_tls())
-                for url in config.listen_client_urls
-            ],
+            [server_endpoint(reactor, url, client_server_tls) for url in config.listen_client_urls],
             before_stop=self._close_client_connections,
             on_failure=lambda failure: self.server.events.fatal(failure),
         )
         self.metrics_service = ListeningService(
             "metrics",
             HttpApi(self.metrics, self._health, None, self.server.cluster_version).site(),
-            [server_endpoint(reactor, url) for url in config.listen_metrics_urls],
+            [
+                server_endpoint(
+                    reactor,
+                    url,
+                    self._server_tls(self.client_tls, config.listen_metrics_urls),
+                )
+                for url in config.listen_metrics_urls
+            ],
         )
         for service in (self.raft, self.peer, self.client, self.metrics_service):
             service.setServiceParent(self)
@@ -168,21 +230,20 @@ class EtcdService(MultiService):
             ).observe(seconds),
             is_removed=inbox.is_removed,
             on_removed=inbox.removed,
+            client_tls=None
+            if self.peer_tls.empty
+            else lambda host: client_tls(self.peer_tls, host),
         )
 
-    def _client_tls(self) -> Callable[[], Any] | None:
-        c = self.config
-        if not c.cert_file:
+    @staticmethod
+    def _server_tls(
+        info: TLSInfo, urls: list[str], protocols: tuple[bytes, ...] = (b"h2", b"http/1.1")
+    ) -> ServerTLS | None:
+        """The port's server TLS if one of its URLs is secure (etcd ignores the
+        certificates of a port whose URLs are all plain)."""
+        if info.empty or not any(url.startswith(("https:", "unixs:")) for url in urls):
             return None
-        return lambda: tls_options(c.cert_file, c.key_file, c.trusted_ca_file, c.client_cert_auth)
-
-    def _peer_tls(self) -> Callable[[], Any] | None:
-        c = self.config
-        if not c.peer_cert_file:
-            return None
-        return lambda: tls_options(
-            c.peer_cert_file, c.peer_key_file, c.peer_trusted_ca_file, c.peer_client_cert_auth
-        )
+        return server_tls(info, protocols)
 
     def _watch_server_state(self) -> None:
         server, metrics = self.server, self.metrics
@@ -230,6 +291,10 @@ class EtcdService(MultiService):
             "The current revision of store.",
             lambda: server.state.kv.current_rev,
         )
+
+    def _client_urls(self) -> list[str]:
+        """Every member's client URLs (the dashboard may fetch each member's status)."""
+        return [url for m in self.server.state.cluster.members.values() for url in m.client_urls]
 
     def _health(self, serializable: bool) -> tuple[bool, str]:
         return self.server.maintenance.health()

@@ -32,17 +32,34 @@ from etcd_twisted.config import (
 from etcd_twisted.embed import build_service
 from etcd_twisted.listen import ListenError
 from etcd_twisted.logs import observer_for
+from etcd_twisted.proxy.command import GatewayOptions, GrpcProxyOptions, ProxyCommandOptions
+from etcd_twisted.proxy.datadir import refusal as data_dir_refusal
 from etcd_twisted.server.bootstrap import BootstrapError
 from etcd_twisted.wal.errors import DataDirError, SnapError, WALError
 
+#: ``twistd etcd <command> start ...``: the proxies etcd starts instead of a member.
+PROXY_COMMANDS: dict[str, type[ProxyCommandOptions]] = {
+    "gateway": GatewayOptions,
+    "grpc-proxy": GrpcProxyOptions,
+}
+
 
 class Options(usage.Options):
-    """The ``etcd`` subcommand's options: every etcd flag (see ``--help``)."""
+    """The ``etcd`` subcommand's options: every etcd flag (see ``--help``), or a proxy
+    command (``gateway``, ``grpc-proxy``) and its flags."""
 
     config: Config
+    subCommands = [  # noqa: RUF012 - twistd's attribute
+        (name, None, cls, cls.group_short) for name, cls in PROXY_COMMANDS.items()
+    ]
 
     def parseOptions(self, options: list[str] | None = None) -> None:
         args = sys.argv[1:] if options is None else options
+        if args and args[0] in PROXY_COMMANDS:
+            self.subCommand = args[0]
+            self.subOptions = PROXY_COMMANDS[args[0]]()
+            self.subOptions.parseOptions(list(args[1:]))
+            return
         try:
             self.config = parse(args, os.environ)
         except HelpRequested as e:
@@ -118,8 +135,14 @@ def makeService(options: Options) -> IService:
     # Imported here, not at the top: twistd installs the chosen reactor after loading plugins.
     from twisted.internet import reactor
 
+    if options.subCommand is not None:
+        return options.subOptions.make_service(reactor)
     for warning in options.config.warnings:
         sys.stderr.write(f"etcd: warning: {warning}\n")
+    refused = data_dir_refusal(options.config.data_dir)
+    if refused is not None:
+        sys.stderr.write(f"etcd: {refused}\n")
+        raise SystemExit(1)
     try:
         return build_service(
             options.config, reactor, on_fatal=_exit_on_fatal, on_removed=reactor.stop

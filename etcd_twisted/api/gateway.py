@@ -13,13 +13,16 @@ grpc-gateway's HTTP status for the code.
 from __future__ import annotations
 
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from zope.interface import implementer
 
 from etcd_twisted._pb import rpc_pb2, v3election_pb2, v3lock_pb2
 from etcd_twisted.api.auth import GATEWAY_ROUTES as AUTH_ROUTES
@@ -94,6 +97,7 @@ STREAM_ROUTES: dict[str, tuple[str, type[Message]]] = {
     "/v3/watch": ("/etcdserverpb.Watch/Watch", rpc_pb2.WatchRequest),
     "/v3/lease/keepalive": ("/etcdserverpb.Lease/LeaseKeepAlive", rpc_pb2.LeaseKeepAliveRequest),
     "/v3/election/observe": ("/v3electionpb.Election/Observe", v3election_pb2.LeaderRequest),
+    "/v3/maintenance/snapshot": ("/etcdserverpb.Maintenance/Snapshot", rpc_pb2.SnapshotRequest),
 }
 
 ROUTES.update(AUTH_ROUTES)
@@ -179,18 +183,31 @@ class GatewayContext:
         """Gateway responses carry no extra metadata."""
 
 
+@implementer(IPushProducer)
 class GatewayStream:
-    """A bidi call's stream as the gateway serves it: the body's requests in, lines out."""
+    """A streaming call as the gateway serves it: the body's requests in, lines out.
+
+    It is the response's push producer: while the connection's buffer is full,
+    ``send`` answers a Deferred that fires once the client has read enough (as a
+    gRPC stream's ``send`` waits for the flow-control window), and once the client
+    is gone ``send`` fails with CANCELLED.
+    """
 
     def __init__(self, request: IRequest, messages: list[Message]) -> None:
         self._request = request
         self._messages = messages
         self._sent = False
+        self._paused = False
+        self._stopped = False
+        self._waiters: list[Deferred[None]] = []
         #: Fires (with no more bytes to write) when the call ends.
         self.done: Deferred[bytes] = Deferred()
+        request.registerProducer(self, True)
 
     def send(self, message: Message) -> Deferred[None]:
         """Write one response as a ``{"result": ...}`` line."""
+        if self._stopped:
+            return fail(GrpcError(StatusCode.CANCELLED, "context canceled"))
         if not self.done.called:
             if not self._sent:
                 self._sent = True
@@ -198,7 +215,30 @@ class GatewayStream:
             body = json_format.MessageToDict(message, preserving_proto_field_name=True)
             self._request.write(marshal({"result": body}).encode() + b"\n")
             self._flush()
+            if self._paused:
+                d: Deferred[None] = Deferred()
+                self._waiters.append(d)
+                return d
         return succeed(None)
+
+    def pauseProducing(self) -> None:
+        """The connection's buffer is full: later sends wait."""
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """The client read enough: waiting sends go on."""
+        self._paused = False
+        self._wake()
+
+    def stopProducing(self) -> None:
+        """The connection is gone."""
+        self._stopped = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
 
     def _flush(self) -> None:
         """Send what is written now, as grpc-gateway flushes after each message."""
@@ -211,12 +251,17 @@ class GatewayStream:
         if self.done.called:
             return
         if error is not None:
+            code = HTTP_STATUS.get(error.code, 500)
+            if not self._sent:  # grpc-gateway sets the status while it still can
+                self._request.setResponseCode(code)
             line = marshal(
-                {"error": {"grpc_code": int(error.code), "http_code": HTTP_STATUS.get(error.code, 500),
-                           "message": error.message, "http_status": ""}}
+                {"error": {"grpc_code": int(error.code), "http_code": code,
+                           "message": error.message, "http_status": HTTPStatus(code).phrase}}
             )  # fmt: skip
             self._request.write(line.encode() + b"\n")
         self._flush()  # chunked even when empty, as grpc-gateway's streams are
+        self._request.unregisterProducer()
+        self._wake()
         self.done.callback(b"")
 
     def set_receiver(self, on_message: Any, on_end: Any = None) -> None:

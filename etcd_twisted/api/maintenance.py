@@ -1,10 +1,12 @@
-"""The ``etcdserverpb.Maintenance`` service: Status, Alarm, Defragment, Hash, HashKV, MoveLeader."""
+"""The ``etcdserverpb.Maintenance`` service: Status, Alarm, Defragment, Hash, HashKV,
+MoveLeader, Snapshot."""
 
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 
 from etcd_twisted._pb import rpc_pb2
+from etcd_twisted.api.snapshot import snapshot_handler
 from etcd_twisted.api.unary import unary
 from etcd_twisted.auth import AuthInfo
 from etcd_twisted.grpc import Registry
@@ -42,6 +44,9 @@ def register(registry: Registry, server: EtcdServer) -> None:
         f"{_SERVICE}/HashKV",
         rpc_pb2.HashKVRequest,
         unary(server, server.maintenance.hash_kv, admin=True),
+    )
+    registry.add_server_stream(
+        f"{_SERVICE}/Snapshot", rpc_pb2.SnapshotRequest, snapshot_handler(server)
     )
 
 

@@ -252,7 +252,8 @@ class Call:
         if self.closed:
             return
         if self._decoder.has_partial:
-            self.finish(GrpcError(StatusCode.INTERNAL, "grpc: received an incomplete message"))
+            # grpc-go's reader hits the end of the stream inside a message (io.ErrUnexpectedEOF).
+            self.finish(GrpcError(StatusCode.UNKNOWN, "unexpected EOF"))
             return
         if self._method.streams_requests:
             self._pump()

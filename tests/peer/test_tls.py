@@ -14,8 +14,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.trial.unittest import TestCase
 
-from etcd_twisted.listen import ListeningService, server_endpoint, tls_options
+from etcd_twisted.listen import ListeningService, server_endpoint, server_tls
 from etcd_twisted.peer.http import PeerApi
+from etcd_twisted.tls.info import TLSInfo
 from tests.peer.fakes import app
 from tests.peer.loopback import LoopbackMember, reactor, wait_for
 
@@ -76,7 +77,9 @@ class TLSTests(TestCase):
                     m.transport.server_factory(PeerApi().site()),
                     [
                         server_endpoint(
-                            reactor, "https://127.0.0.1:0", lambda: tls_options(cert_file, key_file)
+                            reactor,
+                            "https://127.0.0.1:0",
+                            server_tls(TLSInfo(cert_file=cert_file, key_file=key_file)),
                         )
                     ],
                 )

@@ -169,7 +169,7 @@ class ThreeMemberTests(SynchronousTestCase):
             self.assertIsNotNone(server.state.lessor.lookup(7))
         checker.startService()
         self.cluster.run_until(
-            lambda: all(s.lessor.lookup(7) is None for s in self.cluster.servers.values()), 10
+            lambda: all(s.state.lessor.lookup(7) is None for s in self.cluster.servers.values()), 10
         )
         for server in self.cluster.servers.values():
             self.assertEqual(server.state.kv.range(b"leased").kvs, [])

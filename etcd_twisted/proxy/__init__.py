@@ -1,0 +1,1 @@
+"""The seed's other start-up paths: etcd's L4 ``gateway`` and the ``grpc-proxy``."""

@@ -1,0 +1,576 @@
+"""``twistd etcd grpc-proxy start``: flags, and the service that wires the proxy together.
+
+The proxy serves gRPC (our ``grpc`` server) and, on the same port, HTTP ``/metrics``
+and ``/health``; ``--metrics-addr`` serves those two on a port of their own. Calls
+go to the members through one :class:`~etcd_twisted.proxy.upstream.Upstream`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+
+from etcd_twisted._pb import rpc_pb2
+from etcd_twisted.config import flag
+from etcd_twisted.grpc import GrpcError, GrpcFactory, Registry
+from etcd_twisted.grpc.client import ClientCall
+from etcd_twisted.grpc.health import HealthService
+from etcd_twisted.listen import ListeningService
+from etcd_twisted.proxy.cache import RangeCache
+from etcd_twisted.proxy.discovery import DiscoveryError, discover_client_endpoints
+from etcd_twisted.proxy.flags import go_bool, go_duration, go_int, go_string, go_strings, go_uint
+from etcd_twisted.proxy.forward import register as register_forwarders
+from etcd_twisted.proxy.gateway import (
+    GatewayError,
+    listen_endpoint,
+    remotes_from_endpoints,
+    split_host_port,
+)
+from etcd_twisted.proxy.lease import KeepAliveCoalescer
+from etcd_twisted.proxy.namespace import Namespace
+from etcd_twisted.proxy.services import (
+    KVProxy,
+    register_cluster,
+    register_keep_alive,
+    register_watch,
+)
+from etcd_twisted.proxy.tcp import Remote
+from etcd_twisted.proxy.upstream import Upstream, tcp_dialer
+from etcd_twisted.proxy.watch import WatchHub
+from etcd_twisted.sniff import SniffingFactory
+
+__all__ = ["GrpcProxyConfig", "GrpcProxyService", "build_grpc_proxy", "refusals"]
+
+log = Logger()
+
+_MAX_INT32 = 2**31 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class GrpcProxyConfig:
+    """``etcd grpc-proxy start``'s flags, with etcd 3.5.1's names, defaults and help."""
+
+    listen_addr: str = flag(go_string, "127.0.0.1:23790", "listen address")
+    discovery_srv: str = flag(
+        go_string, "", "domain name to query for SRV records describing cluster endpoints"
+    )
+    discovery_srv_name: str = flag(go_string, "", "service name to query when using DNS discovery")
+    metrics_addr: str = flag(
+        go_string, "", "listen for endpoint /metrics requests on an additional interface"
+    )
+    insecure_discovery: bool = flag(go_bool, "false", "accept insecure SRV records")
+    endpoints: list[str] = flag(
+        go_strings, "[127.0.0.1:2379]", "comma separated etcd cluster endpoints"
+    )
+    advertise_client_url: str = flag(
+        go_string,
+        "127.0.0.1:23790",
+        "advertise address to register (must be reachable by client)",
+    )
+    resolver_prefix: str = flag(
+        go_string,
+        "",
+        "prefix to use for registering proxy (must be shared with other grpc-proxy members)",
+    )
+    resolver_ttl: int = flag(
+        go_int, "0", "specify TTL, in seconds, when registering proxy endpoints"
+    )
+    namespace: str = flag(go_string, "", "string to prefix to all keys for namespacing requests")
+    enable_pprof: bool = flag(
+        go_bool,
+        "false",
+        'Enable runtime profiling data via HTTP server. Address is at client URL + "/debug/pprof/"',
+    )
+    data_dir: str = flag(go_string, "default.proxy", "Data directory for persistent data")
+    cert: str = flag(
+        go_string,
+        "",
+        "identify secure connections with etcd servers using this TLS certificate file",
+    )
+    key: str = flag(
+        go_string, "", "identify secure connections with etcd servers using this TLS key file"
+    )
+    cacert: str = flag(
+        go_string,
+        "",
+        "verify certificates of TLS-enabled secure etcd servers using this CA bundle",
+    )
+    insecure_skip_tls_verify: bool = flag(
+        go_bool,
+        "false",
+        "skip authentication of etcd server TLS certificates (CAUTION: this option should be "
+        "enabled only for testing purposes)",
+    )
+    cert_file: str = flag(
+        go_string, "", "identify secure connections to the proxy using this TLS certificate file"
+    )
+    key_file: str = flag(
+        go_string, "", "identify secure connections to the proxy using this TLS key file"
+    )
+    trusted_ca_file: str = flag(
+        go_string, "", "verify certificates of TLS-enabled secure proxy using this CA bundle"
+    )
+    client_crl_file: str = flag(go_string, "", "proxy client certificate revocation list file.")
+    auto_tls: bool = flag(go_bool, "false", "proxy TLS using generated certificates")
+    self_signed_cert_validity: int = flag(
+        go_uint, "1", "The validity period of the proxy certificates, unit is year"
+    )
+    max_send_bytes: int = flag(
+        go_int,
+        "1572864",
+        "message send limits in bytes (default value is 1.5 MiB)",
+    )
+    max_recv_bytes: int = flag(
+        go_int,
+        str(_MAX_INT32),
+        "message receive limits in bytes (default value is math.MaxInt32)",
+    )
+    grpc_keepalive_min_time: float = flag(
+        go_duration,
+        "5s",
+        "Minimum interval duration that a client should wait before pinging proxy.",
+    )
+    grpc_keepalive_interval: float = flag(
+        go_duration,
+        "2h0m0s",
+        "Frequency duration of server-to-client ping to check if a connection is alive "
+        "(0 to disable).",
+    )
+    grpc_keepalive_timeout: float = flag(
+        go_duration,
+        "20s",
+        "Additional duration of wait before closing a non-responsive connection (0 to disable).",
+    )
+    experimental_serializable_ordering: bool = flag(
+        go_bool,
+        "false",
+        "Ensure serializable reads have monotonically increasing store revisions across endpoints.",
+    )
+    experimental_leasing_prefix: str = flag(
+        go_string, "", "leasing metadata prefix for disconnected linearized reads."
+    )
+    debug: bool = flag(go_bool, "false", "Enable debug-level logging for grpc-proxy.")
+
+
+#: Flags this proxy does not provide, each refused in one line when set.
+_NOT_PROVIDED: dict[str, str] = {
+    "enable_pprof": "pprof is Go's profiler; there is nothing to serve in etcd-twisted",
+    "cert": "TLS to the members is not provided yet",
+    "key": "TLS to the members is not provided yet",
+    "cacert": "TLS to the members is not provided yet",
+    "insecure_skip_tls_verify": "TLS to the members is not provided yet",
+    "cert_file": "TLS to clients is not provided yet",
+    "key_file": "TLS to clients is not provided yet",
+    "trusted_ca_file": "TLS to clients is not provided yet",
+    "client_crl_file": "TLS to clients is not provided yet",
+    "auto_tls": "TLS to clients is not provided yet",
+    "experimental_serializable_ordering": "not provided",
+    "experimental_leasing_prefix": "the leasing cache is not provided",
+    "debug": "log levels of the proxy are not configurable yet",
+    "grpc_keepalive_min_time": "gRPC keep-alive enforcement is not configurable yet",
+    "grpc_keepalive_interval": "gRPC keep-alive pings are not configurable yet",
+    "grpc_keepalive_timeout": "gRPC keep-alive pings are not configurable yet",
+    "max_send_bytes": "a send limit is not provided yet",
+}
+
+
+def refusals(config: GrpcProxyConfig) -> list[str]:
+    """One line for each flag set to something this proxy does not provide."""
+    defaults = GrpcProxyConfig.__dataclass_fields__
+    lines = []
+    for attr, why in _NOT_PROVIDED.items():
+        default = defaults[attr].metadata["flag"]
+        parse, raw_default = default[0], default[1]
+        if getattr(config, attr) != _parsed_default(parse, raw_default):
+            lines.append(f"--{attr.replace('_', '-')}: {why}")
+    return lines
+
+
+def _parsed_default(parse: Any, raw: str) -> Any:
+    if parse.is_bool:
+        return raw == "true"
+    return parse(raw) if raw else raw
+
+
+class _ProxyCollector(Collector):
+    """etcd's grpc-proxy metrics, read from the cache, the hub and the coalescer."""
+
+    def __init__(self, cache: RangeCache, hub: WatchHub, coalescer: KeepAliveCoalescer) -> None:
+        self._cache, self._hub, self._coalescer = cache, hub, coalescer
+
+    def collect(self) -> Any:
+        yield CounterMetricFamily(
+            "etcd_grpc_proxy_cache_hits", "Total number of cache hits", value=self._cache.hits
+        )
+        yield CounterMetricFamily(
+            "etcd_grpc_proxy_cache_misses",
+            "Total number of cache misses",
+            value=self._cache.misses,
+        )
+        yield GaugeMetricFamily(
+            "etcd_grpc_proxy_cache_keys_total",
+            "Total number of keys/ranges cached",
+            value=len(self._cache),
+        )
+        yield GaugeMetricFamily(
+            "etcd_grpc_proxy_watchers_coalescing_total",
+            "Total number of current watchers coalescing",
+            value=max(0, self._hub.watchers - self._hub.upstream_watches),
+        )
+        yield CounterMetricFamily(
+            "etcd_grpc_proxy_events_coalescing",
+            "Total number of events coalescing",
+            value=self._hub.events_coalesced,
+        )
+        yield GaugeMetricFamily(
+            "etcd_grpc_proxy_upstream_watches",
+            "Upstream watches held on the members (one per coalesced key range)",
+            value=self._hub.upstream_watches,
+        )
+        yield CounterMetricFamily(
+            "etcd_grpc_proxy_lease_keepalives_coalescing",
+            "Keep-alive requests answered by another client's upstream request",
+            value=self._coalescer.coalesced,
+        )
+
+
+class _Metrics(Resource):
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self._registry = registry
+
+    def render_GET(self, request: Any) -> bytes:  # noqa: N802 - twisted.web's name
+        request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+        return generate_latest(self._registry)
+
+
+class _Health(Resource):
+    """``/health``: a serializable read through the proxy's connection to the members."""
+
+    isLeaf = True
+
+    def __init__(self, upstream: Upstream) -> None:
+        super().__init__()
+        self._upstream = upstream
+
+    def render_GET(self, request: Any) -> Any:  # noqa: N802 - twisted.web's name
+        probe = rpc_pb2.RangeRequest(key=b"health", serializable=True).SerializeToString()
+
+        async def check() -> None:
+            try:
+                await self._upstream.unary("/etcdserverpb.KV/Range", probe, timeout=2.0)
+                body, code = {"health": "true", "reason": ""}, 200
+            except GrpcError as e:
+                body, code = {"health": "false", "reason": e.message}, 503
+            request.setResponseCode(code)
+            request.setHeader(b"content-type", b"application/json")
+            request.write(json.dumps(body, separators=(",", ":")).encode())
+            request.finish()
+
+        ensureDeferred(check())
+        return NOT_DONE_YET
+
+
+def _http_site(upstream: Upstream, metrics: CollectorRegistry) -> Site:
+    root = Resource()
+    root.putChild(b"metrics", _Metrics(metrics))
+    root.putChild(b"health", _Health(upstream))
+    site = Site(root)
+    site.noisy = False
+    return site
+
+
+class _Registration(Service):
+    """Registers the proxy under ``--resolver-prefix`` with a lease of ``--resolver-ttl``
+    seconds, kept alive, as etcd's proxy registers itself for ``MemberList``."""
+
+    def __init__(self, upstream: Upstream, prefix: str, addr: str, ttl: int, clock: Any) -> None:
+        self.setName("registration")
+        self._upstream, self._prefix, self._addr, self._ttl = upstream, prefix, addr, ttl or 60
+        self._lease = 0
+        self._loop = LoopingCall(lambda: ensureDeferred(self._refresh()))
+        self._loop.clock = clock
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop.start(max(1.0, self._ttl / 3), now=True)
+
+    def stopService(self) -> Any:
+        super().stopService()
+        if self._loop.running:
+            self._loop.stop()
+
+    async def _refresh(self) -> None:
+        try:
+            if self._lease:
+                raw = await self._upstream.unary(
+                    "/etcdserverpb.Lease/LeaseTimeToLive",
+                    rpc_pb2.LeaseTimeToLiveRequest(ID=self._lease).SerializeToString(),
+                )
+                if rpc_pb2.LeaseTimeToLiveResponse.FromString(raw).TTL > 0:
+                    await self._keep_alive()
+                    return
+            raw = await self._upstream.unary(
+                "/etcdserverpb.Lease/LeaseGrant",
+                rpc_pb2.LeaseGrantRequest(TTL=self._ttl).SerializeToString(),
+            )
+            self._lease = rpc_pb2.LeaseGrantResponse.FromString(raw).ID
+            record = {
+                "Op": 0,
+                "Addr": self._addr,
+                "Metadata": json.dumps({"name": socket.gethostname()}),
+            }
+            put = rpc_pb2.PutRequest(
+                key=f"{self._prefix}/{self._addr}".encode(),
+                value=json.dumps(record).encode(),
+                lease=self._lease,
+            )
+            await self._upstream.unary("/etcdserverpb.KV/Put", put.SerializeToString(), retry=False)
+            log.info("registered {addr} under {prefix}", addr=self._addr, prefix=self._prefix)
+        except GrpcError as e:
+            log.warn("cannot register the proxy: {error}", error=e)
+
+    async def _keep_alive(self) -> None:
+        done: Deferred[None] = Deferred()
+        call = await self._upstream.stream(
+            "/etcdserverpb.Lease/LeaseKeepAlive",
+            (),
+            lambda _: (call.end(), None),
+            lambda status: done.called or done.callback(None),
+        )
+        call.send(rpc_pb2.LeaseKeepAliveRequest(ID=self._lease).SerializeToString())
+        await done
+
+
+class GrpcProxyService(MultiService):
+    """The proxy: listeners, and the shared state behind them.
+
+    With ``discover`` (``--discovery-srv``), the members are looked up first and the
+    listeners start after; ``on_error`` gets the line if the lookup fails.
+    """
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        hub: WatchHub,
+        coalescer: KeepAliveCoalescer,
+        discover: Callable[[], Awaitable[list[Remote]]] | None = None,
+        on_error: Callable[[str], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.upstream = upstream
+        self.hub = hub
+        self.coalescer = coalescer
+        self._discover = discover
+        self._on_error = on_error
+
+    def startService(self) -> None:
+        if self._discover is None:
+            super().startService()
+            return
+        Service.startService(self)
+        ensureDeferred(self._discover_then_start())
+
+    async def _discover_then_start(self) -> None:
+        assert self._discover is not None
+        try:
+            found = await self._discover()
+        except DiscoveryError as e:
+            if self._on_error is not None:
+                self._on_error(str(e))
+            return
+        if found:
+            self.upstream.members = [(r.target, r.port) for r in found]
+        log.info("proxying to {members}", members=self.upstream.members)
+        for child in self:
+            child.startService()
+
+    def stopService(self) -> Any:
+        d = super().stopService()
+        self.coalescer.close()
+        self.upstream.close()
+        return d
+
+    def listening(self) -> Deferred[Any]:
+        return self.getServiceNamed("client").listening()
+
+
+def _open_watch(upstream: Upstream) -> Callable[..., Any]:
+    """Opens upstream watches, one Watch stream each."""
+
+    class Handle:
+        def __init__(self) -> None:
+            self.call: ClientCall | None = None
+            self.cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+            if self.call is not None:
+                self.call.cancel()
+
+    def open_watch(
+        request: rpc_pb2.WatchCreateRequest,
+        on_response: Callable[[rpc_pb2.WatchResponse], Any],
+        on_closed: Callable[[str], Any],
+    ) -> Handle:
+        handle = Handle()
+
+        def closed(status: GrpcError | None) -> None:
+            if not handle.cancelled:
+                on_closed(str(status) if status else "watch stream ended")
+
+        async def start() -> None:
+            call = await upstream.stream(
+                "/etcdserverpb.Watch/Watch",
+                (),
+                lambda raw: on_response(rpc_pb2.WatchResponse.FromString(raw)),
+                closed,
+            )
+            handle.call = call
+            if handle.cancelled:
+                call.cancel()
+                return
+            call.send(rpc_pb2.WatchRequest(create_request=request).SerializeToString())
+
+        ensureDeferred(start()).addErrback(lambda f: closed(GrpcError(14, str(f.value))))
+        return handle
+
+    return open_watch
+
+
+def _open_keep_alive(upstream: Upstream) -> Callable[..., Any]:
+    """Opens the upstream LeaseKeepAlive stream the coalescer shares."""
+
+    class Stream:
+        def __init__(self) -> None:
+            self.call: ClientCall | None = None
+            self.pending: list[bytes] = []
+
+        def send(self, request: rpc_pb2.LeaseKeepAliveRequest) -> None:
+            data = request.SerializeToString()
+            if self.call is None:
+                self.pending.append(data)
+            else:
+                self.call.send(data)
+
+        def cancel(self) -> None:
+            if self.call is not None:
+                self.call.cancel()
+
+    def open_stream(on_response: Callable[..., Any], on_closed: Callable[..., Any]) -> Stream:
+        stream = Stream()
+
+        async def start() -> None:
+            call = await upstream.stream(
+                "/etcdserverpb.Lease/LeaseKeepAlive",
+                (),
+                lambda raw: on_response(rpc_pb2.LeaseKeepAliveResponse.FromString(raw)),
+                on_closed,
+            )
+            stream.call = call
+            for data in stream.pending:
+                call.send(data)
+            stream.pending = []
+
+        ensureDeferred(start()).addErrback(lambda f: on_closed(GrpcError(14, str(f.value))))
+        return stream
+
+    return open_stream
+
+
+def _metrics_endpoint(reactor: Any, addr: str) -> Any:
+    parts = urlsplit(addr)
+    return listen_endpoint(reactor, parts.netloc if parts.scheme else addr)
+
+
+def build_grpc_proxy(
+    config: GrpcProxyConfig,
+    reactor: Any,
+    resolver: Any = None,
+    on_error: Callable[[str], Any] | None = None,
+) -> GrpcProxyService:
+    """The proxy for ``config``. Raises :class:`GatewayError` with etcd's line for a bad
+    endpoint or listen address. ``resolver`` (twisted.names) serves ``--discovery-srv``."""
+    remotes = remotes_from_endpoints(config.endpoints)
+    if not remotes:
+        raise GatewayError("etcdclient: no available endpoints")
+    try:
+        split_host_port(config.listen_addr)
+    except ValueError:
+        raise GatewayError(
+            f"listen tcp: address {config.listen_addr}: missing port in address"
+        ) from None
+    upstream = Upstream([(r.target, r.port) for r in remotes], tcp_dialer(reactor), reactor)
+    hub = WatchHub(_open_watch(upstream), reactor.callLater)
+    coalescer = KeepAliveCoalescer(_open_keep_alive(upstream))
+    cache = RangeCache()
+    namespace = Namespace(config.namespace.encode()) if config.namespace else None
+
+    registry = Registry()
+    KVProxy(upstream, cache, namespace).register(registry)
+    register_watch(registry, hub, namespace)
+    register_keep_alive(registry, coalescer)
+    register_cluster(registry, upstream, config.advertise_client_url, config.resolver_prefix)
+    register_forwarders(
+        registry,
+        upstream,
+        skip=frozenset({"/etcdserverpb.Cluster/MemberList", "/etcdserverpb.Cluster/MemberPromote"}),
+    )
+    HealthService().register(registry)
+
+    metrics = CollectorRegistry()
+    metrics.register(_ProxyCollector(cache, hub, coalescer))
+    Gauge("etcd_grpc_proxy_up", "1 while the proxy runs", registry=metrics).set(1)
+
+    discover = None
+    if config.discovery_srv:
+
+        def discover() -> Awaitable[list[Remote]]:
+            return discover_client_endpoints(
+                reactor,
+                resolver,
+                config.discovery_srv,
+                config.discovery_srv_name,
+                config.insecure_discovery,
+                "",
+            )
+
+    service = GrpcProxyService(upstream, hub, coalescer, discover, on_error)
+    grpc_factory = GrpcFactory(registry, reactor, max_receive_bytes=config.max_recv_bytes)
+    site = _http_site(upstream, metrics)
+    client = ListeningService(
+        "client",
+        SniffingFactory(grpc_factory, site, reactor),
+        [listen_endpoint(reactor, config.listen_addr)],
+        before_stop=lambda: grpc_factory.shutdown(1.0),
+    )
+    client.setServiceParent(service)
+    if config.metrics_addr:
+        ListeningService(
+            "metrics", site, [_metrics_endpoint(reactor, config.metrics_addr)]
+        ).setServiceParent(service)
+    if config.resolver_prefix:
+        _Registration(
+            upstream,
+            config.resolver_prefix,
+            config.advertise_client_url,
+            config.resolver_ttl,
+            reactor,
+        ).setServiceParent(service)
+    return service

@@ -1,0 +1,162 @@
+"""The gateway and the grpc-proxy in front of 3-member clusters, ours and real etcd 3.5.1,
+driven by real etcdctl: KV, txn, watch, lease and member list through each proxy, then
+a member killed under them: clients see at most one failed attempt, and a watch
+opened through the grpc-proxy before the kill goes on receiving events."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from collections.abc import Sequence
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from etcd_twisted.testing import free_ports
+from tests.support.processes import (
+    Cluster,
+    Completed,
+    ServerProcess,
+    binary,
+    etcdctl,
+    etcdctl_input,
+    spawn_etcdctl,
+    start_cluster,
+    wait_healthy,
+)
+
+
+def _proxy_process(command: str, flags: Sequence[str], log_dir: str) -> ServerProcess:
+    argv = [binary("twistd"), "--nodaemon", "--pidfile=", "etcd", command, "start", *flags]
+    return ServerProcess(argv, os.path.join(log_dir, f"{command}.log"))
+
+
+async def start_proxy(case: TestCase, command: str, cluster: Cluster, *extra: str) -> str:
+    """Start ``twistd etcd <command> start`` in front of ``cluster``; its ``host:port``."""
+    (port,) = free_ports(1)
+    addr = f"127.0.0.1:{port}"
+    flags = [f"--endpoints={cluster.endpoints}", f"--listen-addr={addr}", *extra]
+    if command == "gateway":
+        flags.append("--retry-delay=1s")
+    process = _proxy_process(command, flags, cluster.base_dir)
+    process.start()
+    case.addCleanup(process.stop)
+    # /health answers through either: the gateway relays it to a member.
+    await wait_healthy(f"http://{addr}", process)
+    return addr
+
+
+async def retried(endpoint: str, *args: str, attempts: int = 2) -> Completed:
+    """etcdctl, tried again once after a failure (a client's ordinary retry)."""
+    result = await etcdctl(endpoint, *args, timeout=5)
+    for _ in range(attempts - 1):
+        if result.code == 0:
+            break
+        await deferLater(reactor, 0.5, lambda: None)
+        result = await etcdctl(endpoint, *args, timeout=5)
+    return result
+
+
+class _ProxyScenarios:
+    """The scenarios, run against a cluster of ours and one of real etcd."""
+
+    ours = True
+    timeout = 240
+
+    async def check_etcdctl(self, case: TestCase, endpoint: str, label: str) -> None:
+        """KV, txn, watch and lease through ``endpoint`` behave as on a member."""
+        put = await etcdctl(endpoint, "put", f"{label}/k", "v1")
+        case.assertEqual((put.code, put.out.strip()), (0, "OK"), put.err)
+        got = await etcdctl(endpoint, "get", f"{label}/k", "--print-value-only")
+        case.assertEqual(got.out.strip(), "v1")
+        cached = await etcdctl(endpoint, "get", f"{label}/k", "--consistency=s", "-w", "json")
+        case.assertEqual(json.loads(cached.out)["kvs"][0]["version"], 1)
+        txn = await etcdctl_input(
+            endpoint,
+            f'value("{label}/k") = "v1"\n\nput {label}/k v2\n\nput {label}/k other\n\n'.encode(),
+            "txn",
+        )
+        case.assertEqual(txn.out.split(), ["SUCCESS", "OK"], txn.err)
+        # The proxy's own write invalidated the cached serializable answer.
+        again = await etcdctl(
+            endpoint, "get", f"{label}/k", "--consistency=s", "--print-value-only"
+        )
+        case.assertEqual(again.out.strip(), "v2")
+
+        watch = spawn_etcdctl(case, endpoint, "watch", f"{label}/w", "--prefix")
+        await deferLater(reactor, 1.0, lambda: None)
+        for i in range(3):
+            await etcdctl(endpoint, "put", f"{label}/w{i}", str(i))
+        await etcdctl(endpoint, "del", f"{label}/w0")
+        await watch.wait_output(f"DELETE\n{label}/w0\n", timeout=10)
+        await watch.stop()
+        case.assertEqual(
+            watch.stdout.split(),
+            ["PUT", f"{label}/w0", "0", "PUT", f"{label}/w1", "1", "PUT", f"{label}/w2", "2",
+             "DELETE", f"{label}/w0"],
+        )  # fmt: skip
+
+        grant = await etcdctl(endpoint, "lease", "grant", "60")
+        lease = re.search(r"lease ([0-9a-f]+) granted", grant.out)
+        case.assertIsNotNone(lease, grant.out + grant.err)
+        lease_id = lease.group(1)  # type: ignore[union-attr]
+        await etcdctl(endpoint, "put", f"{label}/leased", "x", f"--lease={lease_id}")
+        kept = await etcdctl(endpoint, "lease", "keep-alive", "--once", lease_id)
+        case.assertIn(f"lease {lease_id} keepalived with TTL(60)", kept.out, kept.err)
+        ttl = await etcdctl(endpoint, "lease", "timetolive", lease_id, "--keys")
+        case.assertIn(f"attached keys([{label}/leased])", ttl.out)
+        revoke = await etcdctl(endpoint, "lease", "revoke", lease_id)
+        case.assertIn("revoked", revoke.out)
+        gone = await etcdctl(endpoint, "get", f"{label}/leased", "--print-value-only")
+        case.assertEqual(gone.out.strip(), "")
+
+    async def test_proxies(self) -> None:
+        """Gateway and grpc-proxy serve etcdctl, and survive a member's death."""
+        case: TestCase = self  # type: ignore[assignment]
+        base = case.mktemp()
+        cluster = await start_cluster(case, 3, base, ours=self.ours)
+        gateway = await start_proxy(case, "gateway", cluster)
+        proxy = await start_proxy(
+            case, "grpc-proxy", cluster, f"--advertise-client-url=127.0.0.1:{free_ports(1)[0]}"
+        )
+
+        await self.check_etcdctl(case, gateway, "gw")
+        members = await etcdctl(gateway, "member", "list", "-w", "json")
+        case.assertEqual(len(json.loads(members.out)["members"]), 3)
+
+        await self.check_etcdctl(case, proxy, "gp")
+        listed = await etcdctl(proxy, "member", "list", "-w", "json")
+        case.assertEqual(len(json.loads(listed.out)["members"]), 1)
+
+        # A watch through the grpc-proxy before the member it talks to dies.
+        watch = spawn_etcdctl(case, proxy, "watch", "after")
+        await deferLater(reactor, 1.0, lambda: None)
+        # The proxies connect to the first endpoint first: kill that member.
+        await cluster.processes[0].kill()
+        for endpoint in (gateway, proxy):
+            for i in range(3):
+                put = await retried(endpoint, "put", "after", f"{endpoint}-{i}")
+                case.assertEqual(put.code, 0, f"{endpoint}: {put.err}")
+        got = await retried(proxy, "get", "after", "--print-value-only")
+        case.assertEqual(got.out.strip(), f"{proxy}-2")
+        await watch.wait_output(f"{proxy}-2", timeout=15)
+        await watch.stop(signal.SIGINT)
+        values = watch.stdout.split()[2::3]
+        # Every write after the kill reached the watcher once, in order.
+        case.assertEqual(values[-3:], [f"{proxy}-{i}" for i in range(3)])
+        case.assertEqual(len(values), len(set(values)))
+
+
+class OursTests(_ProxyScenarios, TestCase):
+    """The proxies in front of our 3-member cluster."""
+
+    ours = True
+
+
+class EtcdTests(_ProxyScenarios, TestCase):
+    """The proxies in front of real etcd 3.5.1's 3-member cluster."""
+
+    ours = False
