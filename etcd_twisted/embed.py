@@ -132,9 +132,7 @@ class EtcdService(MultiService):
         cluster_api.register(self.registry, self.server)
         lock_api.register(self.registry, self.server)
         election_api.register(self.registry, self.server)
-        gateway = Gateway(
-            self.registry, lambda: config.client_cert_auth and self.server.state.auth.enabled
-        )
+        gateway = Gateway(self.registry)
         self.http_api = HttpApi(
             self.metrics,
             self._health,

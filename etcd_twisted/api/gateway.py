@@ -12,7 +12,6 @@ grpc-gateway's HTTP status for the code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -28,7 +27,6 @@ from etcd_twisted._pb import rpc_pb2, v3election_pb2, v3lock_pb2
 from etcd_twisted.api.auth import GATEWAY_ROUTES as AUTH_ROUTES
 from etcd_twisted.api.errors import HTTP_STATUS, to_grpc_error
 from etcd_twisted.api.gojson import Decoder, GoJsonError, marshal, parse
-from etcd_twisted.api.unary import certificate_common_name
 from etcd_twisted.grpc import GrpcError, Metadata, Registry, StatusCode
 from etcd_twisted.grpc.service import MethodKind
 
@@ -132,12 +130,6 @@ def error_body(error: GrpcError) -> bytes:
     """The gateway's JSON error body."""
     body = {"error": error.message, "code": int(error.code), "message": error.message}
     return marshal(body).encode()
-
-
-def _request_common_name(request: IRequest) -> str | None:
-    """The CN of the certificate the HTTP client presented over TLS, if any."""
-    get = getattr(request.transport, "getPeerCertificate", None)  # type: ignore[attr-defined]
-    return certificate_common_name(get() if get is not None else None)
 
 
 class GatewayContext:
@@ -280,35 +272,14 @@ class GatewayStream:
         next_message()
 
 
-#: etcd 3.5's answer to a gateway request whose client certificate has a CN while auth
-#: and ``--client-cert-auth`` are on: the gateway would not use the CN as the user, so
-#: the request is refused rather than run as nobody.
-CN_REFUSED = (
-    b"CommonName of client sending a request against gateway will be ignored and not used"
-    b" as expected\n"
-)
-
-
 class Gateway:
-    """Serves ``ROUTES`` by calling the unary handlers registered for gRPC.
+    """Serves ``ROUTES`` by calling the unary handlers registered for gRPC."""
 
-    ``refuse_common_names()`` says whether a request from a client certificate with
-    a CN is refused with ``CN_REFUSED`` (etcd: client-cert auth and auth enabled).
-    """
-
-    def __init__(
-        self, registry: Registry, refuse_common_names: Callable[[], bool] = lambda: False
-    ) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self.refuse_common_names = refuse_common_names
 
     def handle(self, request: IRequest, path: str) -> Deferred[bytes]:
         """Run the call behind ``path`` for an HTTP POST and render its result."""
-        if self.refuse_common_names() and _request_common_name(request):
-            request.setResponseCode(400)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            request.setHeader(b"x-content-type-options", b"nosniff")
-            return succeed(CN_REFUSED)
         for name, value in _RESPONSE_HEADERS:
             request.setHeader(name, value)
         if path in STREAM_ROUTES:
