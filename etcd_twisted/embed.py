@@ -132,11 +132,7 @@ class EtcdService(MultiService):
         cluster_api.register(self.registry, self.server)
         lock_api.register(self.registry, self.server)
         election_api.register(self.registry, self.server)
-        gateway = Gateway(
-            self.registry,
-            refuse_common_names=lambda: config.client_cert_auth and self.server.state.auth.enabled,
-            max_receive_bytes=config.max_receive_bytes,
-        )
+        gateway = Gateway(self.registry, max_receive_bytes=config.max_receive_bytes)
         self.http_api = HttpApi(
             self.metrics,
             self._health,

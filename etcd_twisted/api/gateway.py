@@ -13,7 +13,7 @@ grpc-gateway's HTTP status for the code.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
@@ -31,7 +31,6 @@ from etcd_twisted.api.auth import GATEWAY_ROUTES as AUTH_ROUTES
 from etcd_twisted.api.errors import HTTP_STATUS, to_grpc_error
 from etcd_twisted.api.gojson import Decoder, GoJsonError, marshal, parse
 from etcd_twisted.api.http1 import too_large_message
-from etcd_twisted.api.unary import certificate_common_name
 from etcd_twisted.grpc import GrpcError, Metadata, Registry, StatusCode
 from etcd_twisted.grpc.service import MethodKind
 
@@ -160,12 +159,6 @@ def error_body(error: GrpcError) -> bytes:
     """The gateway's JSON error body."""
     body = {"error": error.message, "code": int(error.code), "message": error.message}
     return marshal(body).encode()
-
-
-def _request_common_name(request: IRequest) -> str | None:
-    """The CN of the certificate the HTTP client presented over TLS, if any."""
-    get = getattr(request.transport, "getPeerCertificate", None)  # type: ignore[attr-defined]
-    return certificate_common_name(get() if get is not None else None)
 
 
 class GatewayContext:
@@ -307,14 +300,6 @@ class GatewayStream:
         next_message()
 
 
-#: etcd 3.5's answer to a gateway request whose client certificate has a CN while auth
-#: and ``--client-cert-auth`` are on: the gateway would not use the CN as the user, so
-#: the request is refused rather than run as nobody.
-CN_REFUSED = (
-    b"CommonName of client sending a request against gateway will be ignored and not used"
-    b" as expected\n"
-)
-
 #: The gRPC server's default limit on a received message (etcd's ``--max-request-bytes``
 #: 1.5 MiB plus 512 KiB).
 DEFAULT_MAX_RECEIVE_BYTES = 2 << 20
@@ -326,8 +311,6 @@ BODY_TO_MESSAGE_RATIO = 2
 class Gateway:
     """Serves ``ROUTES`` by calling the unary handlers registered for gRPC.
 
-    ``refuse_common_names()`` says whether a request from a client certificate with
-    a CN is refused with ``CN_REFUSED`` (etcd: client-cert auth and auth enabled).
     A request whose message is over ``max_receive_bytes`` is refused as etcd's gRPC
     server refuses it behind the gateway (429, "grpc: received message larger than
     max"); a body over ``max_body_bytes`` is refused so before it is read (by
@@ -335,24 +318,14 @@ class Gateway:
     """
 
     def __init__(
-        self,
-        registry: Registry,
-        *,
-        refuse_common_names: Callable[[], bool] = lambda: False,
-        max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES,
+        self, registry: Registry, *, max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES
     ) -> None:
         self.registry = registry
-        self.refuse_common_names = refuse_common_names
         self.max_receive_bytes = max_receive_bytes
         self.max_body_bytes = BODY_TO_MESSAGE_RATIO * max_receive_bytes
 
     def handle(self, request: IRequest, path: str) -> Deferred[bytes]:
         """Run the call behind ``path`` for an HTTP POST and render its result."""
-        if self.refuse_common_names() and _request_common_name(request):
-            request.setResponseCode(400)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            request.setHeader(b"x-content-type-options", b"nosniff")
-            return succeed(CN_REFUSED)
         for name, value in _RESPONSE_HEADERS:
             request.setHeader(name, value)
         if path in STREAM_ROUTES:

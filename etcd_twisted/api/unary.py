@@ -6,7 +6,6 @@ from collections.abc import Callable
 from inspect import iscoroutine
 from typing import Any, Protocol
 
-from cryptography.x509.oid import NameOID
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
 
@@ -15,6 +14,7 @@ from etcd_twisted.api.errors import to_grpc_error
 from etcd_twisted.auth.errors import AuthError
 from etcd_twisted.grpc import GrpcError, ServerContext, StatusCode
 from etcd_twisted.server.errors import NoLeaderError, NotSupportedForLearnerError
+from etcd_twisted.tls.context import common_name
 
 
 class HeaderSource(Protocol):
@@ -79,11 +79,9 @@ def common_name_of(ctx: ServerContext) -> str | None:
 
 
 def certificate_common_name(cert: Any) -> str | None:
-    """The Subject CN of an ``OpenSSL.crypto.X509`` ("" without one); None for no cert."""
-    if cert is None:
-        return None
-    names = cert.to_cryptography().subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[-1].value) if names else ""  # Go's pkix.Name keeps the last CN
+    """The Subject CN of an ``OpenSSL.crypto.X509`` as Go reads it ("" without one);
+    None for no certificate."""
+    return None if cert is None else common_name(cert.to_cryptography())
 
 
 def auth_info_of(server: Any, ctx: ServerContext) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from etcd_twisted.auth import AuthStore
-from etcd_twisted.auth.tokens import SimpleTokens
+from etcd_twisted.auth.tokens import TokenProvider
 from etcd_twisted.backend import Backend, buckets
 from etcd_twisted.lease import Lessor
 from etcd_twisted.membership.cluster import Cluster
@@ -36,7 +36,7 @@ class MemberState:
     """The stores of one backend: ``cluster``, ``lessor``, ``kv``, ``auth``, ``alarms``."""
 
     def __init__(
-        self, backend: Backend, cluster_id: int, options: StateOptions, tokens: SimpleTokens
+        self, backend: Backend, cluster_id: int, options: StateOptions, tokens: TokenProvider
     ) -> None:
         self.backend = backend
         self.cluster = Cluster(cluster_id, backend.batch_tx)

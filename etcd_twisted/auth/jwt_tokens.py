@@ -40,6 +40,8 @@ from .errors import (
 #: PyJWT on every token.
 warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
 
+#: How many verified tokens a member remembers (one per active client session, or so).
+VERIFIED_CACHE = 4096
 KNOWN_OPTIONS = frozenset({"sign-method", "pub-key", "priv-key", "ttl"})
 DEFAULT_TTL = 300.0
 RSA_METHODS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
@@ -95,12 +97,23 @@ class JWTTokens:
     """Signs and verifies etcd's JWTs (see the module docstring). Stateless: nothing
     to enable, disable or invalidate; a token lives until its ``exp``."""
 
-    def __init__(self, method: str, sign_key: Any, verify_key: Any, ttl: float) -> None:
+    def __init__(
+        self,
+        method: str,
+        sign_key: Any,
+        verify_key: Any,
+        ttl: float,
+        cache_size: int = VERIFIED_CACHE,
+    ) -> None:
         self.method = method
+        self._cache_size = cache_size
         self.ttl = ttl
         #: None when only a public key was given.
         self._sign_key = sign_key
         self._verify_key = verify_key
+        #: Tokens whose signature and claims checked out: token → (username, revision,
+        #: claims), so a client's every request does not verify its signature again.
+        self._verified: dict[str, tuple[str, int, dict[str, Any]]] = {}
 
     @classmethod
     def from_options(
@@ -186,7 +199,24 @@ class JWTTokens:
         return jwt.encode(claims, self._sign_key, algorithm=self.method)
 
     def info(self, token: str, revision: int, now: float) -> tuple[str, int] | None:
-        """``(username, revision)`` from a valid token, else None."""
+        """``(username, revision)`` from a valid token, else None. The signature is
+        checked once per token (the last ``cache_size`` tokens are remembered); the
+        time claims on every use."""
+        verified = self._verified.get(token)
+        if verified is None:
+            verified = self._verify(token)
+            if verified is None:
+                return None
+            if len(self._verified) >= self._cache_size:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[token] = verified
+        username, token_revision, claims = verified
+        if not _times_admit(claims, int(now)):
+            del self._verified[token]
+            return None
+        return username, token_revision
+
+    def _verify(self, token: str) -> tuple[str, int, dict[str, Any]] | None:
         try:
             claims = jwt.decode(
                 token, self._verify_key, algorithms=[self.method], options=_DECODE_OPTIONS
@@ -196,9 +226,9 @@ class JWTTokens:
         username, token_revision = claims.get("username"), claims.get("revision")
         if not isinstance(username, str) or not _is_number(token_revision):
             return None
-        if token_revision < 0 or not _times_admit(claims, int(now)):
+        if token_revision < 0:
             return None
-        return username, int(token_revision)
+        return username, int(token_revision), claims
 
 
 def _is_number(value: object) -> bool:

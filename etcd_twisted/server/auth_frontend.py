@@ -6,7 +6,7 @@ log: ``UserAdd``/``UserChangePassword`` hash them on the proposing member (on a
 thread, it takes tens of milliseconds) and propose the hash; ``Authenticate`` checks
 the password on the proposing member first, so a wrong password costs no raft entry,
 then proposes the name and a random token prefix; the member that applies it issues
-``prefix.<raft index>``. If the auth store changed between the password check and
+``prefix.<raft index>`` (simple tokens) or signs a JWT (``--auth-token jwt``). If the auth store changed between the password check and
 the apply, the check is done again (etcd's optimistic retry).
 
 A simple token names the raft index that issued it; a member that has not applied

@@ -3,21 +3,17 @@ around the calls, over hand-written handlers."""
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
 from treq.testing import StubTreq
-from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.test.requesthelper import DummyRequest
 
 from etcd_twisted._pb import rpc_pb2, v3election_pb2
-from etcd_twisted.api.gateway import CN_REFUSED, Gateway, GatewayStream
+from etcd_twisted.api.gateway import Gateway, GatewayStream
 from etcd_twisted.api.http import HttpApi
 from etcd_twisted.grpc import GrpcError, Registry, StatusCode
 from etcd_twisted.metrics import Metrics
-from tests.api.test_unary import certificate
 
 
 def range_handler(request: rpc_pb2.RangeRequest, ctx: Any) -> rpc_pb2.RangeResponse:
@@ -176,45 +172,6 @@ class GatewayTests(SynchronousTestCase):
             {"error": {"grpc_code": 14, "http_code": 503, "message": "etcdserver: server stopped",
                        "http_status": "Service Unavailable"}},
         )  # fmt: skip
-
-
-class TLSTransport(StringTransport):
-    def __init__(self, cert: object) -> None:
-        super().__init__()
-        self.cert = cert
-
-    def getPeerCertificate(self) -> object:
-        return self.cert
-
-
-class CertificateRequest(DummyRequest):
-    """A POST over TLS from a client whose certificate has the given CN."""
-
-    def __init__(self, cn: str | None) -> None:
-        super().__init__([b"v3", b"kv", b"range"])
-        self.method = b"POST"
-        self.content = io.BytesIO(b"{}")
-        cert = None if cn is None else certificate(*([cn] if cn else []))
-        self.transport = TLSTransport(cert)
-
-
-class CommonNameRefusalTests(SynchronousTestCase):
-    def test_refused_with_cn(self) -> None:
-        """With client-cert auth and auth on, a certificate with a CN is refused with
-        etcd's 400 text; one without a CN, or no certificate, is served."""
-        registry = Registry()
-        registry.add_unary("/etcdserverpb.KV/Range", rpc_pb2.RangeRequest, range_handler)
-        refusing = Gateway(registry, refuse_common_names=lambda: True)
-        request = CertificateRequest("alice")
-        body = self.successResultOf(refusing.handle(request, "/v3/kv/range"))
-        self.assertEqual((request.responseCode, body), (400, CN_REFUSED))
-        for cn in ("", None):
-            request = CertificateRequest(cn)
-            self.successResultOf(refusing.handle(request, "/v3/kv/range"))
-            self.assertIsNone(request.responseCode, cn)
-        request = CertificateRequest("alice")
-        self.successResultOf(Gateway(registry).handle(request, "/v3/kv/range"))
-        self.assertIsNone(request.responseCode)
 
 
 class FakeRequest:

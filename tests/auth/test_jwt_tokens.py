@@ -240,3 +240,22 @@ class DurationTests(SynchronousTestCase):
         for bad in ("", "5", "m", "5 m", "five", "1d"):
             with self.assertRaises(ValueError, msg=bad):
                 parse_go_duration(bad)
+
+
+class VerifiedCacheTests(SynchronousTestCase):
+    def test_cache_keeps_expiry(self) -> None:
+        """A token verified once is remembered, but its exp is still checked on each use,
+        and the cache stays bounded."""
+        tokens = provider("HS256", "ttl=10s")
+        token = tokens.assign("u", 1, "", 1, NOW)
+        self.assertEqual(tokens.info(token, 1, NOW), ("u", 1))
+        self.assertIn(token, tokens._verified)
+        self.assertEqual(tokens.info(token, 1, NOW + 10), ("u", 1))
+        self.assertIsNone(tokens.info(token, 1, NOW + 11))
+        self.assertNotIn(token, tokens._verified)
+        secret = b"a secret of thirty-two bytes, ok"
+        tokens = JWTTokens("HS256", secret, secret, 10.0, cache_size=3)
+        issued = [tokens.assign(f"u{i}", 1, "", 1, NOW) for i in range(5)]
+        for token in issued:
+            self.assertIsNotNone(tokens.info(token, 1, NOW))
+        self.assertEqual(list(tokens._verified), issued[2:])

@@ -37,7 +37,7 @@ from twisted.trial.unittest import TestCase
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
 from etcd_twisted.auth.jwt_tokens import JWTTokens
 from etcd_twisted.auth.password import check_password
-from etcd_twisted.testing import free_ports
+from etcd_twisted.testing import free_ports, server_argv
 from tests.integration.test_etcdctl_kv import normalise
 from tests.support.processes import (
     Completed,
@@ -293,8 +293,9 @@ class JWTInteropTests(TestCase):
 
 
 async def _ended(process: ServerProcess, timeout: float) -> int | None:
+    """The exit code of a process expected to exit by itself (killed after ``timeout``)."""
     timer = reactor.callLater(timeout, process.signal, 9)
-    code = await process.watcher.ended
+    code = await process.child.ended(reactor)
     if timer.active():
         timer.cancel()
     return code
@@ -383,14 +384,13 @@ class Certs:
         ]  # fmt: skip
 
 
-async def _start_tls(case: TestCase, factory: Any, base: str, certs: Certs) -> str:
-    """A member on an https client URL with client-cert auth; returns the URL."""
+async def _start_tls(case: TestCase, kind: str, base: str, certs: Certs) -> str:
+    """A member (``kind`` "etcd" or "ours") on an https client URL with client-cert
+    auth; returns the URL once etcdctl finds it healthy."""
     client_port, peer_port = free_ports(2)
     url, peer = f"https://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
     os.makedirs(base, exist_ok=True)
-    member = new_member(base, "m")
-    process = factory(member, base, [])
-    process.argv = [a for a in process.argv[: process.argv.index("--name")]] + [
+    flags = [
         "--name", "m",
         "--data-dir", os.path.join(base, "m.etcd"),
         "--listen-client-urls", url,
@@ -400,6 +400,7 @@ async def _start_tls(case: TestCase, factory: Any, base: str, certs: Certs) -> s
         "--initial-cluster", f"m={peer}",
         *certs.server_flags(),
     ]  # fmt: skip
+    process = ServerProcess(server_argv(kind, flags), os.path.join(base, f"{kind}.log"))
     process.start()
     case.addCleanup(process.stop)
     tls = certs.client_flags("root")
@@ -412,6 +413,26 @@ async def _start_tls(case: TestCase, factory: Any, base: str, certs: Certs) -> s
             break
         await deferLater(reactor, 0.2, lambda: None)
     raise AssertionError(f"{url} not healthy: {process.output()[-3000:]}")
+
+
+def _grpcio_puts(url: str, certs: Certs, cn: str, keys: list[bytes]) -> list[Any]:
+    """Puts through grpcio over mTLS with a client certificate of ``cn`` and no token."""
+    cert, key = certs.issue(cn)
+    with open(certs.ca_file, "rb") as ca, open(cert, "rb") as c, open(key, "rb") as k:
+        credentials = grpc.ssl_channel_credentials(ca.read(), k.read(), c.read())
+    channel = grpc.secure_channel(url.removeprefix("https://"), credentials)
+    try:
+        stub = rpc_pb2_grpc.KVStub(channel)
+        results: list[Any] = []
+        for name in keys:
+            try:
+                stub.Put(rpc_pb2.PutRequest(key=name, value=b"v"), timeout=10)
+                results.append("OK")
+            except grpc.RpcError as e:
+                results.append((e.code().name, e.details()))
+        return results
+    finally:
+        channel.close()
 
 
 def _gateway_put(url: str, certs: Certs, cn: str, key: str) -> tuple[int, dict]:
@@ -436,18 +457,14 @@ class CommonNameTests(TestCase):
 
     async def test_cn_is_the_user(self) -> None:
         """Auth on, cert CN=alice, no --user: etcdctl put a/1 is allowed and put b/1
-        denied, as on etcd 3.5.1; the JSON gateway refuses a certificate with a CN (400,
-        etcd's text) rather than ignore it."""
+        denied, as on etcd 3.5.1, for etcdctl and grpcio alike; the JSON gateway refuses
+        a certificate with a CN (400, etcd's text) rather than ignore it."""
         base = self.mktemp()
         certs = Certs(os.path.join(base, "certs"))
         urls = await gatherResults(
             [
-                Deferred.fromCoroutine(
-                    _start_tls(self, real_etcd, os.path.join(base, "etcd"), certs)
-                ),
-                Deferred.fromCoroutine(
-                    _start_tls(self, our_server, os.path.join(base, "ours"), certs)
-                ),
+                Deferred.fromCoroutine(_start_tls(self, "etcd", os.path.join(base, "etcd"), certs)),
+                Deferred.fromCoroutine(_start_tls(self, "ours", os.path.join(base, "ours"), certs)),
             ]
         )
         root_tls = certs.client_flags("root")
@@ -478,6 +495,12 @@ class CommonNameTests(TestCase):
         self.assertEqual(results[1][1].code, 1)
         self.assertIn("etcdserver: permission denied", results[1][1].err)
         self.assertEqual(ours[2], (0, "x\n"))
+        grpcio = [
+            await threads.deferToThread(_grpcio_puts, url, certs, "alice", [b"a/3", b"b/3"])
+            for url in urls
+        ]
+        self.assertEqual(grpcio[1], grpcio[0])
+        self.assertEqual(grpcio[1], ["OK", ("PERMISSION_DENIED", "etcdserver: permission denied")])
         gateway = [
             await threads.deferToThread(_gateway_put, url, certs, "alice", "a/2") for url in urls
         ]
