@@ -6,6 +6,7 @@
   compaction, leases, users, roles and permissions;
 - etcd → ours: the same with a snapshot saved from real etcd, restored by our
   ``etcd-twisted-snapshot restore``, and ours started on it;
+- one etcd snapshot restored into each member of a new 3-member cluster of ours;
 - ``etcd-twisted-snapshot status`` prints exactly what ``etcdutl snapshot status``
   prints for either server's snapshot;
 - with auth on, only root may take a snapshot, as etcd's answer says.
@@ -299,3 +300,37 @@ class SnapshotInterchangeTest(TestCase):
         self.assertEqual(
             answers[0][1:], ("Error: rpc error: code = Unknown desc = auth: permission denied", 0)
         )
+
+    async def test_etcd_snapshot_into_three_of_ours(self) -> None:
+        """One snapshot from real etcd restored into each member of a new 3-member cluster
+        of ours (one restore per member, as etcd's disaster recovery does): the members
+        elect a leader, list each other, serve the data and take writes."""
+        base = self.mktemp()
+        source, revisions, before = await self._source(real_etcd, os.path.join(base, "etcd"))
+        path = os.path.join(base, "etcd.snapshot.db")
+        await self._save(source, path)
+        members = [new_member(os.path.join(base, "ours"), f"m{i}") for i in (1, 2, 3)]
+        cluster = ",".join(f"{m.name}={m.peer_url}" for m in members)
+        for m in members:
+            result = await run(
+                [OUR_TOOL, "restore", path, "--data-dir", m.data_dir, "--name", m.name,
+                 "--initial-cluster", cluster, "--initial-cluster-token", "restored",
+                 "--initial-advertise-peer-urls", m.peer_url]
+            )  # fmt: skip
+            self.assertEqual(result.code, 0, result.err)
+        processes = [
+            our_server(m, os.path.join(base, "ours"), initial_cluster=cluster) for m in members
+        ]
+        for p in processes:
+            p.start()
+            self.addCleanup(p.stop)
+        for m, p in zip(members, processes, strict=True):
+            await wait_healthy(m.client_url, p, timeout=60)
+        listed = await etcdctl(members[2].client_url, "member", "list", "-w", "json")
+        names = sorted(m["name"] for m in json.loads(listed.out)["members"])
+        self.assertEqual(names, ["m1", "m2", "m3"])
+        self.assertEqual(await state(members[1].client_url, revisions), before)
+        put = await etcdctl(members[0].client_url, "put", "after", "restore")
+        self.assertEqual(put.code, 0, put.err)
+        got = await etcdctl(members[2].client_url, "get", "after", "--print-value-only")
+        self.assertEqual(got.out, "restore\n")
