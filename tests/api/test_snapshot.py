@@ -142,6 +142,24 @@ class SnapshotHandlerTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertGreater(self.thread_calls, calls)
 
+    def test_writes_during_the_stream_are_not_in_it(self) -> None:
+        """The file is the database as of the call: later commits change nothing in it."""
+        stream = FakeStream()
+        stream.hold = True
+        d = self.start(stream)
+        for i in range(3000, 6000):
+            self.backend.batch_tx.put(buckets.KEY, b"%017d" % i, b"later")
+        self.backend.force_commit()
+        while not d.called:
+            stream.release()
+        self.successResultOf(d)
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"".join(m.blob for m in stream.messages[:-1]))
+        with BboltReader(path) as r:
+            keys = dict(r.buckets())[buckets.KEY]
+            self.assertEqual(sum(1 for _ in keys), 3000)
+
     def test_root_only_with_auth(self) -> None:
         """A user without the root role gets etcd's unconverted auth error (UNKNOWN)."""
         stream = FakeStream()
