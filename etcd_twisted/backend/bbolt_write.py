@@ -1,17 +1,18 @@
 """Write a bbolt database file from sorted buckets, as a stream of pages.
 
-The file is built bottom-up in one pass over the data: each bucket's leaves are
+The file is built bottom-up in a sweep over the data: each bucket's leaves are
 filled in key order, and each finished page hands its first key to the level
 above, so a tree is written in post-order (children before their parent) and only
 one pending page per level is held in memory. Buckets whose whole content fits in
 a quarter page are stored inline in the root bucket, as bbolt does. The meta
 pages come first in the file but name the root and the page count, so
-``BboltFile`` runs the same layout once without producing bytes (``size``) and
-then again to emit the pages (``chunks``); the source must give the same data
-both times (e.g. one read transaction).
+``BboltFile`` sweeps twice: once laying out without producing bytes (``size``),
+then again emitting the pages (``chunks``); the source must give the same data
+both times (e.g. one read transaction), which the second sweep checks.
 
 Layout: pages 0 and 1 meta (txid 1 and 0, as bbolt's ``Tx.WriteTo`` writes a
-copy), page 2 an empty freelist, then the buckets' pages, then the root bucket's.
+copy), page 2 an empty freelist, then the buckets' pages and the root bucket's, in
+the order they fill.
 Every page below the high-water mark is reachable, so ``bbolt check`` (run by
 ``etcdutl snapshot status``) finds nothing to report.
 """
