@@ -159,14 +159,14 @@ async def state(endpoint: str, revisions: dict[str, int]) -> dict[str, Any]:
     return seen
 
 
-def auth_records(path: str) -> dict[bytes, dict[bytes, bytes]]:
-    """The users (password hashes included) and roles stored in a snapshot."""
+#: Buckets a restore copies unchanged (members and meta are rewritten by it).
+COPIED = (b"key", b"lease", b"authUsers", b"authRoles", b"alarm", b"cluster")
+
+
+def copied_records(path: str) -> dict[bytes, dict[bytes, bytes]]:
+    """The buckets of a snapshot a restore must carry byte for byte."""
     with BboltReader(path) as db:
-        return {
-            name: dict(pairs)
-            for name, pairs in db.buckets()
-            if name in (b"authUsers", b"authRoles")
-        }
+        return {name: dict(pairs) for name, pairs in db.buckets() if name in COPIED}
 
 
 class SnapshotInterchangeTest(TestCase):
@@ -205,14 +205,16 @@ class SnapshotInterchangeTest(TestCase):
             outputs[fmt] = theirs.out
         return json.loads(outputs["json"])
 
-    async def _same_auth_records(self, restored: Member, path: str) -> None:
-        """The restored member stores the users (password hashes byte for byte) and roles."""
+    async def _same_records(self, restored: Member, path: str) -> None:
+        """The restored member stores the revisions, leases, users (password hashes
+        included), roles, alarms and cluster version byte for byte as the snapshot had them."""
         again = path + ".again"
         saved = await etcdctl(restored.client_url, "snapshot", "save", again, timeout=600)
         self.assertEqual(saved.code, 0, saved.err)
-        records = auth_records(again)
-        self.assertEqual(records, auth_records(path))
+        records = copied_records(again)
+        self.assertEqual(records, copied_records(path))
         self.assertEqual(len(records[b"authUsers"]), 3)
+        self.assertGreater(len(records[b"key"]), KEYS)
 
     async def _restored(self, factory: Any, restore_cmd: list[str], base: str, path: str) -> Member:
         member = new_member(base, "restored")
@@ -260,7 +262,7 @@ class SnapshotInterchangeTest(TestCase):
             real_etcd, [etcdutl_path(), "snapshot", "restore"], os.path.join(base, "etcd"), path
         )
         self.assertEqual(await state(restored.client_url, revisions), before)
-        await self._same_auth_records(restored, path)
+        await self._same_records(restored, path)
         await self._bbolt_rewrites_our_pages(restored)
 
     async def _bbolt_rewrites_our_pages(self, member: Member) -> None:
@@ -292,7 +294,7 @@ class SnapshotInterchangeTest(TestCase):
             path,
         )
         self.assertEqual(await state(restored.client_url, revisions), before)
-        await self._same_auth_records(restored, path)
+        await self._same_records(restored, path)
 
     async def test_only_root_takes_a_snapshot_with_auth_on(self) -> None:
         """With auth on, a user without the root role is refused as etcd refuses it, and
