@@ -173,6 +173,21 @@ class SnapshotHandlerTests(SynchronousTestCase):
         self.assertEqual((stream.messages, self.recording.snapshots), ([], []))
         self.successResultOf(self.start(stream, token="root", admins={"root"}))
 
+    def test_no_leader(self) -> None:
+        """With ``hasleader`` asked and no leader, the call fails as etcd's: "no leader"."""
+        server = FakeServer(self.recording, {None})
+        server.leader_id = 0
+        ctx = FakeContext()
+        ctx.metadata = Metadata([("hasleader", "true")])
+        stream = FakeStream()
+        d = snapshot_handler(server, self.run_in_thread)(rpc_pb2.SnapshotRequest(), ctx, stream)
+        failure = self.failureResultOf(d, GrpcError)
+        self.assertEqual(
+            (failure.value.code, failure.value.message),
+            (StatusCode.UNAVAILABLE, "etcdserver: no leader"),
+        )
+        self.assertEqual(self.recording.snapshots, [])
+
     def test_cancelled_stream_releases_the_snapshot(self) -> None:
         """A stream that breaks ends the call and releases the read transaction."""
         stream = FakeStream()
