@@ -21,8 +21,10 @@ from typing import Any
 
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.python.failure import Failure
 
 from etcd_twisted._pb import rpc_pb2
+from etcd_twisted.api.errors import to_grpc_error
 from etcd_twisted.api.unary import require_leader, token_of
 from etcd_twisted.auth.errors import AuthError
 from etcd_twisted.backend import BackendSnapshot
@@ -109,6 +111,11 @@ def snapshot_handler(
     def handler(
         request: rpc_pb2.SnapshotRequest, ctx: ServerContext, stream: ServerStream
     ) -> Deferred[None]:
-        return Deferred.fromCoroutine(stream_snapshot(ctx, stream))
+        return Deferred.fromCoroutine(stream_snapshot(ctx, stream)).addErrback(_as_grpc_error)
 
     return handler
+
+
+def _as_grpc_error(failure: Failure) -> None:
+    """End the call with etcd's status for the error (e.g. "no leader")."""
+    raise to_grpc_error(failure)

@@ -1,17 +1,18 @@
 """Write a bbolt database file from sorted buckets, as a stream of pages.
 
-The file is built bottom-up in one pass over the data: each bucket's leaves are
+The file is built bottom-up in a sweep over the data: each bucket's leaves are
 filled in key order, and each finished page hands its first key to the level
 above, so a tree is written in post-order (children before their parent) and only
 one pending page per level is held in memory. Buckets whose whole content fits in
 a quarter page are stored inline in the root bucket, as bbolt does. The meta
 pages come first in the file but name the root and the page count, so
-``BboltFile`` runs the same layout once without producing bytes (``size``) and
-then again to emit the pages (``chunks``); the source must give the same data
-both times (e.g. one read transaction).
+``BboltFile`` sweeps twice: once laying out without producing bytes (``size``),
+then again emitting the pages (``chunks``); the source must give the same data
+both times (e.g. one read transaction), which the second sweep checks.
 
 Layout: pages 0 and 1 meta (txid 1 and 0, as bbolt's ``Tx.WriteTo`` writes a
-copy), page 2 an empty freelist, then the buckets' pages, then the root bucket's.
+copy), page 2 an empty freelist, then the buckets' pages and the root bucket's, in
+the order they fill.
 Every page below the high-water mark is reachable, so ``bbolt check`` (run by
 ``etcdutl snapshot status``) finds nothing to report.
 """
@@ -58,6 +59,8 @@ class _Pages:
         self.emit = emit
         self.next_pgid = _FIRST_DATA_PGID
         self.out: list[bytes] = []
+        #: The root bucket's root page, once every bucket is laid out.
+        self.root = 0
 
     def add(self, flags: int, elements: list[tuple[int, bytes, bytes | int]], size: int) -> int:
         """Allocate and (when emitting) write one leaf or branch page; its id."""
@@ -167,20 +170,20 @@ class BboltFile:
     @property
     def size(self) -> int:
         """The file's length in bytes (lays the data out once, without writing)."""
-        root, high_water = self._plan()
-        return high_water * self.page_size
+        return self._plan()[1] * self.page_size
 
     def _plan(self) -> tuple[int, int]:
+        """``(root page, page count)``, from a layout that writes nothing."""
         if self._layout is None:
             pages = _Pages(self.page_size, emit=False)
             for _ in self._build(pages):
                 pass
-            self._layout = (self._root, pages.next_pgid)
+            self._layout = (pages.root, pages.next_pgid)
         return self._layout
 
     def _build(self, pages: _Pages) -> Iterator[None]:
-        """Lay out every bucket, then the root bucket (sets ``_root``); yields after
-        each page or so, so the caller can take ``pages.out`` as it fills."""
+        """Lay out every bucket, then the root bucket (``pages.root``); yields after
+        each pair or bucket, so the caller can take ``pages.out`` as it fills."""
         root = _Tree(pages)
         previous: bytes | None = None
         for name, items in self._buckets():
@@ -202,7 +205,7 @@ class BboltFile:
             else:
                 root.add(name, BUCKET_HEADER.pack(tree.finish(), 0), BUCKET_LEAF)
             yield None
-        self._root = root.finish()
+        pages.root = root.finish()
         yield None
 
     def _meta_page(self, pgid: int, txid: int, root: int, high_water: int) -> bytes:
@@ -224,5 +227,5 @@ class BboltFile:
             if pages.out:
                 yield b"".join(pages.out)
                 pages.out.clear()
-        if (self._root, pages.next_pgid) != (root, high_water):
+        if (pages.root, pages.next_pgid) != (root, high_water):
             raise RuntimeError("the data changed between laying out and writing the file")

@@ -142,6 +142,24 @@ class SnapshotHandlerTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertGreater(self.thread_calls, calls)
 
+    def test_writes_during_the_stream_are_not_in_it(self) -> None:
+        """The file is the database as of the call: later commits change nothing in it."""
+        stream = FakeStream()
+        stream.hold = True
+        d = self.start(stream)
+        for i in range(3000, 6000):
+            self.backend.batch_tx.put(buckets.KEY, b"%017d" % i, b"later")
+        self.backend.force_commit()
+        while not d.called:
+            stream.release()
+        self.successResultOf(d)
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"".join(m.blob for m in stream.messages[:-1]))
+        with BboltReader(path) as r:
+            keys = dict(r.buckets())[buckets.KEY]
+            self.assertEqual(sum(1 for _ in keys), 3000)
+
     def test_root_only_with_auth(self) -> None:
         """A user without the root role gets etcd's unconverted auth error (UNKNOWN)."""
         stream = FakeStream()
@@ -154,6 +172,21 @@ class SnapshotHandlerTests(SynchronousTestCase):
         )
         self.assertEqual((stream.messages, self.recording.snapshots), ([], []))
         self.successResultOf(self.start(stream, token="root", admins={"root"}))
+
+    def test_no_leader(self) -> None:
+        """With ``hasleader`` asked and no leader, the call fails as etcd's: "no leader"."""
+        server = FakeServer(self.recording, {None})
+        server.leader_id = 0
+        ctx = FakeContext()
+        ctx.metadata = Metadata([("hasleader", "true")])
+        stream = FakeStream()
+        d = snapshot_handler(server, self.run_in_thread)(rpc_pb2.SnapshotRequest(), ctx, stream)
+        failure = self.failureResultOf(d, GrpcError)
+        self.assertEqual(
+            (failure.value.code, failure.value.message),
+            (StatusCode.UNAVAILABLE, "etcdserver: no leader"),
+        )
+        self.assertEqual(self.recording.snapshots, [])
 
     def test_cancelled_stream_releases_the_snapshot(self) -> None:
         """A stream that breaks ends the call and releases the read transaction."""

@@ -6,6 +6,7 @@
   compaction, leases, users, roles and permissions;
 - etcd → ours: the same with a snapshot saved from real etcd, restored by our
   ``etcd-twisted-snapshot restore``, and ours started on it;
+- one etcd snapshot restored into each member of a new 3-member cluster of ours;
 - ``etcd-twisted-snapshot status`` prints exactly what ``etcdutl snapshot status``
   prints for either server's snapshot;
 - with auth on, only root may take a snapshot, as etcd's answer says.
@@ -158,14 +159,14 @@ async def state(endpoint: str, revisions: dict[str, int]) -> dict[str, Any]:
     return seen
 
 
-def auth_records(path: str) -> dict[bytes, dict[bytes, bytes]]:
-    """The users (password hashes included) and roles stored in a snapshot."""
+#: Buckets a restore copies unchanged (members and meta are rewritten by it).
+COPIED = (b"key", b"lease", b"authUsers", b"authRoles", b"alarm", b"cluster")
+
+
+def copied_records(path: str) -> dict[bytes, dict[bytes, bytes]]:
+    """The buckets of a snapshot a restore must carry byte for byte."""
     with BboltReader(path) as db:
-        return {
-            name: dict(pairs)
-            for name, pairs in db.buckets()
-            if name in (b"authUsers", b"authRoles")
-        }
+        return {name: dict(pairs) for name, pairs in db.buckets() if name in COPIED}
 
 
 class SnapshotInterchangeTest(TestCase):
@@ -204,14 +205,16 @@ class SnapshotInterchangeTest(TestCase):
             outputs[fmt] = theirs.out
         return json.loads(outputs["json"])
 
-    async def _same_auth_records(self, restored: Member, path: str) -> None:
-        """The restored member stores the users (password hashes byte for byte) and roles."""
+    async def _same_records(self, restored: Member, path: str) -> None:
+        """The restored member stores the revisions, leases, users (password hashes
+        included), roles, alarms and cluster version byte for byte as the snapshot had them."""
         again = path + ".again"
         saved = await etcdctl(restored.client_url, "snapshot", "save", again, timeout=600)
         self.assertEqual(saved.code, 0, saved.err)
-        records = auth_records(again)
-        self.assertEqual(records, auth_records(path))
+        records = copied_records(again)
+        self.assertEqual(records, copied_records(path))
         self.assertEqual(len(records[b"authUsers"]), 3)
+        self.assertGreater(len(records[b"key"]), KEYS)
 
     async def _restored(self, factory: Any, restore_cmd: list[str], base: str, path: str) -> Member:
         member = new_member(base, "restored")
@@ -259,7 +262,21 @@ class SnapshotInterchangeTest(TestCase):
             real_etcd, [etcdutl_path(), "snapshot", "restore"], os.path.join(base, "etcd"), path
         )
         self.assertEqual(await state(restored.client_url, revisions), before)
-        await self._same_auth_records(restored, path)
+        await self._same_records(restored, path)
+        await self._bbolt_rewrites_our_pages(restored)
+
+    async def _bbolt_rewrites_our_pages(self, member: Member) -> None:
+        """etcd changes every page we wrote: a delete of every key, a physical compaction
+        (bbolt deletes, rebalances and merges our leaves), a defragment (it copies every
+        page into a new file); then it still answers."""
+        deleted = await etcdctl(member.client_url, "del", "k/", "--prefix", "-w", "json")
+        self.assertEqual(deleted.code, 0, deleted.err)
+        revision = json.loads(deleted.out)["header"]["revision"]
+        for args in (["compact", str(revision), "--physical"], ["defrag"], ["put", "k/after", "x"]):
+            result = await etcdctl(member.client_url, *args, timeout=120)
+            self.assertEqual(result.code, 0, (args, result.err))
+        got = await etcdctl(member.client_url, "get", "k/", "--prefix", "--keys-only")
+        self.assertEqual(got.out.split(), ["k/after"])
 
     async def test_etcd_to_ours(self) -> None:
         """A snapshot saved from real etcd restores with our command, and ours started on
@@ -277,7 +294,7 @@ class SnapshotInterchangeTest(TestCase):
             path,
         )
         self.assertEqual(await state(restored.client_url, revisions), before)
-        await self._same_auth_records(restored, path)
+        await self._same_records(restored, path)
 
     async def test_only_root_takes_a_snapshot_with_auth_on(self) -> None:
         """With auth on, a user without the root role is refused as etcd refuses it, and
@@ -299,3 +316,37 @@ class SnapshotInterchangeTest(TestCase):
         self.assertEqual(
             answers[0][1:], ("Error: rpc error: code = Unknown desc = auth: permission denied", 0)
         )
+
+    async def test_etcd_snapshot_into_three_of_ours(self) -> None:
+        """One snapshot from real etcd restored into each member of a new 3-member cluster
+        of ours (one restore per member, as etcd's disaster recovery does): the members
+        elect a leader, list each other, serve the data and take writes."""
+        base = self.mktemp()
+        source, revisions, before = await self._source(real_etcd, os.path.join(base, "etcd"))
+        path = os.path.join(base, "etcd.snapshot.db")
+        await self._save(source, path)
+        members = [new_member(os.path.join(base, "ours"), f"m{i}") for i in (1, 2, 3)]
+        cluster = ",".join(f"{m.name}={m.peer_url}" for m in members)
+        for m in members:
+            result = await run(
+                [OUR_TOOL, "restore", path, "--data-dir", m.data_dir, "--name", m.name,
+                 "--initial-cluster", cluster, "--initial-cluster-token", "restored",
+                 "--initial-advertise-peer-urls", m.peer_url]
+            )  # fmt: skip
+            self.assertEqual(result.code, 0, result.err)
+        processes = [
+            our_server(m, os.path.join(base, "ours"), initial_cluster=cluster) for m in members
+        ]
+        for p in processes:
+            p.start()
+            self.addCleanup(p.stop)
+        for m, p in zip(members, processes, strict=True):
+            await wait_healthy(m.client_url, p, timeout=60)
+        listed = await etcdctl(members[2].client_url, "member", "list", "-w", "json")
+        names = sorted(m["name"] for m in json.loads(listed.out)["members"])
+        self.assertEqual(names, ["m1", "m2", "m3"])
+        self.assertEqual(await state(members[1].client_url, revisions), before)
+        put = await etcdctl(members[0].client_url, "put", "after", "restore")
+        self.assertEqual(put.code, 0, put.err)
+        got = await etcdctl(members[2].client_url, "get", "after", "--print-value-only")
+        self.assertEqual(got.out, "restore\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from random import Random
 
@@ -14,6 +16,7 @@ from etcd_twisted.membership.ids import cluster_id, member_id
 from etcd_twisted.server.bootstrap import bootstrap
 from etcd_twisted.snapshot.restore import RestoreConfig, RestoreError, restore
 from etcd_twisted.snapshot.status import HashMismatchError
+from tests.backend.test_bbolt_write import bbolt_file
 from tests.snapshot.helpers import snapshot_of_filled_backend
 
 CLUSTER = {"m1": ["http://127.0.0.1:12380"], "m2": ["http://127.0.0.1:22380"]}
@@ -62,6 +65,21 @@ class RestoreTests(SynchronousTestCase):
         self.assertEqual(members, ["m1", "m2"])
         self.assertEqual(list(tx.items(buckets.MEMBERS_REMOVED)), [])
         self.assertNotIn(b"confState", dict(tx.items(buckets.META)))
+
+    def test_unknown_buckets_are_skipped(self) -> None:
+        """A bucket etcd 3.5 does not have is left out, with a line saying so."""
+        db = b"".join(
+            bbolt_file({b"key": {b"k" * 17: b"v"}, b"meta": {}, b"zzz": {b"a": b"b"}}).chunks()
+        )
+        with open(self.snapshot, "wb") as f:
+            f.write(db + hashlib.sha256(db).digest())
+        log = io.StringIO()
+        restore(self.config(), log)
+        self.assertEqual(log.getvalue(), "skipping bucket 'zzz': not one of etcd 3.5's\n")
+        boot = bootstrap(parse(["--name", "m1", "--data-dir", self.data_dir], {}), Random(1))
+        self.addCleanup(boot.backend.close)
+        self.addCleanup(boot.wal.close)
+        self.assertEqual(list(boot.backend.batch_tx.items(buckets.KEY)), [(b"k" * 17, b"v")])
 
     def test_wal_dir(self) -> None:
         """``wal_dir`` puts the WAL elsewhere, and must not exist yet."""
