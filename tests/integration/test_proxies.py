@@ -26,6 +26,7 @@ from tests.support.processes import (
     spawn_etcdctl,
     start_cluster,
     wait_healthy,
+    wait_until,
 )
 
 
@@ -160,3 +161,46 @@ class EtcdTests(_ProxyScenarios, TestCase):
     """The proxies in front of real etcd 3.5.1's 3-member cluster."""
 
     ours = False
+
+
+class ProxyOptionsTests(TestCase):
+    """--namespace and --resolver-prefix, in front of one member of ours."""
+
+    timeout = 120
+
+    async def test_namespace_and_registration(self) -> None:
+        """Keys written through a --namespace proxy live under the prefix on the member and
+        come back without it; proxies sharing a --resolver-prefix list each other."""
+        base = self.mktemp()
+        cluster = await start_cluster(self, 1, base)
+        member = cluster.members[0].client_url
+        spaced = await start_proxy(self, "grpc-proxy", cluster, "--namespace=tenant/")
+        put = await etcdctl(spaced, "put", "k", "v")
+        self.assertEqual(put.code, 0, put.err)
+        raw = await etcdctl(member, "get", "tenant/k", "--print-value-only")
+        self.assertEqual(raw.out.strip(), "v")
+        listed = await etcdctl(spaced, "get", "", "--prefix", "-w", "json")
+        self.assertEqual([kv["key"] for kv in json.loads(listed.out)["kvs"]], ["aw=="])
+        watch = spawn_etcdctl(self, spaced, "watch", "k")
+        await deferLater(reactor, 1.0, lambda: None)
+        await etcdctl(member, "put", "tenant/k", "v2")
+        await watch.wait_output("PUT\nk\nv2\n")
+
+        urls = []
+        for _ in range(2):
+            (port,) = free_ports(1)
+            urls.append(f"127.0.0.1:{port}")
+        proxies = [
+            await start_proxy(
+                self, "grpc-proxy", cluster, f"--advertise-client-url={url}",
+                "--resolver-prefix=/proxies", "--resolver-ttl=10",
+            )
+            for url in urls
+        ]  # fmt: skip
+
+        async def both_listed() -> bool:
+            result = await etcdctl(proxies[0], "member", "list", "-w", "json")
+            found = [m["clientURLs"][0] for m in json.loads(result.out or "{}").get("members", [])]
+            return sorted(found) == sorted(urls)
+
+        await wait_until(both_listed, 15, "both proxies in member list")
