@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -428,6 +428,7 @@ def _open_watch(upstream: Upstream) -> Callable[..., Any]:
         request: rpc_pb2.WatchCreateRequest,
         on_response: Callable[[rpc_pb2.WatchResponse], Any],
         on_closed: Callable[[str], Any],
+        metadata: Sequence[tuple[str, Any]] = (),
     ) -> Handle:
         handle = Handle()
 
@@ -438,7 +439,7 @@ def _open_watch(upstream: Upstream) -> Callable[..., Any]:
         async def start() -> None:
             call = await upstream.stream(
                 "/etcdserverpb.Watch/Watch",
-                (),
+                metadata,
                 lambda raw: on_response(rpc_pb2.WatchResponse.FromString(raw)),
                 closed,
             )
@@ -524,7 +525,7 @@ def build_grpc_proxy(
 
     registry = Registry()
     KVProxy(upstream, cache, namespace).register(registry)
-    register_watch(registry, hub, namespace)
+    register_watch(registry, hub, namespace, upstream)
     register_keep_alive(registry, coalescer)
     register_cluster(registry, upstream, config.advertise_client_url, config.resolver_prefix)
     register_forwarders(

@@ -18,7 +18,7 @@ No I/O here: upstream watches come from the ``open_watch`` callable.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,10 +36,16 @@ class UpstreamWatch(Protocol):
     def cancel(self) -> None: ...
 
 
-#: ``open_watch(request, on_response, on_closed)``: start an upstream watch; responses
+#: ``open_watch(request, on_response, on_closed, metadata)``: start an upstream watch
+#: (with the call metadata, e.g. the auth token, of the watcher that caused it); responses
 #: come to ``on_response``; ``on_closed(reason)`` once it ends other than by ``cancel``.
 OpenWatch = Callable[
-    [rpc_pb2.WatchCreateRequest, Callable[[rpc_pb2.WatchResponse], Any], Callable[[str], Any]],
+    [
+        rpc_pb2.WatchCreateRequest,
+        Callable[[rpc_pb2.WatchResponse], Any],
+        Callable[[str], Any],
+        Sequence[tuple[str, Any]],
+    ],
     UpstreamWatch,
 ]
 
@@ -61,13 +67,19 @@ class ClientWatcher:
     created: bool = False
     #: ``watch_id`` as an encoded protobuf field, for :class:`Fanout`.
     id_field: bytes = b""
+    #: The client's call metadata (its auth token) for an upstream watch it opens.
+    metadata: Sequence[tuple[str, Any]] = ()
 
     def __post_init__(self) -> None:
         self.id_field = watch_id_field(self.watch_id)
 
     @classmethod
     def from_request(
-        cls, watch_id: int, req: rpc_pb2.WatchCreateRequest, send: Callable[..., Any]
+        cls,
+        watch_id: int,
+        req: rpc_pb2.WatchCreateRequest,
+        send: Callable[..., Any],
+        metadata: Sequence[tuple[str, Any]] = (),
     ) -> ClientWatcher:
         return cls(
             watch_id,
@@ -79,6 +91,7 @@ class ClientWatcher:
             progress_notify=req.progress_notify,
             filters=frozenset(req.filters),
             next_revision=req.start_revision,
+            metadata=metadata,
         )
 
     def deliver(self, response: rpc_pb2.WatchResponse, fanout: Fanout | None = None) -> None:
@@ -211,6 +224,7 @@ class Broadcast:
     header: rpc_pb2.ResponseHeader = field(default_factory=rpc_pb2.ResponseHeader)
     upstream: UpstreamWatch | None = None
     stopped: bool = False
+    metadata: Sequence[tuple[str, Any]] = ()
 
     def accepts(self, watcher: ClientWatcher) -> bool:
         """True if ``watcher`` can join without missing an event."""
@@ -243,7 +257,9 @@ class Broadcast:
             prev_kv=True,
             progress_notify=True,
         )
-        self.upstream = self.hub.open_watch(request, self.on_response, self.on_closed)
+        self.upstream = self.hub.open_watch(
+            request, self.on_response, self.on_closed, self.metadata
+        )
 
     def on_response(self, response: rpc_pb2.WatchResponse) -> None:
         if self.stopped:
@@ -323,7 +339,9 @@ class WatchHub:
                 self._of[watcher] = broadcast
                 self.watchers_coalesced += 1
                 return
-        broadcast = Broadcast(self, watcher.key, watcher.range_end, watcher.start_revision)
+        broadcast = Broadcast(
+            self, watcher.key, watcher.range_end, watcher.start_revision, metadata=watcher.metadata
+        )
         broadcasts.append(broadcast)
         broadcast.join(watcher)
         self._of[watcher] = broadcast

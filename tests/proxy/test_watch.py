@@ -21,7 +21,11 @@ class FakeUpstream:
         self.opened: list[FakeWatch] = []
 
     def open(
-        self, request: rpc_pb2.WatchCreateRequest, on_response: Callable, on_closed: Callable
+        self,
+        request: rpc_pb2.WatchCreateRequest,
+        on_response: Callable,
+        on_closed: Callable,
+        metadata: Any = (),
     ) -> FakeWatch:
         watch = FakeWatch(request, on_response, on_closed)
         self.opened.append(watch)
