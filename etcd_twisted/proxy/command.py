@@ -15,6 +15,7 @@ from typing import Any
 from twisted.application.service import IService
 from twisted.python import usage
 
+from etcd_twisted.listen import ListenError
 from etcd_twisted.proxy.discovery import resolver_from_env
 from etcd_twisted.proxy.flags import CommandError, CommandHelp, parse_command
 from etcd_twisted.proxy.flags import usage as flag_usage
@@ -108,7 +109,7 @@ class GrpcProxyOptions(ProxyCommandOptions):
             _exit_with(f"etcd grpc-proxy: {refused[0]}", sys.stderr.write)
         try:
             return build_grpc_proxy(self.config, reactor, resolver_from_env(reactor), _exit_at_once)
-        except GatewayError as e:
+        except (GatewayError, ListenError) as e:
             return _exit_with(str(e), sys.stderr.write)
 
 

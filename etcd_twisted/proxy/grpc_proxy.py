@@ -49,6 +49,7 @@ from etcd_twisted.proxy.services import (
     register_watch,
 )
 from etcd_twisted.proxy.tcp import Remote
+from etcd_twisted.proxy.tls import client_side_tls, member_tls
 from etcd_twisted.proxy.upstream import Upstream, tcp_dialer
 from etcd_twisted.proxy.watch import WatchHub
 from etcd_twisted.sniff import SniffingFactory
@@ -169,15 +170,8 @@ class GrpcProxyConfig:
 #: Flags this proxy does not provide, each refused in one line when set.
 _NOT_PROVIDED: dict[str, str] = {
     "enable_pprof": "pprof is Go's profiler; there is nothing to serve in etcd-twisted",
-    "cert": "TLS to the members is not provided yet",
-    "key": "TLS to the members is not provided yet",
-    "cacert": "TLS to the members is not provided yet",
-    "insecure_skip_tls_verify": "TLS to the members is not provided yet",
-    "cert_file": "TLS to clients is not provided yet",
-    "key_file": "TLS to clients is not provided yet",
-    "trusted_ca_file": "TLS to clients is not provided yet",
-    "client_crl_file": "TLS to clients is not provided yet",
-    "auto_tls": "TLS to clients is not provided yet",
+    "client_crl_file": "certificate revocation lists are not provided yet",
+    "auto_tls": "generated certificates are not provided; give --cert-file and --key-file",
     "experimental_serializable_ordering": "not provided",
     "experimental_leasing_prefix": "the leasing cache is not provided",
     "debug": "log levels of the proxy are not configurable yet",
@@ -517,7 +511,12 @@ def build_grpc_proxy(
         raise GatewayError(
             f"listen tcp: address {config.listen_addr}: missing port in address"
         ) from None
-    upstream = Upstream([(r.target, r.port) for r in remotes], tcp_dialer(reactor), reactor)
+    if bool(config.cert_file) != bool(config.key_file):
+        raise GatewayError("--cert-file and --key-file must be given together")
+    to_members = member_tls(config.cert, config.key, config.cacert, config.insecure_skip_tls_verify)
+    upstream = Upstream(
+        [(r.target, r.port) for r in remotes], tcp_dialer(reactor, tls=to_members), reactor
+    )
     hub = WatchHub(_open_watch(upstream), reactor.callLater)
     coalescer = KeepAliveCoalescer(_open_keep_alive(upstream))
     cache = RangeCache()
@@ -555,10 +554,11 @@ def build_grpc_proxy(
     service = GrpcProxyService(upstream, hub, coalescer, discover, on_error)
     grpc_factory = GrpcFactory(registry, reactor, max_receive_bytes=config.max_recv_bytes)
     site = _http_site(upstream, metrics)
+    tls_to_clients = client_side_tls(config.cert_file, config.key_file, config.trusted_ca_file)
     client = ListeningService(
         "client",
         SniffingFactory(grpc_factory, site, reactor),
-        [listen_endpoint(reactor, config.listen_addr)],
+        [listen_endpoint(reactor, config.listen_addr, tls_to_clients)],
         before_stop=lambda: grpc_factory.shutdown(1.0),
     )
     client.setServiceParent(service)

@@ -16,6 +16,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from etcd_twisted.testing import free_ports
+from tests.peer.test_tls import self_signed
 from tests.support.processes import (
     Cluster,
     Completed,
@@ -238,3 +239,55 @@ class ProxyAuthTests(TestCase):
             await watch.stop()
             unauthenticated = await etcdctl(proxy, "get", "k1")
             self.assertIn("user name is empty", unauthenticated.err, cluster.label)
+
+
+class ProxyTlsTests(TestCase):
+    """TLS on both sides of the grpc-proxy, in front of a member of ours and of etcd."""
+
+    timeout = 120
+
+    async def test_tls_both_sides(self) -> None:
+        """etcdctl speaks TLS to the proxy, which speaks TLS (ALPN h2) to an https member."""
+        base = self.mktemp()
+        cert, key = self_signed(os.path.join(base, "certs"))
+        for ours in (True, False):
+            client_port, peer_port, proxy_port = free_ports(3)
+            name = "ours" if ours else "etcd"
+            flags = [
+                "--name", name, "--data-dir", os.path.join(base, f"{name}.etcd"),
+                "--listen-client-urls", f"https://127.0.0.1:{client_port}",
+                "--advertise-client-urls", f"https://127.0.0.1:{client_port}",
+                "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+                "--initial-cluster", f"{name}=http://127.0.0.1:{peer_port}",
+                "--cert-file", cert, "--key-file", key,
+            ]  # fmt: skip
+            argv = (
+                [binary("twistd"), "--nodaemon", "--pidfile=", "etcd", *flags]
+                if ours
+                else [binary("etcd"), *flags]
+            )
+            member = ServerProcess(argv, os.path.join(base, f"{name}.log"))
+            member.start()
+            self.addCleanup(member.stop)
+            proxy = _proxy_process(
+                "grpc-proxy",
+                [f"--endpoints=https://127.0.0.1:{client_port}",
+                 f"--listen-addr=127.0.0.1:{proxy_port}", f"--cacert={cert}",
+                 f"--cert-file={cert}", f"--key-file={key}"],
+                os.path.join(base, name),
+            )  # fmt: skip
+            os.makedirs(os.path.join(base, name), exist_ok=True)
+            proxy.start()
+            self.addCleanup(proxy.stop)
+            endpoint = f"https://127.0.0.1:{proxy_port}"
+
+            async def put_works(endpoint: str = endpoint, name: str = name) -> bool:
+                result = await etcdctl(endpoint, f"--cacert={cert}", "put", "k", name, timeout=3)
+                return result.code == 0
+
+            await wait_until(put_works, 30, f"a put through the TLS proxy to {name}")
+            got = await etcdctl(endpoint, f"--cacert={cert}", "get", "k", "--print-value-only")
+            self.assertEqual(got.out.strip(), name)
+            plain = await etcdctl(f"127.0.0.1:{proxy_port}", "get", "k", timeout=3)
+            self.assertNotEqual(plain.code, 0)
