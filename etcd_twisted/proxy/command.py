@@ -108,7 +108,8 @@ class GrpcProxyOptions(ProxyCommandOptions):
         if refused:
             _exit_with(f"etcd grpc-proxy: {refused[0]}", sys.stderr.write)
         try:
-            return build_grpc_proxy(self.config, reactor, resolver_from_env(reactor), _exit_at_once)
+            resolver = resolver_from_env(reactor) if self.config.discovery_srv else None
+            return build_grpc_proxy(self.config, reactor, resolver, _exit_at_once)
         except (GatewayError, ListenError) as e:
             return _exit_with(str(e), sys.stderr.write)
 

@@ -14,15 +14,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
 
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.config import flag
@@ -40,6 +36,7 @@ from etcd_twisted.proxy.gateway import (
     remotes_from_endpoints,
     split_host_port,
 )
+from etcd_twisted.proxy.http import ProxyCollector, proxy_site
 from etcd_twisted.proxy.lease import KeepAliveCoalescer
 from etcd_twisted.proxy.namespace import Namespace
 from etcd_twisted.proxy.services import (
@@ -198,96 +195,6 @@ def _parsed_default(parse: Any, raw: str) -> Any:
     if parse.is_bool:
         return raw == "true"
     return parse(raw) if raw else raw
-
-
-class _ProxyCollector(Collector):
-    """etcd's grpc-proxy metrics, read from the cache, the hub and the coalescer."""
-
-    def __init__(self, cache: RangeCache, hub: WatchHub, coalescer: KeepAliveCoalescer) -> None:
-        self._cache, self._hub, self._coalescer = cache, hub, coalescer
-
-    def collect(self) -> Any:
-        yield CounterMetricFamily(
-            "etcd_grpc_proxy_cache_hits", "Total number of cache hits", value=self._cache.hits
-        )
-        yield CounterMetricFamily(
-            "etcd_grpc_proxy_cache_misses",
-            "Total number of cache misses",
-            value=self._cache.misses,
-        )
-        yield GaugeMetricFamily(
-            "etcd_grpc_proxy_cache_keys_total",
-            "Total number of keys/ranges cached",
-            value=len(self._cache),
-        )
-        yield GaugeMetricFamily(
-            "etcd_grpc_proxy_watchers_coalescing_total",
-            "Total number of current watchers coalescing",
-            value=max(0, self._hub.watchers - self._hub.upstream_watches),
-        )
-        yield CounterMetricFamily(
-            "etcd_grpc_proxy_events_coalescing",
-            "Total number of events coalescing",
-            value=self._hub.events_coalesced,
-        )
-        yield GaugeMetricFamily(
-            "etcd_grpc_proxy_upstream_watches",
-            "Upstream watches held on the members (one per coalesced key range)",
-            value=self._hub.upstream_watches,
-        )
-        yield CounterMetricFamily(
-            "etcd_grpc_proxy_lease_keepalives_coalescing",
-            "Keep-alive requests answered by another client's upstream request",
-            value=self._coalescer.coalesced,
-        )
-
-
-class _Metrics(Resource):
-    isLeaf = True
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        super().__init__()
-        self._registry = registry
-
-    def render_GET(self, request: Any) -> bytes:  # noqa: N802 - twisted.web's name
-        request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
-        return generate_latest(self._registry)
-
-
-class _Health(Resource):
-    """``/health``: a serializable read through the proxy's connection to the members."""
-
-    isLeaf = True
-
-    def __init__(self, upstream: Upstream) -> None:
-        super().__init__()
-        self._upstream = upstream
-
-    def render_GET(self, request: Any) -> Any:  # noqa: N802 - twisted.web's name
-        probe = rpc_pb2.RangeRequest(key=b"health", serializable=True).SerializeToString()
-
-        async def check() -> None:
-            try:
-                await self._upstream.unary("/etcdserverpb.KV/Range", probe, timeout=2.0)
-                body, code = {"health": "true", "reason": ""}, 200
-            except GrpcError as e:
-                body, code = {"health": "false", "reason": e.message}, 503
-            request.setResponseCode(code)
-            request.setHeader(b"content-type", b"application/json")
-            request.write(json.dumps(body, separators=(",", ":")).encode())
-            request.finish()
-
-        ensureDeferred(check())
-        return NOT_DONE_YET
-
-
-def _http_site(upstream: Upstream, metrics: CollectorRegistry) -> Site:
-    root = Resource()
-    root.putChild(b"metrics", _Metrics(metrics))
-    root.putChild(b"health", _Health(upstream))
-    site = Site(root)
-    site.noisy = False
-    return site
 
 
 class _Registration(Service):
@@ -489,6 +396,13 @@ def _open_keep_alive(upstream: Upstream) -> Callable[..., Any]:
     return open_stream
 
 
+def _self_tls(config: GrpcProxyConfig) -> Any:
+    """TLS to the proxy's own port for ``/proxy/health``, unchecked: it is ourselves."""
+    if not config.cert_file:
+        return None
+    return member_tls("", "", "", insecure_skip_verify=True)
+
+
 def _metrics_endpoint(reactor: Any, addr: str) -> Any:
     parts = urlsplit(addr)
     return listen_endpoint(reactor, parts.netloc if parts.scheme else addr)
@@ -535,8 +449,7 @@ def build_grpc_proxy(
     HealthService().register(registry)
 
     metrics = CollectorRegistry()
-    metrics.register(_ProxyCollector(cache, hub, coalescer))
-    Gauge("etcd_grpc_proxy_up", "1 while the proxy runs", registry=metrics).set(1)
+    metrics.register(ProxyCollector(cache, hub, coalescer))
 
     discover = None
     if config.discovery_srv:
@@ -553,7 +466,20 @@ def build_grpc_proxy(
 
     service = GrpcProxyService(upstream, hub, coalescer, discover, on_error)
     grpc_factory = GrpcFactory(registry, reactor, max_receive_bytes=config.max_recv_bytes)
-    site = _http_site(upstream, metrics)
+    scheme = "https" if to_members is not None else "http"
+    listen_host, listen_port = split_host_port(config.listen_addr)
+    self_upstream = Upstream(
+        [(listen_host or "127.0.0.1", int(listen_port))],
+        tcp_dialer(reactor, tls=_self_tls(config)),
+        reactor,
+        give_up_after=2.0,
+    )
+    site = proxy_site(
+        upstream,
+        self_upstream,
+        metrics,
+        lambda: "{}://{}:{}".format(scheme, *upstream.current_member),
+    )
     tls_to_clients = client_side_tls(config.cert_file, config.key_file, config.trusted_ca_file)
     client = ListeningService(
         "client",

@@ -11,6 +11,7 @@ import re
 import signal
 from collections.abc import Sequence
 
+import treq
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
@@ -76,6 +77,8 @@ class _ProxyScenarios:
         case.assertEqual(got.out.strip(), "v1")
         cached = await etcdctl(endpoint, "get", f"{label}/k", "--consistency=s", "-w", "json")
         case.assertEqual(json.loads(cached.out)["kvs"][0]["version"], 1)
+        again = await etcdctl(endpoint, "get", f"{label}/k", "--consistency=s", "-w", "json")
+        case.assertEqual(json.loads(again.out)["kvs"], json.loads(cached.out)["kvs"])
         txn = await etcdctl_input(
             endpoint,
             f'value("{label}/k") = "v1"\n\nput {label}/k v2\n\nput {label}/k other\n\n'.encode(),
@@ -83,10 +86,10 @@ class _ProxyScenarios:
         )
         case.assertEqual(txn.out.split(), ["SUCCESS", "OK"], txn.err)
         # The proxy's own write invalidated the cached serializable answer.
-        again = await etcdctl(
+        fresh = await etcdctl(
             endpoint, "get", f"{label}/k", "--consistency=s", "--print-value-only"
         )
-        case.assertEqual(again.out.strip(), "v2")
+        case.assertEqual(fresh.out.strip(), "v2")
 
         watch = spawn_etcdctl(case, endpoint, "watch", f"{label}/w", "--prefix")
         await deferLater(reactor, 1.0, lambda: None)
@@ -130,6 +133,10 @@ class _ProxyScenarios:
         case.assertEqual(len(json.loads(members.out)["members"]), 3)
 
         await self.check_etcdctl(case, proxy, "gp")
+        own = await (await treq.get(f"http://{proxy}/proxy/metrics", persistent=False)).text()
+        case.assertRegex(own, r"etcd_grpc_proxy_cache_hits_total [1-9]")
+        relayed = await (await treq.get(f"http://{proxy}/metrics", persistent=False)).text()
+        case.assertIn("etcd_server_has_leader 1", relayed)
         listed = await etcdctl(proxy, "member", "list", "-w", "json")
         case.assertEqual(len(json.loads(listed.out)["members"]), 1)
 
