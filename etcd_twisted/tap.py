@@ -62,7 +62,7 @@ class Options(usage.Options):
         try:
             self.config = parse(args, os.environ)
         except HelpRequested as e:
-            sys.stdout.write(str(e))
+            sys.stdout.write(str(e) + _commands_help())
             raise SystemExit(0) from None
         except VersionRequested:
             sys.stdout.write(f"etcd-twisted Version: {__version__}\nAPI Version: {ETCD_VERSION}\n")
@@ -89,6 +89,16 @@ class Options(usage.Options):
 
     def getUsage(self, width: int | None = None) -> str:
         return help_text()
+
+
+def _commands_help() -> str:
+    """The proxy commands, after the member's flags in ``--help``."""
+    lines = ["", "Commands (instead of a member):"]
+    lines += [
+        f"  twistd etcd {name} start [flags]    {cls.group_short}"
+        for name, cls in PROXY_COMMANDS.items()
+    ]
+    return "\n".join(lines) + "\n"
 
 
 #: The parsed flags and twistd's options, for :func:`log_observer`.
