@@ -22,7 +22,7 @@ from twisted.logger import Logger
 
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.config import flag
-from etcd_twisted.grpc import GrpcError, GrpcFactory, Registry
+from etcd_twisted.grpc import GrpcError, GrpcFactory, Registry, StatusCode
 from etcd_twisted.grpc.client import ClientCall
 from etcd_twisted.grpc.health import HealthService
 from etcd_twisted.listen import ListeningService
@@ -350,7 +350,7 @@ def _open_watch(upstream: Upstream) -> Callable[..., Any]:
                 return
             call.send(rpc_pb2.WatchRequest(create_request=request).SerializeToString())
 
-        ensureDeferred(start()).addErrback(lambda f: closed(GrpcError(14, str(f.value))))
+        ensureDeferred(start()).addErrback(lambda f: closed(GrpcError(StatusCode.UNAVAILABLE, str(f.value))))
         return handle
 
     return open_watch
@@ -390,7 +390,7 @@ def _open_keep_alive(upstream: Upstream) -> Callable[..., Any]:
                 call.send(data)
             stream.pending = []
 
-        ensureDeferred(start()).addErrback(lambda f: on_closed(GrpcError(14, str(f.value))))
+        ensureDeferred(start()).addErrback(lambda f: on_closed(GrpcError(StatusCode.UNAVAILABLE, str(f.value))))
         return stream
 
     return open_stream

@@ -63,7 +63,6 @@ class Upstream:
         self._index = 0
         self._current: GrpcClientProtocol | None = None
         self._connecting: list[Deferred[GrpcClientProtocol]] | None = None
-        self.on_reconnect: list[Callable[[], Any]] = []
 
     @property
     def current_member(self) -> tuple[str, int]:
