@@ -1,29 +1,24 @@
 """``twistd etcd grpc-proxy start``: flags, and the service that wires the proxy together.
 
-The proxy serves gRPC (our ``grpc`` server) and, on the same port, HTTP ``/metrics``
-and ``/health``; ``--metrics-addr`` serves those two on a port of their own. Calls
-go to the members through one :class:`~etcd_twisted.proxy.upstream.Upstream`.
+The proxy serves gRPC (our ``grpc`` server) and, on the same port, the HTTP endpoints
+of :mod:`etcd_twisted.proxy.http`; ``--metrics-addr`` serves those on a port of their
+own. Calls go to the members through one :class:`~etcd_twisted.proxy.upstream.Upstream`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.config import flag
-from etcd_twisted.grpc import GrpcError, GrpcFactory, Registry, StatusCode
-from etcd_twisted.grpc.client import ClientCall
+from etcd_twisted.grpc import GrpcFactory, Registry
 from etcd_twisted.grpc.health import HealthService
 from etcd_twisted.listen import ListeningService
 from etcd_twisted.proxy.cache import RangeCache
@@ -39,12 +34,14 @@ from etcd_twisted.proxy.gateway import (
 from etcd_twisted.proxy.http import ProxyCollector, proxy_site
 from etcd_twisted.proxy.lease import KeepAliveCoalescer
 from etcd_twisted.proxy.namespace import Namespace
+from etcd_twisted.proxy.registration import Registration
 from etcd_twisted.proxy.services import (
     KVProxy,
     register_cluster,
     register_keep_alive,
     register_watch,
 )
+from etcd_twisted.proxy.streams import upstream_keep_alive_opener, upstream_watch_opener
 from etcd_twisted.proxy.tcp import Remote
 from etcd_twisted.proxy.tls import client_side_tls, member_tls
 from etcd_twisted.proxy.upstream import Upstream, tcp_dialer
@@ -197,68 +194,6 @@ def _parsed_default(parse: Any, raw: str) -> Any:
     return parse(raw) if raw else raw
 
 
-class _Registration(Service):
-    """Registers the proxy under ``--resolver-prefix`` with a lease of ``--resolver-ttl``
-    seconds, kept alive, as etcd's proxy registers itself for ``MemberList``."""
-
-    def __init__(self, upstream: Upstream, prefix: str, addr: str, ttl: int, clock: Any) -> None:
-        self.setName("registration")
-        self._upstream, self._prefix, self._addr, self._ttl = upstream, prefix, addr, ttl or 60
-        self._lease = 0
-        self._loop = LoopingCall(lambda: ensureDeferred(self._refresh()))
-        self._loop.clock = clock
-
-    def startService(self) -> None:
-        super().startService()
-        self._loop.start(max(1.0, self._ttl / 3), now=True)
-
-    def stopService(self) -> Any:
-        super().stopService()
-        if self._loop.running:
-            self._loop.stop()
-
-    async def _refresh(self) -> None:
-        try:
-            if self._lease:
-                raw = await self._upstream.unary(
-                    "/etcdserverpb.Lease/LeaseTimeToLive",
-                    rpc_pb2.LeaseTimeToLiveRequest(ID=self._lease).SerializeToString(),
-                )
-                if rpc_pb2.LeaseTimeToLiveResponse.FromString(raw).TTL > 0:
-                    await self._keep_alive()
-                    return
-            raw = await self._upstream.unary(
-                "/etcdserverpb.Lease/LeaseGrant",
-                rpc_pb2.LeaseGrantRequest(TTL=self._ttl).SerializeToString(),
-            )
-            self._lease = rpc_pb2.LeaseGrantResponse.FromString(raw).ID
-            record = {
-                "Op": 0,
-                "Addr": self._addr,
-                "Metadata": json.dumps({"name": socket.gethostname()}),
-            }
-            put = rpc_pb2.PutRequest(
-                key=f"{self._prefix}/{self._addr}".encode(),
-                value=json.dumps(record).encode(),
-                lease=self._lease,
-            )
-            await self._upstream.unary("/etcdserverpb.KV/Put", put.SerializeToString(), retry=False)
-            log.info("registered {addr} under {prefix}", addr=self._addr, prefix=self._prefix)
-        except GrpcError as e:
-            log.warn("cannot register the proxy: {error}", error=e)
-
-    async def _keep_alive(self) -> None:
-        done: Deferred[None] = Deferred()
-        call = await self._upstream.stream(
-            "/etcdserverpb.Lease/LeaseKeepAlive",
-            (),
-            lambda _: (call.end(), None),
-            lambda status: done.called or done.callback(None),
-        )
-        call.send(rpc_pb2.LeaseKeepAliveRequest(ID=self._lease).SerializeToString())
-        await done
-
-
 class GrpcProxyService(MultiService):
     """The proxy: listeners, and the shared state behind them.
 
@@ -312,90 +247,6 @@ class GrpcProxyService(MultiService):
         return self.getServiceNamed("client").listening()
 
 
-def _open_watch(upstream: Upstream) -> Callable[..., Any]:
-    """Opens upstream watches, one Watch stream each."""
-
-    class Handle:
-        def __init__(self) -> None:
-            self.call: ClientCall | None = None
-            self.cancelled = False
-
-        def cancel(self) -> None:
-            self.cancelled = True
-            if self.call is not None:
-                self.call.cancel()
-
-    def open_watch(
-        request: rpc_pb2.WatchCreateRequest,
-        on_response: Callable[[rpc_pb2.WatchResponse], Any],
-        on_closed: Callable[[str], Any],
-        metadata: Sequence[tuple[str, Any]] = (),
-    ) -> Handle:
-        handle = Handle()
-
-        def closed(status: GrpcError | None) -> None:
-            if not handle.cancelled:
-                on_closed(str(status) if status else "watch stream ended")
-
-        async def start() -> None:
-            call = await upstream.stream(
-                "/etcdserverpb.Watch/Watch",
-                metadata,
-                lambda raw: on_response(rpc_pb2.WatchResponse.FromString(raw)),
-                closed,
-            )
-            handle.call = call
-            if handle.cancelled:
-                call.cancel()
-                return
-            call.send(rpc_pb2.WatchRequest(create_request=request).SerializeToString())
-
-        ensureDeferred(start()).addErrback(lambda f: closed(GrpcError(StatusCode.UNAVAILABLE, str(f.value))))
-        return handle
-
-    return open_watch
-
-
-def _open_keep_alive(upstream: Upstream) -> Callable[..., Any]:
-    """Opens the upstream LeaseKeepAlive stream the coalescer shares."""
-
-    class Stream:
-        def __init__(self) -> None:
-            self.call: ClientCall | None = None
-            self.pending: list[bytes] = []
-
-        def send(self, request: rpc_pb2.LeaseKeepAliveRequest) -> None:
-            data = request.SerializeToString()
-            if self.call is None:
-                self.pending.append(data)
-            else:
-                self.call.send(data)
-
-        def cancel(self) -> None:
-            if self.call is not None:
-                self.call.cancel()
-
-    def open_stream(on_response: Callable[..., Any], on_closed: Callable[..., Any]) -> Stream:
-        stream = Stream()
-
-        async def start() -> None:
-            call = await upstream.stream(
-                "/etcdserverpb.Lease/LeaseKeepAlive",
-                (),
-                lambda raw: on_response(rpc_pb2.LeaseKeepAliveResponse.FromString(raw)),
-                on_closed,
-            )
-            stream.call = call
-            for data in stream.pending:
-                call.send(data)
-            stream.pending = []
-
-        ensureDeferred(start()).addErrback(lambda f: on_closed(GrpcError(StatusCode.UNAVAILABLE, str(f.value))))
-        return stream
-
-    return open_stream
-
-
 def _self_tls(config: GrpcProxyConfig) -> Any:
     """TLS to the proxy's own port for ``/proxy/health``, unchecked: it is ourselves."""
     if not config.cert_file:
@@ -431,8 +282,8 @@ def build_grpc_proxy(
     upstream = Upstream(
         [(r.target, r.port) for r in remotes], tcp_dialer(reactor, tls=to_members), reactor
     )
-    hub = WatchHub(_open_watch(upstream), reactor.callLater)
-    coalescer = KeepAliveCoalescer(_open_keep_alive(upstream))
+    hub = WatchHub(upstream_watch_opener(upstream), reactor.callLater)
+    coalescer = KeepAliveCoalescer(upstream_keep_alive_opener(upstream))
     cache = RangeCache()
     namespace = Namespace(config.namespace.encode()) if config.namespace else None
 
@@ -493,7 +344,7 @@ def build_grpc_proxy(
             "metrics", site, [_metrics_endpoint(reactor, config.metrics_addr)]
         ).setServiceParent(service)
     if config.resolver_prefix:
-        _Registration(
+        Registration(
             upstream,
             config.resolver_prefix,
             config.advertise_client_url,
