@@ -32,7 +32,14 @@ from etcd_twisted.embed import build_service
 from etcd_twisted.listen import ListenError
 from etcd_twisted.logs import observer_for
 from etcd_twisted.proxy.command import GatewayOptions, GrpcProxyOptions, ProxyCommandOptions
+from etcd_twisted.proxy.datadir import identify as identify_data_dir
 from etcd_twisted.proxy.datadir import refusal as data_dir_refusal
+from etcd_twisted.proxy.srv_bootstrap import (
+    SrvBootstrapError,
+    initial_cluster_from_srv,
+    name_server,
+    query_srv,
+)
 from etcd_twisted.server.bootstrap import BootstrapError
 from etcd_twisted.wal.errors import DataDirError, SnapError, WALError
 
@@ -152,13 +159,30 @@ def makeService(options: Options) -> IService:
     if refused is not None:
         sys.stderr.write(f"etcd: {refused}\n")
         raise SystemExit(1)
+    config = options.config
+    if config.discovery_srv and identify_data_dir(config.data_dir) == "empty":
+        try:
+            config = config.replace(initial_cluster=_cluster_from_srv(config))
+        except SrvBootstrapError as e:
+            sys.stderr.write(f"etcd: {e}\n")
+            raise SystemExit(1) from None
     try:
-        return build_service(
-            options.config, reactor, on_fatal=_exit_on_fatal, on_removed=reactor.stop
-        )
+        return build_service(config, reactor, on_fatal=_exit_on_fatal, on_removed=reactor.stop)
     except STARTUP_ERRORS as e:
         sys.stderr.write(f"etcd: {e}\n")
         raise SystemExit(1) from None
+
+
+def _cluster_from_srv(config: Config) -> dict[str, list[str]]:
+    """``--discovery-srv``: the initial cluster from DNS, for a member not yet initialized."""
+    server = name_server()
+    return initial_cluster_from_srv(
+        config.name,
+        config.discovery_srv,
+        config.discovery_srv_name,
+        config.initial_advertise_peer_urls,
+        lambda name: query_srv(name, server),
+    )
 
 
 #: Errors that stop a member from starting; each is reported as one line.
