@@ -14,10 +14,12 @@ from collections.abc import Sequence
 import treq
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.names import dns, server
 from twisted.trial.unittest import TestCase
 
 from etcd_twisted.testing import free_ports
 from tests.peer.test_tls import self_signed
+from tests.proxy.test_discovery import SrvRecords
 from tests.support.processes import (
     Cluster,
     Completed,
@@ -25,6 +27,7 @@ from tests.support.processes import (
     binary,
     etcdctl,
     etcdctl_input,
+    new_member,
     spawn_etcdctl,
     start_cluster,
     wait_healthy,
@@ -298,3 +301,42 @@ class ProxyTlsTests(TestCase):
             self.assertEqual(got.out.strip(), name)
             plain = await etcdctl(f"127.0.0.1:{proxy_port}", "get", "k", timeout=3)
             self.assertNotEqual(plain.code, 0)
+
+
+class SrvBootstrapTests(TestCase):
+    """Three members of ours bootstrap from DNS SRV (a twisted.names server on loopback)."""
+
+    timeout = 120
+
+    async def test_three_members_from_srv(self) -> None:
+        """Each member finds its peers in _etcd-server._tcp records and the cluster forms."""
+        base = self.mktemp()
+        members = [new_member(base, f"m{i + 1}") for i in range(3)]
+        records = {
+            b"_etcd-server._tcp.cluster.test": [
+                dns.Record_SRV(0, 0, m.peer_port, b"127.0.0.1") for m in members
+            ]
+        }
+        factory = server.DNSServerFactory(authorities=[SrvRecords(records)])
+        port = reactor.listenUDP(0, dns.DNSDatagramProtocol(factory), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        env = {"ETCD_TWISTED_DNS_SERVER": f"127.0.0.1:{port.getHost().port}"}
+        processes = []
+        for m in members:
+            flags = m.flags()[:-2]  # everything but --initial-cluster
+            argv = [binary("twistd"), "--nodaemon", "--pidfile=", "etcd", *flags,
+                    "--discovery-srv", "cluster.test"]  # fmt: skip
+            process = ServerProcess(argv, os.path.join(base, f"{m.name}.log"), env=env)
+            process.start()
+            self.addCleanup(process.stop)
+            processes.append(process)
+        for m, p in zip(members, processes, strict=True):
+            await wait_healthy(m.client_url, p, 60)
+        endpoints = ",".join(m.client_url for m in members)
+        listed = await etcdctl(endpoints, "member", "list", "-w", "json")
+        peer_urls = sorted(u for m in json.loads(listed.out)["members"] for u in m["peerURLs"])
+        self.assertEqual(peer_urls, sorted(m.peer_url for m in members))
+        put = await etcdctl(members[0].client_url, "put", "srv", "ok")
+        self.assertEqual(put.code, 0, put.err)
+        got = await etcdctl(members[2].client_url, "get", "srv", "--print-value-only")
+        self.assertEqual(got.out.strip(), "ok")
