@@ -17,6 +17,7 @@ import argparse
 import multiprocessing as mp
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -177,6 +178,7 @@ def main() -> None:
         for server in servers:
             server.stop()
         procs.stop_all()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -480,6 +480,19 @@ class Config:
         "false",
         "Persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.",
     )
+    discovery: str = flag(_parse_str, "", "Discovery URL used to bootstrap the cluster.")
+    discovery_fallback: str = flag(
+        _choice("exit", "proxy"),
+        "proxy",
+        "Expected behavior ('exit' or 'proxy') when discovery services fails.",
+    )
+    discovery_proxy: str = flag(
+        _parse_str, "", "HTTP proxy to use for traffic to discovery service."
+    )
+    discovery_srv: str = flag(_parse_str, "", "DNS srv domain used to bootstrap the cluster.")
+    discovery_srv_name: str = flag(
+        _parse_str, "", "Suffix to the dns srv name queried when bootstrapping."
+    )
     # The v2 API and the v2 proxy are not provided: etcd 3.6 removed the v2 API, and the
     # v2 proxy forwards only v2 requests (an HTTP/1 reverse proxy over the members' v2
     # endpoints), so it would serve nothing here. v3 clients use `twistd etcd grpc-proxy`
@@ -702,6 +715,17 @@ def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Conf
         for name in raw
         if name.startswith("proxy-")
     )
+    warnings.extend(
+        f"--{name} has no effect without --discovery"
+        for name in ("discovery-fallback", "discovery-proxy")
+        if name in raw and not values["discovery"]
+    )
+    bootstraps = [n for n in ("initial-cluster", "discovery", "discovery-srv") if raw.get(n)]
+    if len(bootstraps) > 1:
+        raise ConfigError(
+            "multiple discovery or bootstrap flags are set. Choose one of "
+            '"initial-cluster", "discovery" or "discovery-srv"'
+        )
     return Config(**values, config_file=config_file, warnings=tuple(warnings))
 
 
@@ -742,6 +766,11 @@ def _validate(values: dict[str, Any], sources: Mapping[str, str]) -> None:
         raise ConfigError("--cert-file and --key-file must be given together")
     if bool(values["peer_cert_file"]) != bool(values["peer_key_file"]):
         raise ConfigError("--peer-cert-file and --peer-key-file must be given together")
+    if values["discovery"]:
+        raise ConfigError(
+            "--discovery: the v2 discovery service protocol is not provided; "
+            "use --discovery-srv or --initial-cluster"
+        )
     if values["enable_v2"]:
         raise ConfigError("--enable-v2: the v2 API is not provided (etcd 3.6 removed it)")
     if values["proxy"] != "off":

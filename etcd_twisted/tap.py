@@ -33,7 +33,14 @@ from etcd_twisted.embed import build_service
 from etcd_twisted.listen import ListenError
 from etcd_twisted.logs import observer_for
 from etcd_twisted.proxy.command import GatewayOptions, GrpcProxyOptions, ProxyCommandOptions
+from etcd_twisted.proxy.datadir import identify as identify_data_dir
 from etcd_twisted.proxy.datadir import refusal as data_dir_refusal
+from etcd_twisted.proxy.srv_bootstrap import (
+    SrvBootstrapError,
+    initial_cluster_from_srv,
+    name_server,
+    query_srv,
+)
 from etcd_twisted.server.bootstrap import BootstrapError
 from etcd_twisted.wal.errors import DataDirError, SnapError, WALError
 
@@ -63,7 +70,7 @@ class Options(usage.Options):
         try:
             self.config = parse(args, os.environ)
         except HelpRequested as e:
-            sys.stdout.write(str(e))
+            sys.stdout.write(str(e) + _commands_help())
             raise SystemExit(0) from None
         except VersionRequested:
             sys.stdout.write(f"etcd-twisted Version: {__version__}\nAPI Version: {ETCD_VERSION}\n")
@@ -90,6 +97,16 @@ class Options(usage.Options):
 
     def getUsage(self, width: int | None = None) -> str:
         return help_text()
+
+
+def _commands_help() -> str:
+    """The proxy commands, after the member's flags in ``--help``."""
+    lines = ["", "Commands (instead of a member):"]
+    lines += [
+        f"  twistd etcd {name} start [flags]    {cls.group_short}"
+        for name, cls in PROXY_COMMANDS.items()
+    ]
+    return "\n".join(lines) + "\n"
 
 
 #: The parsed flags and twistd's options, for :func:`log_observer`.
@@ -143,13 +160,30 @@ def makeService(options: Options) -> IService:
     if refused is not None:
         sys.stderr.write(f"etcd: {refused}\n")
         raise SystemExit(1)
+    config = options.config
+    if config.discovery_srv and identify_data_dir(config.data_dir) == "empty":
+        try:
+            config = config.replace(initial_cluster=_cluster_from_srv(config))
+        except SrvBootstrapError as e:
+            sys.stderr.write(f"etcd: {e}\n")
+            raise SystemExit(1) from None
     try:
-        return build_service(
-            options.config, reactor, on_fatal=_exit_on_fatal, on_removed=reactor.stop
-        )
+        return build_service(config, reactor, on_fatal=_exit_on_fatal, on_removed=reactor.stop)
     except STARTUP_ERRORS as e:
         sys.stderr.write(f"etcd: {e}\n")
         raise SystemExit(1) from None
+
+
+def _cluster_from_srv(config: Config) -> dict[str, list[str]]:
+    """``--discovery-srv``: the initial cluster from DNS, for a member not yet initialized."""
+    server = name_server()
+    return initial_cluster_from_srv(
+        config.name,
+        config.discovery_srv,
+        config.discovery_srv_name,
+        config.initial_advertise_peer_urls,
+        lambda name: query_srv(name, server),
+    )
 
 
 #: Errors that stop a member from starting; each is reported as one line.

@@ -15,6 +15,7 @@ from typing import Any
 from twisted.application.service import IService
 from twisted.python import usage
 
+from etcd_twisted.listen import ListenError
 from etcd_twisted.proxy.discovery import resolver_from_env
 from etcd_twisted.proxy.flags import CommandError, CommandHelp, parse_command
 from etcd_twisted.proxy.flags import usage as flag_usage
@@ -107,8 +108,9 @@ class GrpcProxyOptions(ProxyCommandOptions):
         if refused:
             _exit_with(f"etcd grpc-proxy: {refused[0]}", sys.stderr.write)
         try:
-            return build_grpc_proxy(self.config, reactor, resolver_from_env(reactor), _exit_at_once)
-        except GatewayError as e:
+            resolver = resolver_from_env(reactor) if self.config.discovery_srv else None
+            return build_grpc_proxy(self.config, reactor, resolver, _exit_at_once)
+        except (GatewayError, ListenError) as e:
             return _exit_with(str(e), sys.stderr.write)
 
 

@@ -132,11 +132,16 @@ def check_listen_address(
                 )
 
 
-def listen_endpoint(reactor: object, listen_addr: str) -> IStreamServerEndpoint:
-    """The server endpoint for a ``host:port`` listen address."""
+def listen_endpoint(reactor: object, listen_addr: str, tls: Any = None) -> IStreamServerEndpoint:
+    """The server endpoint for a ``host:port`` listen address (TLS with ``tls`` options)."""
     host, port = split_host_port(listen_addr)
     if not port.isdigit():
         raise GatewayError(f"listen tcp: address {listen_addr}: invalid port")
+    if tls is not None:
+        interface = host if ":" in host else (socket.gethostbyname(host) if host else "")
+        return endpoints.SSL4ServerEndpoint(
+            reactor, int(port), tls, backlog=BACKLOG, interface=interface
+        )
     if ":" in host:
         return endpoints.TCP6ServerEndpoint(reactor, int(port), backlog=BACKLOG, interface=host)
     interface = socket.gethostbyname(host) if host else ""

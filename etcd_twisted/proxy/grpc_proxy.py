@@ -1,33 +1,24 @@
 """``twistd etcd grpc-proxy start``: flags, and the service that wires the proxy together.
 
-The proxy serves gRPC (our ``grpc`` server) and, on the same port, HTTP ``/metrics``
-and ``/health``; ``--metrics-addr`` serves those two on a port of their own. Calls
-go to the members through one :class:`~etcd_twisted.proxy.upstream.Upstream`.
+The proxy serves gRPC (our ``grpc`` server) and, on the same port, the HTTP endpoints
+of :mod:`etcd_twisted.proxy.http`; ``--metrics-addr`` serves those on a port of their
+own. Calls go to the members through one :class:`~etcd_twisted.proxy.upstream.Upstream`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
 
-from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.config import flag
-from etcd_twisted.grpc import GrpcError, GrpcFactory, Registry
-from etcd_twisted.grpc.client import ClientCall
+from etcd_twisted.grpc import GrpcFactory, Registry
 from etcd_twisted.grpc.health import HealthService
 from etcd_twisted.listen import ListeningService
 from etcd_twisted.proxy.cache import RangeCache
@@ -40,15 +31,19 @@ from etcd_twisted.proxy.gateway import (
     remotes_from_endpoints,
     split_host_port,
 )
+from etcd_twisted.proxy.http import ProxyCollector, proxy_site
 from etcd_twisted.proxy.lease import KeepAliveCoalescer
 from etcd_twisted.proxy.namespace import Namespace
+from etcd_twisted.proxy.registration import Registration
 from etcd_twisted.proxy.services import (
     KVProxy,
     register_cluster,
     register_keep_alive,
     register_watch,
 )
+from etcd_twisted.proxy.streams import upstream_keep_alive_opener, upstream_watch_opener
 from etcd_twisted.proxy.tcp import Remote
+from etcd_twisted.proxy.tls import client_side_tls, member_tls
 from etcd_twisted.proxy.upstream import Upstream, tcp_dialer
 from etcd_twisted.proxy.watch import WatchHub
 from etcd_twisted.sniff import SniffingFactory
@@ -169,15 +164,8 @@ class GrpcProxyConfig:
 #: Flags this proxy does not provide, each refused in one line when set.
 _NOT_PROVIDED: dict[str, str] = {
     "enable_pprof": "pprof is Go's profiler; there is nothing to serve in etcd-twisted",
-    "cert": "TLS to the members is not provided yet",
-    "key": "TLS to the members is not provided yet",
-    "cacert": "TLS to the members is not provided yet",
-    "insecure_skip_tls_verify": "TLS to the members is not provided yet",
-    "cert_file": "TLS to clients is not provided yet",
-    "key_file": "TLS to clients is not provided yet",
-    "trusted_ca_file": "TLS to clients is not provided yet",
-    "client_crl_file": "TLS to clients is not provided yet",
-    "auto_tls": "TLS to clients is not provided yet",
+    "client_crl_file": "certificate revocation lists are not provided yet",
+    "auto_tls": "generated certificates are not provided; give --cert-file and --key-file",
     "experimental_serializable_ordering": "not provided",
     "experimental_leasing_prefix": "the leasing cache is not provided",
     "debug": "log levels of the proxy are not configurable yet",
@@ -204,158 +192,6 @@ def _parsed_default(parse: Any, raw: str) -> Any:
     if parse.is_bool:
         return raw == "true"
     return parse(raw) if raw else raw
-
-
-class _ProxyCollector(Collector):
-    """etcd's grpc-proxy metrics, read from the cache, the hub and the coalescer."""
-
-    def __init__(self, cache: RangeCache, hub: WatchHub, coalescer: KeepAliveCoalescer) -> None:
-        self._cache, self._hub, self._coalescer = cache, hub, coalescer
-
-    def collect(self) -> Any:
-        yield CounterMetricFamily(
-            "etcd_grpc_proxy_cache_hits", "Total number of cache hits", value=self._cache.hits
-        )
-        yield CounterMetricFamily(
-            "etcd_grpc_proxy_cache_misses",
-            "Total number of cache misses",
-            value=self._cache.misses,
-        )
-        yield GaugeMetricFamily(
-            "etcd_grpc_proxy_cache_keys_total",
-            "Total number of keys/ranges cached",
-            value=len(self._cache),
-        )
-        yield GaugeMetricFamily(
-            "etcd_grpc_proxy_watchers_coalescing_total",
-            "Total number of current watchers coalescing",
-            value=max(0, self._hub.watchers - self._hub.upstream_watches),
-        )
-        yield CounterMetricFamily(
-            "etcd_grpc_proxy_events_coalescing",
-            "Total number of events coalescing",
-            value=self._hub.events_coalesced,
-        )
-        yield GaugeMetricFamily(
-            "etcd_grpc_proxy_upstream_watches",
-            "Upstream watches held on the members (one per coalesced key range)",
-            value=self._hub.upstream_watches,
-        )
-        yield CounterMetricFamily(
-            "etcd_grpc_proxy_lease_keepalives_coalescing",
-            "Keep-alive requests answered by another client's upstream request",
-            value=self._coalescer.coalesced,
-        )
-
-
-class _Metrics(Resource):
-    isLeaf = True
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        super().__init__()
-        self._registry = registry
-
-    def render_GET(self, request: Any) -> bytes:  # noqa: N802 - twisted.web's name
-        request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
-        return generate_latest(self._registry)
-
-
-class _Health(Resource):
-    """``/health``: a serializable read through the proxy's connection to the members."""
-
-    isLeaf = True
-
-    def __init__(self, upstream: Upstream) -> None:
-        super().__init__()
-        self._upstream = upstream
-
-    def render_GET(self, request: Any) -> Any:  # noqa: N802 - twisted.web's name
-        probe = rpc_pb2.RangeRequest(key=b"health", serializable=True).SerializeToString()
-
-        async def check() -> None:
-            try:
-                await self._upstream.unary("/etcdserverpb.KV/Range", probe, timeout=2.0)
-                body, code = {"health": "true", "reason": ""}, 200
-            except GrpcError as e:
-                body, code = {"health": "false", "reason": e.message}, 503
-            request.setResponseCode(code)
-            request.setHeader(b"content-type", b"application/json")
-            request.write(json.dumps(body, separators=(",", ":")).encode())
-            request.finish()
-
-        ensureDeferred(check())
-        return NOT_DONE_YET
-
-
-def _http_site(upstream: Upstream, metrics: CollectorRegistry) -> Site:
-    root = Resource()
-    root.putChild(b"metrics", _Metrics(metrics))
-    root.putChild(b"health", _Health(upstream))
-    site = Site(root)
-    site.noisy = False
-    return site
-
-
-class _Registration(Service):
-    """Registers the proxy under ``--resolver-prefix`` with a lease of ``--resolver-ttl``
-    seconds, kept alive, as etcd's proxy registers itself for ``MemberList``."""
-
-    def __init__(self, upstream: Upstream, prefix: str, addr: str, ttl: int, clock: Any) -> None:
-        self.setName("registration")
-        self._upstream, self._prefix, self._addr, self._ttl = upstream, prefix, addr, ttl or 60
-        self._lease = 0
-        self._loop = LoopingCall(lambda: ensureDeferred(self._refresh()))
-        self._loop.clock = clock
-
-    def startService(self) -> None:
-        super().startService()
-        self._loop.start(max(1.0, self._ttl / 3), now=True)
-
-    def stopService(self) -> Any:
-        super().stopService()
-        if self._loop.running:
-            self._loop.stop()
-
-    async def _refresh(self) -> None:
-        try:
-            if self._lease:
-                raw = await self._upstream.unary(
-                    "/etcdserverpb.Lease/LeaseTimeToLive",
-                    rpc_pb2.LeaseTimeToLiveRequest(ID=self._lease).SerializeToString(),
-                )
-                if rpc_pb2.LeaseTimeToLiveResponse.FromString(raw).TTL > 0:
-                    await self._keep_alive()
-                    return
-            raw = await self._upstream.unary(
-                "/etcdserverpb.Lease/LeaseGrant",
-                rpc_pb2.LeaseGrantRequest(TTL=self._ttl).SerializeToString(),
-            )
-            self._lease = rpc_pb2.LeaseGrantResponse.FromString(raw).ID
-            record = {
-                "Op": 0,
-                "Addr": self._addr,
-                "Metadata": json.dumps({"name": socket.gethostname()}),
-            }
-            put = rpc_pb2.PutRequest(
-                key=f"{self._prefix}/{self._addr}".encode(),
-                value=json.dumps(record).encode(),
-                lease=self._lease,
-            )
-            await self._upstream.unary("/etcdserverpb.KV/Put", put.SerializeToString(), retry=False)
-            log.info("registered {addr} under {prefix}", addr=self._addr, prefix=self._prefix)
-        except GrpcError as e:
-            log.warn("cannot register the proxy: {error}", error=e)
-
-    async def _keep_alive(self) -> None:
-        done: Deferred[None] = Deferred()
-        call = await self._upstream.stream(
-            "/etcdserverpb.Lease/LeaseKeepAlive",
-            (),
-            lambda _: (call.end(), None),
-            lambda status: done.called or done.callback(None),
-        )
-        call.send(rpc_pb2.LeaseKeepAliveRequest(ID=self._lease).SerializeToString())
-        await done
 
 
 class GrpcProxyService(MultiService):
@@ -411,87 +247,11 @@ class GrpcProxyService(MultiService):
         return self.getServiceNamed("client").listening()
 
 
-def _open_watch(upstream: Upstream) -> Callable[..., Any]:
-    """Opens upstream watches, one Watch stream each."""
-
-    class Handle:
-        def __init__(self) -> None:
-            self.call: ClientCall | None = None
-            self.cancelled = False
-
-        def cancel(self) -> None:
-            self.cancelled = True
-            if self.call is not None:
-                self.call.cancel()
-
-    def open_watch(
-        request: rpc_pb2.WatchCreateRequest,
-        on_response: Callable[[rpc_pb2.WatchResponse], Any],
-        on_closed: Callable[[str], Any],
-    ) -> Handle:
-        handle = Handle()
-
-        def closed(status: GrpcError | None) -> None:
-            if not handle.cancelled:
-                on_closed(str(status) if status else "watch stream ended")
-
-        async def start() -> None:
-            call = await upstream.stream(
-                "/etcdserverpb.Watch/Watch",
-                (),
-                lambda raw: on_response(rpc_pb2.WatchResponse.FromString(raw)),
-                closed,
-            )
-            handle.call = call
-            if handle.cancelled:
-                call.cancel()
-                return
-            call.send(rpc_pb2.WatchRequest(create_request=request).SerializeToString())
-
-        ensureDeferred(start()).addErrback(lambda f: closed(GrpcError(14, str(f.value))))
-        return handle
-
-    return open_watch
-
-
-def _open_keep_alive(upstream: Upstream) -> Callable[..., Any]:
-    """Opens the upstream LeaseKeepAlive stream the coalescer shares."""
-
-    class Stream:
-        def __init__(self) -> None:
-            self.call: ClientCall | None = None
-            self.pending: list[bytes] = []
-
-        def send(self, request: rpc_pb2.LeaseKeepAliveRequest) -> None:
-            data = request.SerializeToString()
-            if self.call is None:
-                self.pending.append(data)
-            else:
-                self.call.send(data)
-
-        def cancel(self) -> None:
-            if self.call is not None:
-                self.call.cancel()
-
-    def open_stream(on_response: Callable[..., Any], on_closed: Callable[..., Any]) -> Stream:
-        stream = Stream()
-
-        async def start() -> None:
-            call = await upstream.stream(
-                "/etcdserverpb.Lease/LeaseKeepAlive",
-                (),
-                lambda raw: on_response(rpc_pb2.LeaseKeepAliveResponse.FromString(raw)),
-                on_closed,
-            )
-            stream.call = call
-            for data in stream.pending:
-                call.send(data)
-            stream.pending = []
-
-        ensureDeferred(start()).addErrback(lambda f: on_closed(GrpcError(14, str(f.value))))
-        return stream
-
-    return open_stream
+def _self_tls(config: GrpcProxyConfig) -> Any:
+    """TLS to the proxy's own port for ``/proxy/health``, unchecked: it is ourselves."""
+    if not config.cert_file:
+        return None
+    return member_tls("", "", "", insecure_skip_verify=True)
 
 
 def _metrics_endpoint(reactor: Any, addr: str) -> Any:
@@ -516,15 +276,20 @@ def build_grpc_proxy(
         raise GatewayError(
             f"listen tcp: address {config.listen_addr}: missing port in address"
         ) from None
-    upstream = Upstream([(r.target, r.port) for r in remotes], tcp_dialer(reactor), reactor)
-    hub = WatchHub(_open_watch(upstream), reactor.callLater)
-    coalescer = KeepAliveCoalescer(_open_keep_alive(upstream))
+    if bool(config.cert_file) != bool(config.key_file):
+        raise GatewayError("--cert-file and --key-file must be given together")
+    to_members = member_tls(config.cert, config.key, config.cacert, config.insecure_skip_tls_verify)
+    upstream = Upstream(
+        [(r.target, r.port) for r in remotes], tcp_dialer(reactor, tls=to_members), reactor
+    )
+    hub = WatchHub(upstream_watch_opener(upstream), reactor.callLater)
+    coalescer = KeepAliveCoalescer(upstream_keep_alive_opener(upstream))
     cache = RangeCache()
     namespace = Namespace(config.namespace.encode()) if config.namespace else None
 
     registry = Registry()
     KVProxy(upstream, cache, namespace).register(registry)
-    register_watch(registry, hub, namespace)
+    register_watch(registry, hub, namespace, upstream)
     register_keep_alive(registry, coalescer)
     register_cluster(registry, upstream, config.advertise_client_url, config.resolver_prefix)
     register_forwarders(
@@ -535,8 +300,7 @@ def build_grpc_proxy(
     HealthService().register(registry)
 
     metrics = CollectorRegistry()
-    metrics.register(_ProxyCollector(cache, hub, coalescer))
-    Gauge("etcd_grpc_proxy_up", "1 while the proxy runs", registry=metrics).set(1)
+    metrics.register(ProxyCollector(cache, hub, coalescer))
 
     discover = None
     if config.discovery_srv:
@@ -553,11 +317,25 @@ def build_grpc_proxy(
 
     service = GrpcProxyService(upstream, hub, coalescer, discover, on_error)
     grpc_factory = GrpcFactory(registry, reactor, max_receive_bytes=config.max_recv_bytes)
-    site = _http_site(upstream, metrics)
+    scheme = "https" if to_members is not None else "http"
+    listen_host, listen_port = split_host_port(config.listen_addr)
+    self_upstream = Upstream(
+        [(listen_host or "127.0.0.1", int(listen_port))],
+        tcp_dialer(reactor, tls=_self_tls(config)),
+        reactor,
+        give_up_after=2.0,
+    )
+    site = proxy_site(
+        upstream,
+        self_upstream,
+        metrics,
+        lambda: "{}://{}:{}".format(scheme, *upstream.current_member),
+    )
+    tls_to_clients = client_side_tls(config.cert_file, config.key_file, config.trusted_ca_file)
     client = ListeningService(
         "client",
         SniffingFactory(grpc_factory, site, reactor),
-        [listen_endpoint(reactor, config.listen_addr)],
+        [listen_endpoint(reactor, config.listen_addr, tls_to_clients)],
         before_stop=lambda: grpc_factory.shutdown(1.0),
     )
     client.setServiceParent(service)
@@ -566,7 +344,7 @@ def build_grpc_proxy(
             "metrics", site, [_metrics_endpoint(reactor, config.metrics_addr)]
         ).setServiceParent(service)
     if config.resolver_prefix:
-        _Registration(
+        Registration(
             upstream,
             config.resolver_prefix,
             config.advertise_client_url,

@@ -110,11 +110,13 @@ class KVProxy:
         return response
 
 
-def register_watch(registry: Registry, hub: WatchHub, namespace: Namespace | None) -> None:
+def register_watch(
+    registry: Registry, hub: WatchHub, namespace: Namespace | None, upstream: Upstream
+) -> None:
     """``Watch``: every client watcher is served by the hub."""
 
     def watch(ctx: ServerContext, stream: ServerStream) -> None:
-        session = _WatchSession(hub, stream, namespace)
+        session = _WatchSession(hub, stream, namespace, upstream, call_metadata(ctx))
         stream.set_receiver(session.on_request, on_end=session.end)
         ctx.when_cancelled().addCallback(lambda _: session.close())
 
@@ -122,12 +124,27 @@ def register_watch(registry: Registry, hub: WatchHub, namespace: Namespace | Non
 
 
 class _WatchSession:
-    """One client's Watch stream: its watchers by id."""
+    """One client's Watch stream: its watchers by id.
 
-    def __init__(self, hub: WatchHub, stream: ServerStream, namespace: Namespace | None) -> None:
+    A client with an auth token has each watch checked first, as etcd's proxy does: a
+    serializable keys-only read of the range with the client's token; a refusal cancels
+    the watch with the error's text. An upstream watch the client causes carries its token.
+    """
+
+    def __init__(
+        self,
+        hub: WatchHub,
+        stream: ServerStream,
+        namespace: Namespace | None,
+        upstream: Upstream,
+        metadata: list[tuple[str, Any]],
+    ) -> None:
         self._hub = hub
         self._stream = stream
         self._namespace = namespace
+        self._upstream = upstream
+        self._metadata = metadata
+        self._authenticated = any(k in ("token", "authorization") for k, _ in metadata)
         self._watchers: dict[int, ClientWatcher] = {}
         self._next_id = 0
         self._closed = False
@@ -154,13 +171,45 @@ class _WatchSession:
             self._send(rpc_pb2.WatchResponse(watch_id=watch_id, created=True, canceled=True))
             return
         self._next_id = max(self._next_id, watch_id) + 1
-        watcher = ClientWatcher.from_request(watch_id, create, self._send)
+        watcher = ClientWatcher.from_request(watch_id, create, self._send, self._metadata)
         self._watchers[watch_id] = watcher
-        self._hub.add(watcher)
+        if not self._authenticated:
+            self._hub.add(watcher)
+            return
+        check = rpc_pb2.RangeRequest(
+            key=create.key or b"\0",
+            range_end=create.range_end,
+            serializable=True,
+            keys_only=True,
+            limit=1,
+        )
+        d = Deferred.fromCoroutine(
+            self._upstream.unary(f"{_KV}/Range", check.SerializeToString(), self._metadata)
+        )
+        d.addCallbacks(lambda _: self._admit(watcher), lambda f: self._refuse(watcher, f.value))
+
+    def _admit(self, watcher: ClientWatcher) -> None:
+        if not self._closed and self._watchers.get(watcher.watch_id) is watcher:
+            self._hub.add(watcher)
+
+    def _refuse(self, watcher: ClientWatcher, error: BaseException) -> None:
+        """Cancel as a member would: the watch's own id, and the gRPC error's Go text."""
+        self._watchers.pop(watcher.watch_id, None)
+        self._send(
+            rpc_pb2.WatchResponse(
+                watch_id=watcher.watch_id,
+                created=True,
+                canceled=True,
+                cancel_reason=_go_error_text(_as_grpc(error)),
+            )
+        )
 
     def _send(self, response: rpc_pb2.WatchResponse | Encoded) -> None:
         if self._closed:
             return
+        if isinstance(response, rpc_pb2.WatchResponse) and not response.HasField("header"):
+            # Go's client reads the header of every response: it must be there.
+            response.header.SetInParent()
         if self._namespace is not None:
             # Decoded here (a copy, whatever the hub shares) to take the prefix off.
             copy = rpc_pb2.WatchResponse.FromString(response.SerializeToString())
@@ -247,6 +296,16 @@ async def registered_proxies(upstream: Upstream, prefix: str) -> list[rpc_pb2.Me
         except (ValueError, KeyError, AttributeError):
             continue
     return members
+
+
+def _go_error_text(error: GrpcError) -> str:
+    """grpc-go's text for a status error (``rpc error: code = PermissionDenied desc = ...``)."""
+    name = (
+        "Canceled"
+        if error.code == StatusCode.CANCELLED
+        else error.code.name.title().replace("_", "")
+    )
+    return f"rpc error: code = {name} desc = {error.message}"
 
 
 def _as_grpc(error: BaseException) -> GrpcError:

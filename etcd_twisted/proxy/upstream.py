@@ -30,11 +30,15 @@ log = Logger()
 Dialer = Callable[[str, int], Deferred[GrpcClientProtocol]]
 
 
-def tcp_dialer(reactor: IReactorCore, timeout: float = 5.0) -> Dialer:
-    """Dials members over TCP (h2c)."""
+def tcp_dialer(
+    reactor: IReactorCore, timeout: float = 5.0, tls: Callable[[str], Any] | None = None
+) -> Dialer:
+    """Dials members over TCP: h2c, or TLS made by ``tls(host)`` when given."""
 
     def dial(host: str, port: int) -> Deferred[GrpcClientProtocol]:
-        endpoint = endpoints.HostnameEndpoint(reactor, host, port, timeout=timeout)
+        endpoint: Any = endpoints.HostnameEndpoint(reactor, host, port, timeout=timeout)
+        if tls is not None:
+            endpoint = endpoints.wrapClientTLS(tls(host), endpoint)
         return endpoints.connectProtocol(endpoint, GrpcClientProtocol(f"{host}:{port}"))
 
     return dial
@@ -59,7 +63,6 @@ class Upstream:
         self._index = 0
         self._current: GrpcClientProtocol | None = None
         self._connecting: list[Deferred[GrpcClientProtocol]] | None = None
-        self.on_reconnect: list[Callable[[], Any]] = []
 
     @property
     def current_member(self) -> tuple[str, int]:

@@ -18,7 +18,7 @@ No I/O here: upstream watches come from the ``open_watch`` callable.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,10 +36,16 @@ class UpstreamWatch(Protocol):
     def cancel(self) -> None: ...
 
 
-#: ``open_watch(request, on_response, on_closed)``: start an upstream watch; responses
+#: ``open_watch(request, on_response, on_closed, metadata)``: start an upstream watch
+#: (with the call metadata, e.g. the auth token, of the watcher that caused it); responses
 #: come to ``on_response``; ``on_closed(reason)`` once it ends other than by ``cancel``.
 OpenWatch = Callable[
-    [rpc_pb2.WatchCreateRequest, Callable[[rpc_pb2.WatchResponse], Any], Callable[[str], Any]],
+    [
+        rpc_pb2.WatchCreateRequest,
+        Callable[[rpc_pb2.WatchResponse], Any],
+        Callable[[str], Any],
+        Sequence[tuple[str, Any]],
+    ],
     UpstreamWatch,
 ]
 
@@ -59,10 +65,21 @@ class ClientWatcher:
     #: The first revision this watcher has not seen yet (0 until it is created).
     next_revision: int = 0
     created: bool = False
+    #: ``watch_id`` as an encoded protobuf field, for :class:`Fanout`.
+    id_field: bytes = b""
+    #: The client's call metadata (its auth token) for an upstream watch it opens.
+    metadata: Sequence[tuple[str, Any]] = ()
+
+    def __post_init__(self) -> None:
+        self.id_field = watch_id_field(self.watch_id)
 
     @classmethod
     def from_request(
-        cls, watch_id: int, req: rpc_pb2.WatchCreateRequest, send: Callable[..., Any]
+        cls,
+        watch_id: int,
+        req: rpc_pb2.WatchCreateRequest,
+        send: Callable[..., Any],
+        metadata: Sequence[tuple[str, Any]] = (),
     ) -> ClientWatcher:
         return cls(
             watch_id,
@@ -74,15 +91,16 @@ class ClientWatcher:
             progress_notify=req.progress_notify,
             filters=frozenset(req.filters),
             next_revision=req.start_revision,
+            metadata=metadata,
         )
 
     def deliver(self, response: rpc_pb2.WatchResponse, fanout: Fanout | None = None) -> None:
         """Pass on the events of ``response`` this watcher wants; a progress
         notification only if it asked for them. A watcher that takes every event
         gets ``fanout``'s bytes, encoded once for all such watchers."""
-        if fanout is not None and not self.filters and fanout.first >= self.next_revision:
-            self.next_revision = max(self.next_revision, fanout.last + 1)
-            self.send(fanout.encoded(self.watch_id, self.prev_kv))
+        if fanout is not None and fanout.first >= self.next_revision and not self.filters:
+            self.next_revision = fanout.last + 1
+            self.send(fanout.encoded(self.id_field, self.prev_kv))
             return
         events = []
         for event in response.events:
@@ -157,32 +175,39 @@ _HEADER_TAG, _WATCH_ID_TAG, _EVENT_TAG = 0x0A, 0x10, 0x5A
 
 class Fanout:
     """One upstream response's events, encoded once (with and without ``prev_kv``) for
-    every watcher that takes all of them: a ``WatchResponse`` is its header, its
-    watch id and its events, so only the id differs between watchers."""
+    every watcher that takes all of them: a ``WatchResponse`` is its watch id, header and
+    events (fields may come in any order), so only the id differs between watchers."""
 
-    __slots__ = ("_response", "first", "last", "_header", "_events")
+    __slots__ = ("_response", "first", "last", "_bodies")
 
     def __init__(self, response: rpc_pb2.WatchResponse) -> None:
         self._response = response
         self.first = response.events[0].kv.mod_revision
         self.last = response.events[-1].kv.mod_revision
-        self._header = _length_delimited(_HEADER_TAG, response.header.SerializeToString())
-        self._events: dict[bool, bytes] = {}
+        self._bodies: dict[bool, bytes] = {}
 
-    def encoded(self, watch_id: int, prev_kv: bool) -> Encoded:
-        events = self._events.get(prev_kv)
-        if events is None:
-            events = self._events[prev_kv] = b"".join(
+    def encoded(self, watch_id_field: bytes, prev_kv: bool) -> Encoded:
+        """The response for the watcher whose encoded id field is ``watch_id_field``."""
+        body = self._bodies.get(prev_kv)
+        if body is None:
+            response = self._response
+            body = self._bodies[prev_kv] = _length_delimited(
+                _HEADER_TAG, response.header.SerializeToString()
+            ) + b"".join(
                 _length_delimited(
                     _EVENT_TAG,
                     (
                         event if prev_kv else kv_pb2.Event(type=event.type, kv=event.kv)
                     ).SerializeToString(),
                 )
-                for event in self._response.events
+                for event in response.events
             )
-        watch = bytes((_WATCH_ID_TAG,)) + _varint(watch_id) if watch_id else b""
-        return Encoded(self._header + watch + events)
+        return Encoded(watch_id_field + body)
+
+
+def watch_id_field(watch_id: int) -> bytes:
+    """The encoded ``watch_id`` field (nothing for 0, protobuf's default)."""
+    return bytes((_WATCH_ID_TAG,)) + _varint(watch_id) if watch_id else b""
 
 
 @dataclass(eq=False)
@@ -199,6 +224,7 @@ class Broadcast:
     header: rpc_pb2.ResponseHeader = field(default_factory=rpc_pb2.ResponseHeader)
     upstream: UpstreamWatch | None = None
     stopped: bool = False
+    metadata: Sequence[tuple[str, Any]] = ()
 
     def accepts(self, watcher: ClientWatcher) -> bool:
         """True if ``watcher`` can join without missing an event."""
@@ -231,7 +257,9 @@ class Broadcast:
             prev_kv=True,
             progress_notify=True,
         )
-        self.upstream = self.hub.open_watch(request, self.on_response, self.on_closed)
+        self.upstream = self.hub.open_watch(
+            request, self.on_response, self.on_closed, self.metadata
+        )
 
     def on_response(self, response: rpc_pb2.WatchResponse) -> None:
         if self.stopped:
@@ -311,7 +339,9 @@ class WatchHub:
                 self._of[watcher] = broadcast
                 self.watchers_coalesced += 1
                 return
-        broadcast = Broadcast(self, watcher.key, watcher.range_end, watcher.start_revision)
+        broadcast = Broadcast(
+            self, watcher.key, watcher.range_end, watcher.start_revision, metadata=watcher.metadata
+        )
         broadcasts.append(broadcast)
         broadcast.join(watcher)
         self._of[watcher] = broadcast

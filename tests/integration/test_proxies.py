@@ -11,11 +11,15 @@ import re
 import signal
 from collections.abc import Sequence
 
+import treq
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.names import dns, server
 from twisted.trial.unittest import TestCase
 
 from etcd_twisted.testing import free_ports
+from tests.peer.test_tls import self_signed
+from tests.proxy.test_discovery import SrvRecords
 from tests.support.processes import (
     Cluster,
     Completed,
@@ -23,9 +27,11 @@ from tests.support.processes import (
     binary,
     etcdctl,
     etcdctl_input,
+    new_member,
     spawn_etcdctl,
     start_cluster,
     wait_healthy,
+    wait_until,
 )
 
 
@@ -74,6 +80,8 @@ class _ProxyScenarios:
         case.assertEqual(got.out.strip(), "v1")
         cached = await etcdctl(endpoint, "get", f"{label}/k", "--consistency=s", "-w", "json")
         case.assertEqual(json.loads(cached.out)["kvs"][0]["version"], 1)
+        again = await etcdctl(endpoint, "get", f"{label}/k", "--consistency=s", "-w", "json")
+        case.assertEqual(json.loads(again.out)["kvs"], json.loads(cached.out)["kvs"])
         txn = await etcdctl_input(
             endpoint,
             f'value("{label}/k") = "v1"\n\nput {label}/k v2\n\nput {label}/k other\n\n'.encode(),
@@ -81,10 +89,10 @@ class _ProxyScenarios:
         )
         case.assertEqual(txn.out.split(), ["SUCCESS", "OK"], txn.err)
         # The proxy's own write invalidated the cached serializable answer.
-        again = await etcdctl(
+        fresh = await etcdctl(
             endpoint, "get", f"{label}/k", "--consistency=s", "--print-value-only"
         )
-        case.assertEqual(again.out.strip(), "v2")
+        case.assertEqual(fresh.out.strip(), "v2")
 
         watch = spawn_etcdctl(case, endpoint, "watch", f"{label}/w", "--prefix")
         await deferLater(reactor, 1.0, lambda: None)
@@ -128,6 +136,10 @@ class _ProxyScenarios:
         case.assertEqual(len(json.loads(members.out)["members"]), 3)
 
         await self.check_etcdctl(case, proxy, "gp")
+        own = await (await treq.get(f"http://{proxy}/proxy/metrics", persistent=False)).text()
+        case.assertRegex(own, r"etcd_grpc_proxy_cache_hits_total [1-9]")
+        relayed = await (await treq.get(f"http://{proxy}/metrics", persistent=False)).text()
+        case.assertIn("etcd_server_has_leader 1", relayed)
         listed = await etcdctl(proxy, "member", "list", "-w", "json")
         case.assertEqual(len(json.loads(listed.out)["members"]), 1)
 
@@ -160,3 +172,171 @@ class EtcdTests(_ProxyScenarios, TestCase):
     """The proxies in front of real etcd 3.5.1's 3-member cluster."""
 
     ours = False
+
+
+class ProxyOptionsTests(TestCase):
+    """--namespace and --resolver-prefix, in front of one member of ours."""
+
+    timeout = 120
+
+    async def test_namespace_and_registration(self) -> None:
+        """Keys written through a --namespace proxy live under the prefix on the member and
+        come back without it; proxies sharing a --resolver-prefix list each other."""
+        base = self.mktemp()
+        cluster = await start_cluster(self, 1, base)
+        member = cluster.members[0].client_url
+        spaced = await start_proxy(self, "grpc-proxy", cluster, "--namespace=tenant/")
+        put = await etcdctl(spaced, "put", "k", "v")
+        self.assertEqual(put.code, 0, put.err)
+        raw = await etcdctl(member, "get", "tenant/k", "--print-value-only")
+        self.assertEqual(raw.out.strip(), "v")
+        listed = await etcdctl(spaced, "get", "", "--prefix", "-w", "json")
+        self.assertEqual([kv["key"] for kv in json.loads(listed.out)["kvs"]], ["aw=="])
+        watch = spawn_etcdctl(self, spaced, "watch", "k")
+        await deferLater(reactor, 1.0, lambda: None)
+        await etcdctl(member, "put", "tenant/k", "v2")
+        await watch.wait_output("PUT\nk\nv2\n")
+
+        urls = []
+        for _ in range(2):
+            (port,) = free_ports(1)
+            urls.append(f"127.0.0.1:{port}")
+        proxies = [
+            await start_proxy(
+                self, "grpc-proxy", cluster, f"--advertise-client-url={url}",
+                "--resolver-prefix=/proxies", "--resolver-ttl=10",
+            )
+            for url in urls
+        ]  # fmt: skip
+
+        async def both_listed() -> bool:
+            result = await etcdctl(proxies[0], "member", "list", "-w", "json")
+            found = [m["clientURLs"][0] for m in json.loads(result.out or "{}").get("members", [])]
+            return sorted(found) == sorted(urls)
+
+        await wait_until(both_listed, 15, "both proxies in member list")
+
+
+class ProxyAuthTests(TestCase):
+    """Auth through the grpc-proxy, in front of a member of ours and one of etcd 3.5.1."""
+
+    timeout = 120
+
+    async def test_auth_through_proxy(self) -> None:
+        """Tokens reach the members through the proxy: a user's watch on a range it may
+        not read is refused, one it may read gets its events."""
+        for ours in (True, False):
+            base = self.mktemp()
+            cluster = await start_cluster(self, 1, base, ours=ours)
+            proxy = await start_proxy(self, "grpc-proxy", cluster)
+            root = "--user=root:pw"
+            for args in (
+                ("user", "add", "root:pw"), ("role", "add", "root"),
+                ("user", "grant-role", "root", "root"), ("auth", "enable"),
+                (root, "role", "add", "r1"),
+                (root, "role", "grant-permission", "r1", "read", "k", "--prefix"),
+                (root, "user", "add", "u1:p1"), (root, "user", "grant-role", "u1", "r1"),
+            ):  # fmt: skip
+                done = await etcdctl(proxy, *args)
+                self.assertEqual(done.code, 0, (cluster.label, args, done.err))
+            denied = await etcdctl(proxy, "--user=u1:p1", "watch", "foo", timeout=5)
+            self.assertNotEqual(denied.code, 0, cluster.label)
+            self.assertIn("permission denied", denied.err, (cluster.label, denied))
+            watch = spawn_etcdctl(self, proxy, "--user=u1:p1", "watch", "k1")
+            await deferLater(reactor, 1.0, lambda: None)
+            await etcdctl(proxy, root, "put", "k1", "v1")
+            await watch.wait_output("PUT\nk1\nv1\n")
+            await watch.stop()
+            unauthenticated = await etcdctl(proxy, "get", "k1")
+            self.assertIn("user name is empty", unauthenticated.err, cluster.label)
+
+
+class ProxyTlsTests(TestCase):
+    """TLS on both sides of the grpc-proxy, in front of a member of ours and of etcd."""
+
+    timeout = 120
+
+    async def test_tls_both_sides(self) -> None:
+        """etcdctl speaks TLS to the proxy, which speaks TLS (ALPN h2) to an https member."""
+        base = self.mktemp()
+        cert, key = self_signed(os.path.join(base, "certs"))
+        for ours in (True, False):
+            client_port, peer_port, proxy_port = free_ports(3)
+            name = "ours" if ours else "etcd"
+            flags = [
+                "--name", name, "--data-dir", os.path.join(base, f"{name}.etcd"),
+                "--listen-client-urls", f"https://127.0.0.1:{client_port}",
+                "--advertise-client-urls", f"https://127.0.0.1:{client_port}",
+                "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+                "--initial-cluster", f"{name}=http://127.0.0.1:{peer_port}",
+                "--cert-file", cert, "--key-file", key,
+            ]  # fmt: skip
+            argv = (
+                [binary("twistd"), "--nodaemon", "--pidfile=", "etcd", *flags]
+                if ours
+                else [binary("etcd"), *flags]
+            )
+            member = ServerProcess(argv, os.path.join(base, f"{name}.log"))
+            member.start()
+            self.addCleanup(member.stop)
+            proxy = _proxy_process(
+                "grpc-proxy",
+                [f"--endpoints=https://127.0.0.1:{client_port}",
+                 f"--listen-addr=127.0.0.1:{proxy_port}", f"--cacert={cert}",
+                 f"--cert-file={cert}", f"--key-file={key}"],
+                os.path.join(base, name),
+            )  # fmt: skip
+            os.makedirs(os.path.join(base, name), exist_ok=True)
+            proxy.start()
+            self.addCleanup(proxy.stop)
+            endpoint = f"https://127.0.0.1:{proxy_port}"
+
+            async def put_works(endpoint: str = endpoint, name: str = name) -> bool:
+                result = await etcdctl(endpoint, f"--cacert={cert}", "put", "k", name, timeout=3)
+                return result.code == 0
+
+            await wait_until(put_works, 30, f"a put through the TLS proxy to {name}")
+            got = await etcdctl(endpoint, f"--cacert={cert}", "get", "k", "--print-value-only")
+            self.assertEqual(got.out.strip(), name)
+            plain = await etcdctl(f"127.0.0.1:{proxy_port}", "get", "k", timeout=3)
+            self.assertNotEqual(plain.code, 0)
+
+
+class SrvBootstrapTests(TestCase):
+    """Three members of ours bootstrap from DNS SRV (a twisted.names server on loopback)."""
+
+    timeout = 120
+
+    async def test_three_members_from_srv(self) -> None:
+        """Each member finds its peers in _etcd-server._tcp records and the cluster forms."""
+        base = self.mktemp()
+        members = [new_member(base, f"m{i + 1}") for i in range(3)]
+        records = {
+            b"_etcd-server._tcp.cluster.test": [
+                dns.Record_SRV(0, 0, m.peer_port, b"127.0.0.1") for m in members
+            ]
+        }
+        factory = server.DNSServerFactory(authorities=[SrvRecords(records)])
+        port = reactor.listenUDP(0, dns.DNSDatagramProtocol(factory), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        env = {"ETCD_TWISTED_DNS_SERVER": f"127.0.0.1:{port.getHost().port}"}
+        processes = []
+        for m in members:
+            flags = m.flags()[:-2]  # everything but --initial-cluster
+            argv = [binary("twistd"), "--nodaemon", "--pidfile=", "etcd", *flags,
+                    "--discovery-srv", "cluster.test"]  # fmt: skip
+            process = ServerProcess(argv, os.path.join(base, f"{m.name}.log"), env=env)
+            process.start()
+            self.addCleanup(process.stop)
+            processes.append(process)
+        for m, p in zip(members, processes, strict=True):
+            await wait_healthy(m.client_url, p, 60)
+        endpoints = ",".join(m.client_url for m in members)
+        listed = await etcdctl(endpoints, "member", "list", "-w", "json")
+        peer_urls = sorted(u for m in json.loads(listed.out)["members"] for u in m["peerURLs"])
+        self.assertEqual(peer_urls, sorted(m.peer_url for m in members))
+        put = await etcdctl(members[0].client_url, "put", "srv", "ok")
+        self.assertEqual(put.code, 0, put.err)
+        got = await etcdctl(members[2].client_url, "get", "srv", "--print-value-only")
+        self.assertEqual(got.out.strip(), "ok")

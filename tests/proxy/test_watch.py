@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted._pb import kv_pb2, rpc_pb2
-from etcd_twisted.proxy.watch import ClientWatcher, Fanout, WatchHub
+from etcd_twisted.proxy.watch import ClientWatcher, Fanout, WatchHub, watch_id_field
 
 
 class FakeUpstream:
@@ -21,7 +21,11 @@ class FakeUpstream:
         self.opened: list[FakeWatch] = []
 
     def open(
-        self, request: rpc_pb2.WatchCreateRequest, on_response: Callable, on_closed: Callable
+        self,
+        request: rpc_pb2.WatchCreateRequest,
+        on_response: Callable,
+        on_closed: Callable,
+        metadata: Any = (),
     ) -> FakeWatch:
         watch = FakeWatch(request, on_response, on_closed)
         self.opened.append(watch)
@@ -119,7 +123,7 @@ class HubTests(SynchronousTestCase):
         fanout = Fanout(response)
         for watch_id, prev in ((0, False), (7, True), (-1, False), (2**40, True)):
             decoded = rpc_pb2.WatchResponse.FromString(
-                fanout.encoded(watch_id, prev).SerializeToString()
+                fanout.encoded(watch_id_field(watch_id), prev).SerializeToString()
             )
             expected = rpc_pb2.WatchResponse()
             expected.CopyFrom(response)
