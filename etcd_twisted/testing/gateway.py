@@ -90,8 +90,8 @@ class Gateway:
 
     def ready_status(self, timeout: float = 1.0) -> dict[str, Any] | None:
         """Maintenance.Status once the member is ready, else None: it knows a leader and has
-        published its name and client URLs to the cluster (etcd's ReadyNotify), so member
-        lists show it started. A member under the NOSPACE alarm is ready too, though
+        published its client URLs to the cluster (etcd's ReadyNotify), so member lists show
+        it started. A member under the NOSPACE alarm is ready too, though
         ``/health`` calls it unhealthy."""
         try:
             status = self.call("maintenance/status", timeout=timeout)
@@ -101,7 +101,7 @@ class Gateway:
             members = self.call("cluster/member/list", timeout=timeout).get("members", [])
         except (OSError, GatewayError, KeyError):
             return None
-        published = any(m.get("ID") == me and m.get("name") for m in members)
+        published = any(m.get("ID") == me and m.get("clientURLs") for m in members)
         return status if published else None
 
     # --- keys
