@@ -21,9 +21,9 @@ PROBE = (
 
 
 async def run(argv: list[str], cwd: str) -> str:
-    out, err, code = await getProcessOutputAndValue(
-        argv[0], argv[1:], env=dict(os.environ), path=cwd
-    )
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # trial's workers put the project on it
+    out, err, code = await getProcessOutputAndValue(argv[0], argv[1:], env=env, path=cwd)
     text = (out + err).decode(errors="replace")
     if code != 0:
         raise AssertionError(f"{argv} exited {code}:\n{text[-3000:]}")

@@ -89,13 +89,20 @@ class Gateway:
         return status == 200 and answer.get("health") == "true"
 
     def ready_status(self, timeout: float = 1.0) -> dict[str, Any] | None:
-        """Maintenance.Status once the member answers and knows a leader, else None (a member
-        under the NOSPACE alarm is ready too, though ``/health`` calls it unhealthy)."""
+        """Maintenance.Status once the member is ready, else None: it knows a leader and has
+        published its client URLs to the cluster (etcd's ReadyNotify), so member lists show
+        it started. A member under the NOSPACE alarm is ready too, though
+        ``/health`` calls it unhealthy."""
         try:
             status = self.call("maintenance/status", timeout=timeout)
-        except (OSError, GatewayError):
+            if not int(status.get("leader", 0)):
+                return None
+            me = status["header"]["member_id"]
+            members = self.call("cluster/member/list", timeout=timeout).get("members", [])
+        except (OSError, GatewayError, KeyError):
             return None
-        return status if int(status.get("leader", 0)) else None
+        published = any(m.get("ID") == me and m.get("clientURLs") for m in members)
+        return status if published else None
 
     # --- keys
 

@@ -60,4 +60,5 @@ def client_python(name: str) -> str:
 
 def check_argv(name: str, endpoint: str) -> list[str]:
     """The command that runs ``clients/<name>_checks.py`` against ``endpoint`` (host:port)."""
-    return [client_python(name), os.path.join(CHECKS_DIR, f"{name}_checks.py"), endpoint]
+    # -I: nothing from this project's environment (PYTHONPATH: trial's workers set it).
+    return [client_python(name), "-I", os.path.join(CHECKS_DIR, f"{name}_checks.py"), endpoint]
