@@ -54,7 +54,7 @@ from etcd_twisted.lease import (
     Lessor,
 )
 from etcd_twisted.membership.cluster import Cluster, Member
-from etcd_twisted.mvcc.encoded_range import EncodedRange, EncodedRangeResponse
+from etcd_twisted.mvcc.encoded_range import EncodedRange, EncodedRangeResponse, pages_per_turn
 from etcd_twisted.mvcc.kvstore import KVStore
 from etcd_twisted.mvcc.watchable_store import WatchableStore
 from etcd_twisted.raft import ProposalDroppedError, ReadState, SoftState
@@ -121,6 +121,11 @@ class EtcdServer:
     def __init__(self, config: Config, boot: Bootstrapped, clock: IReactorTime) -> None:
         self.config = config
         self.clock = clock
+        #: Runs long ranges a few pages per reactor turn, all of them in one rotation.
+        self._range_pacer = Cooperator(
+            terminationPredicateFactory=pages_per_turn,
+            scheduler=lambda step: clock.callLater(0, step),
+        )
         self.member_id = boot.member_id
         self._cluster_id = boot.cluster_id
         self.ids = IdGenerator(boot.member_id, int(time.time() * 1000))
@@ -402,8 +407,7 @@ class EtcdServer:
             self.auth.is_range_permitted(info, r.key, r.range_end)
             paged = EncodedRange.start(self.kv, r)
             if paged is not None:  # a long range: read in pages across reactor turns
-                pacer = Cooperator(scheduler=lambda step: self.clock.callLater(0, step))
-                done = pacer.cooperate(paged.pages()).whenDone()
+                done = self._range_pacer.cooperate(paged.pages()).whenDone()
                 return done.addCallback(lambda _: self._check_auth_revision(info, paged.response()))
             return self._check_auth_revision(info, self.applier.range(self.kv, r))
 
