@@ -8,8 +8,8 @@ during the attack, and the peak RSS above the level before it.
 
 Attacks: a 100 MB gateway POST (Content-Length and chunked), JSON nested 10000 and 10001
 deep, a 5000-digit integer, a 1 MiB + 5 KiB request head, an LF-only request, 200
-mangled HTTP/1 requests, a Txn of 100k ops, a Txn nested 101 deep and three
-concurrent full ranges.
+mangled HTTP/1 requests, a Txn of 100k ops, three concurrent full ranges and a Txn
+nested 101 deep (last: before this work it stopped our member for good).
 
     .venv/bin/python -m bench.hostile_gateway [--keys 100000] [--only etcd|ours]
 """
@@ -299,8 +299,8 @@ def attacks(server: Server) -> list[tuple[str, Callable[[], str]]]:
         ("LF-only request", lambda: lf_only(port)),
         ("200 mangled HTTP/1", lambda: mangled_requests(port)),
         ("Txn of 100k ops", lambda: _txn_call(endpoint, MANY_OPS)),
-        ("Txn nested 101", lambda: _txn_call(endpoint, NESTED_TXN)),
         ("3 full ranges", lambda: full_ranges(endpoint)),
+        ("Txn nested 101", lambda: _txn_call(endpoint, NESTED_TXN)),
     ]
 
 
@@ -338,7 +338,7 @@ class Row:
     rss_mb: float
 
 
-def run_server(server: Server, keys: int) -> list[Row]:
+def run_server(server: Server, keys: int, skip: list[str]) -> list[Row]:
     first_write([server])
     load(server.endpoint, keys)
     probe, rss = Probe(server.endpoint), RssSampler(server.pid)
@@ -349,6 +349,8 @@ def run_server(server: Server, keys: int) -> list[Row]:
     answers: list[tuple[str, str, float, float, float]] = []
     try:
         for name, attack in attacks(server):
+            if any(word in name for word in skip):
+                continue
             start_at = time.monotonic()
             answer = attack()
             seconds = time.monotonic() - start_at
@@ -385,6 +387,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument("--only", choices=KINDS)
+    parser.add_argument(
+        "--skip", action="append", default=[], help="skip attacks whose name contains this"
+    )
     args = parser.parse_args()
     install_cleanup()
     global MANY_OPS, NESTED_TXN
@@ -395,7 +400,7 @@ def main() -> None:
             (server,) = new_servers(kind, base, "hostile")
             start([server])
             try:
-                rows += run_server(server, args.keys)
+                rows += run_server(server, args.keys, args.skip)
             finally:
                 stop_all()
     print()

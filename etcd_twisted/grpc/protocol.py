@@ -661,7 +661,7 @@ class GrpcProtocol(Protocol):
                 sent += n
                 window -= n
             if sent < size:
-                call.out = [data[sent:]]
+                call.out = [memoryview(data)[sent:]]  # no copy of a long remainder per window
                 call.out_bytes = size - sent
                 self._blocked[sid] = call
                 return

@@ -18,7 +18,7 @@ compacted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from etcd_twisted._pb import rpc_pb2
@@ -29,9 +29,25 @@ from .revision import rev_to_bytes
 
 #: Keys read per page: a few milliseconds of work.
 PAGE_KEYS = 256
+#: Pages read per reactor turn, across all long ranges in progress.
+PAGES_PER_TURN = 2
 #: A span with at most this many keys is answered by the applier in one go.
 SMALL_RANGE_KEYS = 1024
 _KVS_TAG = b"\x12"  # RangeResponse.kvs: field 2, length-delimited
+
+
+def pages_per_turn() -> Callable[[], bool]:
+    """A termination predicate for a Twisted ``Cooperator`` running :meth:`EncodedRange.pages`
+    of every long range in progress: :data:`PAGES_PER_TURN` pages, then the reactor's turn
+    (counted rather than timed, so tests with a fake clock see the same slices)."""
+    left = PAGES_PER_TURN
+
+    def done() -> bool:
+        nonlocal left
+        left -= 1
+        return left <= 0
+
+    return done
 
 
 def is_plain(r: rpc_pb2.RangeRequest) -> bool:

@@ -23,7 +23,7 @@ from etcd_twisted.apply.kv import is_txn_readonly
 from etcd_twisted.apply.quota import put_cost, txn_cost
 from etcd_twisted.auth import NO_USER, AuthInfo
 from etcd_twisted.auth.errors import AuthOldRevisionError
-from etcd_twisted.mvcc.encoded_range import EncodedRange, EncodedRangeResponse
+from etcd_twisted.mvcc.encoded_range import EncodedRange, EncodedRangeResponse, pages_per_turn
 from etcd_twisted.server.compaction import PhysicalCompaction
 from etcd_twisted.server.proposer import Proposer
 from etcd_twisted.server.quota import QuotaGuard
@@ -46,8 +46,11 @@ class KVFrontend:
         self._quota = quota
         self._compaction = compaction
         self._max_txn_ops = max_txn_ops
-        #: Long ranges are read in pages, one per reactor turn.
-        self._pacer = Cooperator(scheduler=lambda step: clock.callLater(0, step))
+        #: Long ranges are read a few pages per reactor turn, all of them in one rotation.
+        self._pacer = Cooperator(
+            terminationPredicateFactory=pages_per_turn,
+            scheduler=lambda step: clock.callLater(0, step),
+        )
 
     def range(
         self, r: rpc_pb2.RangeRequest, auth: AuthInfo | None = None
