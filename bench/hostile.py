@@ -326,19 +326,24 @@ def garbage_after_preface(port: int, conns: int = 200) -> str:
 
 
 def silent(port: int, conns: int = 50, wait: float = 12.0) -> str:
-    """Connections that send nothing, and ones that stop after the preface."""
+    """Connections that send nothing, only the preface, or the preface and SETTINGS."""
     quiet = [RawClient(port) for _ in range(conns)]
-    after = []
-    for _ in range(conns):
-        c = RawClient(port)
+    preface = [RawClient(port) for _ in range(conns)]
+    settings = [RawClient(port) for _ in range(conns)]
+    for c in preface:
+        c.send(PREFACE)
+    for c in settings:
         c.start()
-        after.append(c)
     time.sleep(wait)
-    a = sum(1 for c in quiet if c.closed_within(0.01))
-    b = sum(1 for c in after if c.closed_within(0.01))
-    for c in quiet + after:
+    counts = [
+        sum(1 for c in group if c.closed_within(0.01)) for group in (quiet, preface, settings)
+    ]
+    for c in quiet + preface + settings:
         c.close()
-    return f"after {wait:.0f} s: silent {a}/{conns} closed, after preface {b}/{conns} closed"
+    return (
+        f"closed after {wait:.0f} s: silent {counts[0]}/{conns}, preface only "
+        f"{counts[1]}/{conns}, preface+SETTINGS {counts[2]}/{conns}"
+    )
 
 
 def client_goaway(port: int) -> str:
