@@ -36,12 +36,18 @@ from hyperframe.frame import (
 )
 
 from bench import procs
-from bench.client import channel, first_write
+from bench.client import first_write
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 RANGE = "/etcdserverpb.KV/Range"
 PROBE_TIMEOUT = 2.0
+
+
+def channel(endpoint: str) -> grpc.Channel:
+    """A client channel with grpcio's default connect timeout (``bench.client``'s
+    fast-reconnect options allow ~100 ms for the handshake, too little under attack)."""
+    return grpc.insecure_channel(endpoint, options=[("grpc.use_local_subchannel_pool", 1)])
 
 
 def request_headers(path: str = RANGE, **extra: str) -> list[tuple[str, str]]:
@@ -210,7 +216,10 @@ def measure(server: procs.Server, name: str, attack: Callable[[], str]) -> Outco
     probe.latencies.clear()
     probe.failures = 0
     try:
-        result = attack()
+        try:
+            result = attack()
+        except (OSError, grpc.RpcError) as e:
+            result = f"attack's own call failed: {str(e).splitlines()[0][:160]}"
         time.sleep(0.4)
     finally:
         probe.stop()
