@@ -102,7 +102,7 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_PREFACE_TIMEOUT = 10.0
 #: Frames read in one reactor turn; more wait for the next turn (with the socket
 #: not read meanwhile), so that a burst of small frames cannot hold the reactor.
-FRAMES_PER_TURN = 256
+FRAMES_PER_TURN = 64
 #: Seconds a connection gets to close cleanly before it is aborted.
 ABORT_TIMEOUT = 5.0
 
@@ -419,7 +419,15 @@ class GrpcProtocol(Protocol):
         method = request.method
         decoder = MessageDecoder(self._factory.max_receive_bytes, request.encoding)
         call = Call(
-            self, sid, method, decoder, request.metadata, self._peer, self._clock, request.timeout
+            self,
+            sid,
+            method,
+            decoder,
+            request.metadata,
+            self._peer,
+            self._clock,
+            request.timeout,
+            request.encoding == "gzip",
         )
         calls[sid] = call
         if method.streams_requests:
