@@ -84,7 +84,21 @@ class RawClient:
             return False
 
     def start(self) -> None:
+        """The preface and SETTINGS; then, once the server's SETTINGS arrive, their ACK
+        (as a real client sends it: the server's limits apply from then on)."""
         self.send(PREFACE + SettingsFrame(0).serialize())
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and not self.closed_within(0.01):
+            settings = False
+            while len(self.inbox) >= 9:
+                end = 9 + int.from_bytes(self.inbox[:3], "big")
+                if len(self.inbox) < end:
+                    break
+                settings = settings or (self.inbox[3] == 4 and not self.inbox[4] & 1)
+                self.inbox = self.inbox[end:]
+            if settings:
+                self.send(SettingsFrame(0, flags=["ACK"]).serialize())
+                return
 
     def headers(self, sid: int, end_stream: bool = False, **extra: str) -> bytes:
         flags = ["END_HEADERS"] + (["END_STREAM"] if end_stream else [])
