@@ -774,7 +774,8 @@ class GrpcFactory(Factory):
         self.registry = registry
         self.clock = clock
         self.max_receive_bytes = max_receive_bytes
-        self.max_concurrent_streams = max_concurrent_streams
+        # 0 means unlimited, as grpc-go reads etcd's --max-concurrent-streams.
+        self.max_concurrent_streams = max_concurrent_streams or 2**32 - 1
         self.idle_timeout = idle_timeout
         self.preface_timeout = preface_timeout
         self.fast_path = fast_path
