@@ -36,12 +36,18 @@ from hyperframe.frame import (
 )
 
 from bench import procs
-from bench.client import channel, first_write
+from bench.client import first_write
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 RANGE = "/etcdserverpb.KV/Range"
 PROBE_TIMEOUT = 2.0
+
+
+def channel(endpoint: str) -> grpc.Channel:
+    """A client channel with grpcio's default connect timeout (``bench.client``'s
+    fast-reconnect options allow ~100 ms for the handshake, too little under attack)."""
+    return grpc.insecure_channel(endpoint, options=[("grpc.use_local_subchannel_pool", 1)])
 
 
 def request_headers(path: str = RANGE, **extra: str) -> list[tuple[str, str]]:
@@ -78,7 +84,21 @@ class RawClient:
             return False
 
     def start(self) -> None:
+        """The preface and SETTINGS; then, once the server's SETTINGS arrive, their ACK
+        (as a real client sends it: the server's limits apply from then on)."""
         self.send(PREFACE + SettingsFrame(0).serialize())
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and not self.closed_within(0.01):
+            settings = False
+            while len(self.inbox) >= 9:
+                end = 9 + int.from_bytes(self.inbox[:3], "big")
+                if len(self.inbox) < end:
+                    break
+                settings = settings or (self.inbox[3] == 4 and not self.inbox[4] & 1)
+                self.inbox = self.inbox[end:]
+            if settings:
+                self.send(SettingsFrame(0, flags=["ACK"]).serialize())
+                return
 
     def headers(self, sid: int, end_stream: bool = False, **extra: str) -> bytes:
         flags = ["END_HEADERS"] + (["END_STREAM"] if end_stream else [])
@@ -210,7 +230,10 @@ def measure(server: procs.Server, name: str, attack: Callable[[], str]) -> Outco
     probe.latencies.clear()
     probe.failures = 0
     try:
-        result = attack()
+        try:
+            result = attack()
+        except (OSError, grpc.RpcError) as e:
+            result = f"attack's own call failed: {str(e).splitlines()[0][:160]}"
         time.sleep(0.4)
     finally:
         probe.stop()
@@ -326,19 +349,24 @@ def garbage_after_preface(port: int, conns: int = 200) -> str:
 
 
 def silent(port: int, conns: int = 50, wait: float = 12.0) -> str:
-    """Connections that send nothing, and ones that stop after the preface."""
+    """Connections that send nothing, only the preface, or the preface and SETTINGS."""
     quiet = [RawClient(port) for _ in range(conns)]
-    after = []
-    for _ in range(conns):
-        c = RawClient(port)
+    preface = [RawClient(port) for _ in range(conns)]
+    settings = [RawClient(port) for _ in range(conns)]
+    for c in preface:
+        c.send(PREFACE)
+    for c in settings:
         c.start()
-        after.append(c)
     time.sleep(wait)
-    a = sum(1 for c in quiet if c.closed_within(0.01))
-    b = sum(1 for c in after if c.closed_within(0.01))
-    for c in quiet + after:
+    counts = [
+        sum(1 for c in group if c.closed_within(0.01)) for group in (quiet, preface, settings)
+    ]
+    for c in quiet + preface + settings:
         c.close()
-    return f"after {wait:.0f} s: silent {a}/{conns} closed, after preface {b}/{conns} closed"
+    return (
+        f"closed after {wait:.0f} s: silent {counts[0]}/{conns}, preface only "
+        f"{counts[1]}/{conns}, preface+SETTINGS {counts[2]}/{conns}"
+    )
 
 
 def client_goaway(port: int) -> str:

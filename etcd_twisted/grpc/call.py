@@ -9,6 +9,7 @@ decides when bytes go out.
 
 from __future__ import annotations
 
+import gzip
 from collections import deque
 from collections.abc import Callable, Iterable
 from inspect import iscoroutine
@@ -31,6 +32,8 @@ log = Logger()
 #: `ServerStream.send` fires at once while a call has fewer bytes than this
 #: waiting for the peer's flow-control window, later otherwise.
 SEND_BUFFER_BYTES = 64 * 1024
+
+_GZIP_HEADER = (b"grpc-encoding", b"gzip")
 
 #: The trailers of a successful call (shared: never mutate).
 OK_TRAILERS = [(b"grpc-status", b"0")]
@@ -100,7 +103,10 @@ class ServerContext:
         """Metadata for the response headers; before the first message only."""
         if self._call.headers_sent:
             raise RuntimeError("response headers already sent")
-        self._call.initial_metadata = encode_metadata(metadata)
+        call = self._call
+        call.initial_metadata = ([_GZIP_HEADER] if call.compress else []) + encode_metadata(
+            metadata
+        )
 
     def set_trailing_metadata(self, metadata: Iterable[tuple[str, MetadataValue]]) -> None:
         """Metadata to send with the status at the end of the call."""
@@ -163,6 +169,7 @@ class Call:
         "out_bytes",
         "headers_sent",
         "initial_metadata",
+        "compress",
         "trailing_metadata",
         "trailers",
         "_waiters",
@@ -182,6 +189,7 @@ class Call:
         peer: IAddress | None,
         clock: IReactorTime,
         timeout: float | None,
+        compress: bool = False,
     ) -> None:
         self.stream_id = stream_id
         self._sink = sink
@@ -201,7 +209,10 @@ class Call:
         self.out: list[bytes] = []
         self.out_bytes = 0
         self.headers_sent = False
-        self.initial_metadata: list[tuple[bytes, bytes]] = []
+        #: Answer gzip-compressed (the request was): grpc-go answers in the request's
+        #: encoding. Its ``grpc-encoding`` header leads the initial metadata.
+        self.compress = compress
+        self.initial_metadata: list[tuple[bytes, bytes]] = [_GZIP_HEADER] if compress else []
         self.trailing_metadata: list[tuple[str, MetadataValue]] = []
         #: The trailing headers, once the call has ended.
         self.trailers: list[tuple[bytes, bytes]] | None = None
@@ -310,7 +321,11 @@ class Call:
         return d
 
     def _queue(self, message: Any) -> None:
-        data = encode_message(message.SerializeToString())
+        payload = message.SerializeToString()
+        if self.compress:
+            data = encode_message(gzip.compress(payload, mtime=0), compressed=True)
+        else:
+            data = encode_message(payload)
         self.out.append(data)
         self.out_bytes += len(data)
         self._sink.call_ready(self)

@@ -20,9 +20,9 @@ _PREFIX = struct.Struct(">BI")
 _PREFIX_SIZE = _PREFIX.size
 
 
-def encode_message(payload: bytes) -> bytes:
-    """Frame one uncompressed message."""
-    return _PREFIX.pack(0, len(payload)) + payload
+def encode_message(payload: bytes, compressed: bool = False) -> bytes:
+    """Frame one message (``payload`` already compressed if ``compressed``)."""
+    return _PREFIX.pack(int(compressed), len(payload)) + payload
 
 
 class MessageDecoder:

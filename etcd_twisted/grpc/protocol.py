@@ -107,7 +107,7 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_PREFACE_TIMEOUT = 10.0
 #: Frames read in one reactor turn; more wait for the next turn (with the socket
 #: not read meanwhile), so that a burst of small frames cannot hold the reactor.
-FRAMES_PER_TURN = 256
+FRAMES_PER_TURN = 64
 #: Seconds a connection gets to close cleanly before it is aborted.
 ABORT_TIMEOUT = 5.0
 
@@ -471,7 +471,15 @@ class GrpcProtocol(Protocol):
         method = request.method
         decoder = MessageDecoder(self._factory.max_receive_bytes, request.encoding)
         call = Call(
-            self, sid, method, decoder, request.metadata, self._peer, self._clock, request.timeout
+            self,
+            sid,
+            method,
+            decoder,
+            request.metadata,
+            self._peer,
+            self._clock,
+            request.timeout,
+            request.encoding == "gzip",
         )
         calls[sid] = call
         if method.streams_requests:
@@ -864,7 +872,8 @@ class GrpcFactory(Factory):
         self.registry = registry
         self.clock = clock
         self.max_receive_bytes = max_receive_bytes
-        self.max_concurrent_streams = max_concurrent_streams
+        # 0 means unlimited, as grpc-go reads etcd's --max-concurrent-streams.
+        self.max_concurrent_streams = max_concurrent_streams or 2**32 - 1
         self.idle_timeout = idle_timeout
         self.preface_timeout = preface_timeout
         self.fast_path = fast_path

@@ -37,7 +37,7 @@ class Response:
     trailers: dict[bytes, bytes] | None = None
     ended: bool = False
     reset: int | None = None
-    decoder: MessageDecoder = field(default_factory=lambda: MessageDecoder(1 << 30))
+    decoder: MessageDecoder = field(default_factory=lambda: MessageDecoder(1 << 30, "gzip"))
     messages: list[bytes] = field(default_factory=list)
     #: Whether the body is gRPC messages (decoded into ``messages``) or plain bytes.
     grpc: bool = True

@@ -240,13 +240,16 @@ class UnaryTests(HarnessCase):
         self.assertEqual(h.responses[sid].status, StatusCode.UNIMPLEMENTED)
 
     def test_gzip_request(self) -> None:
-        """A gzip-compressed request is decompressed and answered, as etcd's grpc-go does."""
+        """A gzip-compressed request is decompressed and answered compressed, as etcd's grpc-go does."""
         h = self.harness(echo_registry())
         sid = h.start(ECHO, [(b"grpc-encoding", b"gzip")])
         payload = gzip.compress(Msg(service="zipped").SerializeToString())
         h.send(sid, b"\x01" + len(payload).to_bytes(4, "big") + payload, end=True)
         self.assertEqual(h.responses[sid].status, 0)
         self.assertEqual(texts(h.responses[sid].messages), ["zipped"])
+        # answered in the request's encoding, as grpc-go (etcd 3.5.1) answers
+        self.assertEqual(h.responses[sid].headers[b"grpc-encoding"], b"gzip")
+        self.assertEqual(h.responses[sid].data[0], 1)
 
     def test_incomplete_message(self) -> None:
         """A request that ends inside a message is UNKNOWN "unexpected EOF" (etcd 3.5.1)."""

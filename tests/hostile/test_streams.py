@@ -57,6 +57,11 @@ class StreamLimitTests(HarnessCase):
         frames = c.frames()
         self.assertEqual([k for k, s, _ in frames if s == 11], ["HEADERS", "DATA", "HEADERS"])
 
+    def test_zero_is_unlimited(self) -> None:
+        """A limit of 0 is unlimited (2**32 - 1), as grpc-go takes etcd's flag."""
+        h = self.harness(echo_registry(), max_concurrent_streams=0)
+        self.assertEqual(h.client.remote_settings.max_concurrent_streams, 2**32 - 1)
+
     def test_default_limit(self) -> None:
         """Without a setting, a connection may have 10000 streams open."""
         h = self.harness(echo_registry())
