@@ -23,13 +23,18 @@ from typing import Any
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted._pb.raft_internal_pb2 import InternalAuthenticateRequest, InternalRaftRequest
-from etcd_twisted.auth import ROOT_USER, AuthInfo, AuthStore
+from etcd_twisted.auth import ROOT_USER, AuthInfo, AuthStore, TokenProvider, new_token_provider
 from etcd_twisted.auth import password as passwords
 from etcd_twisted.auth.errors import AuthFailedError, InvalidAuthTokenError
+from etcd_twisted.auth.password import effective_cost
+from etcd_twisted.config import Config
 from etcd_twisted.server.proposer import Proposer
+
+log = Logger()
 
 #: Propose-once calls of the Auth service: (request field, request class) by method name.
 _PROPOSED: dict[str, str] = {
@@ -208,3 +213,20 @@ class AuthFrontend:
         cost = self._store().cost
         d = threads.deferToThread(passwords.hash_password, password, cost)
         return d.addCallback(lambda h: base64.b64encode(h).decode())
+
+
+def token_provider(config: Config) -> TokenProvider:
+    """The token provider ``--auth-token`` asks for (warning about what etcd warns about,
+    an out-of-range ``--bcrypt-cost`` included)."""
+    provider = new_token_provider(
+        config.auth_token,
+        float(config.auth_token_ttl),
+        warn=lambda message: log.warn("{message}", message=message),
+    )
+    if effective_cost(config.bcrypt_cost) != config.bcrypt_cost:
+        log.warn(
+            "use default bcrypt cost {default} instead of the invalid given cost {cost}",
+            default=effective_cost(config.bcrypt_cost),
+            cost=config.bcrypt_cost,
+        )
+    return provider

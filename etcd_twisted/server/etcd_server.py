@@ -46,15 +46,13 @@ from etcd_twisted._pb.raft_internal_pb2 import (
 )
 from etcd_twisted.apply.applier import Applier
 from etcd_twisted.apply.state import MemberState, StateOptions
-from etcd_twisted.auth import new_token_provider
-from etcd_twisted.auth.password import effective_cost
 from etcd_twisted.backend import Backend
 from etcd_twisted.config import Config
 from etcd_twisted.lease import DEFAULT_CHECKPOINT_INTERVAL, LEASE_CHECK_INTERVAL
 from etcd_twisted.mvcc.watchable_store import WatchableStore
 from etcd_twisted.raft import SoftState
 from etcd_twisted.server import compactor
-from etcd_twisted.server.auth_frontend import AuthFrontend
+from etcd_twisted.server.auth_frontend import AuthFrontend, token_provider
 from etcd_twisted.server.bootstrap import Bootstrapped
 from etcd_twisted.server.compaction import PhysicalCompaction
 from etcd_twisted.server.conf_changes import ConfChangeApplier
@@ -118,17 +116,7 @@ class EtcdServer(MultiService):
         self.ids = IdGenerator(boot.member_id, int(time.time() * 1000))
         self._initial_members = boot.initial_members
         #: Auth tokens live in memory only; they outlive a snapshot's new state.
-        self.auth_tokens = new_token_provider(
-            config.auth_token,
-            float(config.auth_token_ttl),
-            warn=lambda message: self.log.warn("{message}", message=message),
-        )
-        if effective_cost(config.bcrypt_cost) != config.bcrypt_cost:
-            self.log.warn(
-                "use default bcrypt cost {default} instead of the invalid given cost {cost}",
-                default=effective_cost(config.bcrypt_cost),
-                cost=config.bcrypt_cost,
-            )
+        self.auth_tokens = token_provider(config)
         self._wal = boot.wal
         self.node = boot.node
         self.wal_writer = wal_writer or WALWriter(boot.wal, clock)
