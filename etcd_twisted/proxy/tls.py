@@ -10,7 +10,8 @@ from typing import Any
 from OpenSSL import SSL
 from twisted.internet import ssl
 
-from etcd_twisted.listen import ListenError, tls_options
+from etcd_twisted.listen import ListenError, server_tls
+from etcd_twisted.tls.info import TLSInfo
 
 __all__ = ["client_side_tls", "member_tls"]
 
@@ -70,4 +71,10 @@ def client_side_tls(cert_file: str, key_file: str, trusted_ca_file: str) -> Any:
     """Server TLS options for the proxy's clients, or None without ``--cert-file``."""
     if not cert_file:
         return None
-    return tls_options(cert_file, key_file, trusted_ca_file, client_cert_auth=bool(trusted_ca_file))
+    info = TLSInfo(
+        cert_file=cert_file,
+        key_file=key_file,
+        trusted_ca_file=trusted_ca_file,
+        client_cert_auth=bool(trusted_ca_file),
+    )
+    return server_tls(info)
