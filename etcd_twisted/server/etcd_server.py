@@ -454,6 +454,8 @@ class EtcdServer(MultiService):
         cluster version on the leader; a member alone campaigns at once."""
         self.state.backend.maybe_commit(self.clock.seconds())
         self.snapshots.maybe_snapshot(self.applied.applied)
+        if self._stopping:
+            return
         if self.is_leader and not self._version_proposed and not self.cluster_version():
             self._version_proposed = True
             req = InternalRaftRequest(
