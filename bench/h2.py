@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 
@@ -121,9 +120,8 @@ def run(
         pass
     proc = spawn(argv, out_path)
     try:
-        proc.wait(timeout=duration + warmup + 60)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError("h2load did not finish") from None
+        if proc.wait(timeout=duration + warmup + 60) is None:
+            raise RuntimeError("h2load did not finish")
     finally:
         stop(proc)
     with open(out_path, errors="replace") as f:

@@ -1,9 +1,9 @@
 """Server processes for the benchmark: real etcd 3.5.1 and ours, on 127.0.0.1 only.
 
-Every child (servers, h2load, etcdctl, profilers) is registered here and stopped by
-``stop_all`` (SIGTERM, then SIGKILL after a bounded wait), which ``run.py`` calls from a
-``finally`` and an ``atexit`` hook, so Ctrl-C leaves nothing behind. Servers run in their
-own session so that the terminal's SIGINT reaches only us; we stop them.
+Every child (servers, h2load, etcdctl, profilers) is a test-kit ``Child``: its own
+session (the terminal's SIGINT reaches only us), output appended to a log file, and
+stopped by ``stop_all`` (SIGTERM, then SIGKILL after a bounded wait), which ``run.py``
+calls from a ``finally`` and an ``atexit`` hook, so Ctrl-C leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -12,79 +12,32 @@ import atexit
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from etcd_twisted.testing import free_ports
+from etcd_twisted.testing import Address, Child, binary, free_ports, have, server_argv
+from etcd_twisted.testing.children import stop_all
 
-BIN_DIR = os.path.dirname(os.path.abspath(sys.executable))
+__all__ = [
+    "KINDS", "ROOT", "Child", "Server", "binary", "have", "install_cleanup", "new_servers", "rss_kib",
+    "spawn", "start", "stop", "stop_all", "wait_listening",
+]  # fmt: skip
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINDS = ("etcd", "ours")
 
-_LIVE: list[subprocess.Popen[bytes]] = []
+
+def spawn(argv: Sequence[str], log_path: str, env: dict[str, str] | None = None) -> Child:
+    """Start ``argv`` with stdout and stderr appended to ``log_path``."""
+    child = Child(argv, log_path, env)
+    child.start()
+    return child
 
 
-def binary(name: str) -> str:
-    """The venv's copy of ``name`` (etcd, etcdctl, twistd, py-spy), else the one on PATH."""
-    candidate = os.path.join(BIN_DIR, name)
-    if os.access(candidate, os.X_OK):
-        return candidate
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        path = os.path.join(directory, name)
-        if directory and os.access(path, os.X_OK):
-            return path
-    raise FileNotFoundError(name)
-
-
-def have(name: str) -> bool:
-    """Whether ``binary(name)`` would find the program."""
-    try:
-        binary(name)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def spawn(
-    argv: Sequence[str], log_path: str, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with stdout and stderr appended to ``log_path``; registered for cleanup."""
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
-    _LIVE.append(proc)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> int | None:
+def stop(child: Child, grace: float = 10.0) -> int | None:
     """SIGTERM, then SIGKILL if still running after ``grace`` seconds; returns the exit code."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-    if proc in _LIVE:
-        _LIVE.remove(proc)
-    return proc.returncode
-
-
-def stop_all() -> None:
-    """Stop every registered child that still runs."""
-    for proc in list(reversed(_LIVE)):
-        stop(proc, grace=5.0)
+    return child.stop(grace)
 
 
 def install_cleanup() -> None:
@@ -101,30 +54,35 @@ def install_cleanup() -> None:
 
 @dataclass
 class Server:
-    """One member we started: its kind, addresses, data dir, log and process."""
+    """One member we started: its kind, address, log and process."""
 
     kind: str
-    name: str
-    client_port: int
-    peer_port: int
-    data_dir: str
+    address: Address
     log_path: str
-    proc: subprocess.Popen[bytes] | None = None
+    proc: Child | None = None
     spawned_at: float = 0.0
     extra: list[str] = field(default_factory=list)
     prefix: list[str] = field(default_factory=list)  # e.g. a profiler wrapping ours
 
     @property
+    def name(self) -> str:
+        return self.address.name
+
+    @property
+    def data_dir(self) -> str:
+        return self.address.data_dir
+
+    @property
+    def client_port(self) -> int:
+        return self.address.client_port
+
+    @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
+        return self.address.endpoint
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
-
-    @property
-    def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return self.address.client_url
 
     @property
     def pid(self) -> int:
@@ -133,35 +91,19 @@ class Server:
 
     def argv(self, initial_cluster: str) -> list[str]:
         """The command line; both servers take the same etcd flags."""
-        flags = [
-            "--name", self.name,
-            "--data-dir", self.data_dir,
-            "--listen-client-urls", self.client_url,
-            "--advertise-client-urls", self.client_url,
-            "--listen-peer-urls", self.peer_url,
-            "--initial-advertise-peer-urls", self.peer_url,
-            "--initial-cluster", initial_cluster,
-            "--initial-cluster-state", "new",
-            *self.extra,
-        ]  # fmt: skip
-        if self.kind == "etcd":
-            return [binary("etcd"), *flags]
-        return [*self.prefix, binary("twistd"), "--nodaemon", "--pidfile=", "etcd", *flags]
+        flags = [*self.address.flags(initial_cluster), "--initial-cluster-state", "new"]
+        return server_argv(self.kind, [*flags, *self.extra], self.prefix)
 
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and self.proc.running
 
     def log_tail(self, chars: int = 2000) -> str:
         """The end of the server's log, for error messages."""
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()[-chars:]
-        except OSError:
-            return ""
+        return self.proc.log_tail(chars) if self.proc is not None else ""
 
     def stop(self) -> None:
         if self.proc is not None:
-            stop(self.proc)
+            self.proc.stop()
 
 
 def new_servers(
@@ -169,28 +111,19 @@ def new_servers(
 ) -> list[Server]:
     """``members`` servers of ``kind`` with fresh ports and empty data dirs under ``base_dir``."""
     out = []
+    directory = os.path.join(base_dir, f"{tag}-{kind}")
+    os.makedirs(directory, exist_ok=True)
     for i in range(members):
         client_port, peer_port = free_ports(2)
         name = "default" if members == 1 else f"m{i}"
-        directory = os.path.join(base_dir, f"{tag}-{kind}")
-        os.makedirs(directory, exist_ok=True)
-        out.append(
-            Server(
-                kind,
-                name,
-                client_port,
-                peer_port,
-                os.path.join(directory, f"{name}.etcd"),
-                os.path.join(directory, f"{name}.log"),
-                extra=list(extra),
-            )
-        )
+        address = Address(name, client_port, peer_port, os.path.join(directory, f"{name}.etcd"))
+        out.append(Server(kind, address, os.path.join(directory, f"{name}.log"), extra=list(extra)))
     return out
 
 
 def start(servers: Sequence[Server]) -> None:
     """Spawn every member of one cluster (``spawned_at`` is taken just before each spawn)."""
-    initial = ",".join(f"{s.name}={s.peer_url}" for s in servers)
+    initial = ",".join(f"{s.name}={s.address.peer_url}" for s in servers)
     for s in servers:
         s.spawned_at = time.monotonic()
         s.proc = spawn(s.argv(initial), s.log_path)

@@ -16,7 +16,6 @@ import pstats
 import re
 import shutil
 import signal
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -106,7 +105,7 @@ def run(
     if profiler == "cprofile":
         server.prefix = [sys.executable, "-m", "cProfile", "-o", base + ".prof"]
     procs.start([server])
-    spy: subprocess.Popen[bytes] | None = None
+    spy: procs.Child | None = None
     try:
         client.first_write([server])
         if profiler == "py-spy":
@@ -123,12 +122,9 @@ def run(
         for row, (value, _) in measured.items():
             ctx.log(f"  {row}: {value:,.1f} (under the profiler)")
     finally:
-        if spy is not None and spy.poll() is None:
-            spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
-            try:
-                spy.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
+        if spy is not None and spy.running:
+            spy.signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+            spy.wait(timeout=30)
             procs.stop(spy)
         server.stop()
         if os.path.exists(server.log_path):

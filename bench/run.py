@@ -23,7 +23,6 @@ import re
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -383,7 +382,7 @@ def phase_rounds(
                     if kind in live and not live[kind].running():
                         # Something outside killed it (the machine is shared): say so, go on.
                         gone = live[kind]
-                        why = f"{kind} exited with code {gone.proc.returncode} before {w}"
+                        why = f"{kind} exited with code {gone.proc.exit} before {w}"
                         ctx.log(f"  {why}; starting a fresh one")
                         with open(os.path.join(ctx.run_dir, "errors.log"), "a") as f:
                             f.write(f"round {rnd}: {why}; log tail:\n{gone.log_tail(600)}\n")
@@ -476,9 +475,8 @@ def check_perf(endpoint: str, load: str, log_path: str) -> tuple[bool, float, st
     argv = [procs.binary("etcdctl"), f"--endpoints={endpoint}", "check", "perf", f"--load={load}"]
     proc = procs.spawn(argv, log_path, env={"ETCDCTL_API": "3"})
     try:
-        proc.wait(timeout=200)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError("etcdctl check perf did not finish in 200 s") from None
+        if proc.wait(timeout=200) is None:
+            raise RuntimeError("etcdctl check perf did not finish in 200 s")
     finally:
         procs.stop(proc)
     with open(log_path, errors="replace") as f:

@@ -17,13 +17,16 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from twisted.application.service import MultiService, Service
+from treq.client import HTTPClient
+from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
 
-from etcd_twisted._pb import raft_pb2
 from etcd_twisted.api import auth as auth_api
 from etcd_twisted.api import cluster as cluster_api
 from etcd_twisted.api import election as election_api
@@ -32,40 +35,43 @@ from etcd_twisted.api import lease as lease_api
 from etcd_twisted.api import lock as lock_api
 from etcd_twisted.api import maintenance as maintenance_api
 from etcd_twisted.api import watch as watch_api
+from etcd_twisted.api.access import AccessPolicy
 from etcd_twisted.api.gateway import Gateway
 from etcd_twisted.api.http import HttpApi
-from etcd_twisted.api.unary import token_of
+from etcd_twisted.api.unary import common_name_of, token_of
 from etcd_twisted.config import Config
 from etcd_twisted.grpc import GrpcFactory, Registry
 from etcd_twisted.grpc.health import HealthService
-from etcd_twisted.listen import ListeningService, server_endpoint, tls_options
+from etcd_twisted.grpc.keepalive import KeepalivePolicy
+from etcd_twisted.listen import ListeningService, server_endpoint, server_tls
 from etcd_twisted.membership.ids import format_id
 from etcd_twisted.metrics import Metrics
 from etcd_twisted.peer.http import PeerApi
 from etcd_twisted.peer.transport import Transport
+from etcd_twisted.security import client_tls_info, peer_tls_info
 from etcd_twisted.server.bootstrap import bootstrap
-from etcd_twisted.server.etcd_server import EtcdServer
+from etcd_twisted.server.etcd_server import EtcdServer, MemberEvents
+from etcd_twisted.server.peers import PeerInbox
 from etcd_twisted.sniff import SniffingFactory
+from etcd_twisted.tls.context import ServerTLS, client_tls
+from etcd_twisted.tls.info import TLSInfo
+from etcd_twisted.ui.dashboard import Dashboard
+
+
+@implementer(IPolicyForHTTPS)
+class PeerTLSPolicy:
+    """TLS for the calls a follower forwards to the leader's https peer URL: the same
+    client side as the raft transport's (``--peer-*`` certificates and CA)."""
+
+    def __init__(self, info: TLSInfo) -> None:
+        self._info = info
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
+        return client_tls(self._info, hostname.decode("ascii"))
+
 
 #: Seconds in-flight calls get to finish after GOAWAY on shutdown.
 SHUTDOWN_GRACE = 5.0
-
-
-class ServerService(Service):
-    """The ``raft`` child: starts the server's raft loop and WAL writer, stops them last."""
-
-    name = "raft"
-
-    def __init__(self, server: EtcdServer) -> None:
-        self.server = server
-
-    def startService(self) -> None:
-        super().startService()
-        self.server.start()
-
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        return self.server.stop()
 
 
 class EtcdService(MultiService):
@@ -84,12 +90,28 @@ class EtcdService(MultiService):
         self.config = config
         self.reactor = reactor
         self.metrics = Metrics()
+        self.client_tls = client_tls_info(config)
+        self.peer_tls = peer_tls_info(config)
         boot = bootstrap(config, random.Random(), on_sync=self.metrics.wal_fsync_duration.observe)
-        self._initial_members = boot.initial_members
-        self.server = EtcdServer(config, boot, reactor)
-        self.server.on_fatal = on_fatal or self._stop_on_fatal
-        self.server.on_removed = on_removed or self._stop_when_removed
-        self.server.on_leader_change = lambda lead: self.metrics.leader_changes.inc()
+        self.server = EtcdServer(
+            config,
+            boot,
+            reactor,
+            http=HTTPClient(
+                Agent(
+                    reactor,
+                    contextFactory=PeerTLSPolicy(self.peer_tls),
+                    pool=HTTPConnectionPool(reactor),
+                )
+            ),
+            network=self._build_transport,
+            events=MemberEvents(
+                fatal=on_fatal or self._stop_on_fatal,
+                removed=on_removed or self._stop_when_removed,
+                leader_changed=lambda lead: self.metrics.leader_changes.inc(),
+            ),
+        )
+        self.transport = self.server.network
         self._watch_server_state()
         self.registry = Registry()
         self.health = HealthService()
@@ -102,7 +124,7 @@ class EtcdService(MultiService):
             config.experimental_watch_progress_notify_interval,
             config.max_receive_bytes,
             permitted=lambda ctx, key, end: self.server.auth_frontend.watch_permitted(
-                token_of(ctx), key, end
+                token_of(ctx), key, end, common_name_of(ctx)
             ),
         )
         auth_api.register(self.registry, self.server)
@@ -110,18 +132,42 @@ class EtcdService(MultiService):
         cluster_api.register(self.registry, self.server)
         lock_api.register(self.registry, self.server)
         election_api.register(self.registry, self.server)
-        self.grpc_factory = GrpcFactory(
-            self.registry, reactor, max_receive_bytes=config.max_receive_bytes
-        )
+        gateway = Gateway(self.registry, max_receive_bytes=config.max_receive_bytes)
         self.http_api = HttpApi(
-            self.metrics, self._health, Gateway(self.registry), self.server.cluster_version
+            self.metrics,
+            self._health,
+            gateway,
+            self.server.cluster_version,
+            Dashboard(self._client_urls) if config.enable_dashboard else None,
+            AccessPolicy(
+                config.cors,
+                config.host_whitelist,
+                config.client_cert_auth,
+                lambda: self.server.state.auth.enabled,
+            ),
         )
-        self.raft = ServerService(self.server)
-        self.transport = self._build_transport()
+        http_site = self.http_api.site()
+        self.grpc_factory = GrpcFactory(
+            self.registry,
+            reactor,
+            max_receive_bytes=config.max_receive_bytes,
+            max_concurrent_streams=config.max_concurrent_streams,
+            web=http_site,
+            keepalive=KeepalivePolicy(
+                config.grpc_keepalive_min_time,
+                config.grpc_keepalive_interval,
+                config.grpc_keepalive_timeout,
+            ),
+        )
+        self.raft = self.server
+        client_server_tls = self._server_tls(self.client_tls, config.listen_client_urls)
+        peer_server_tls = self._server_tls(
+            self.peer_tls, config.listen_peer_urls, protocols=(b"http/1.1",)
+        )
         peer_api = PeerApi(
-            lambda: self.server.cluster.members.values(),
+            lambda: self.server.state.cluster.members.values(),
             lambda: self.server.cluster_id,
-            self.server.handle_forwarded,
+            self.server.maintenance.handle_forwarded,
         )
         self.peer = MultiService()
         self.peer.setName("peer")
@@ -129,24 +175,31 @@ class EtcdService(MultiService):
         ListeningService(
             "peer-listener",
             self.transport.server_factory(peer_api.site()),
-            [server_endpoint(reactor, url, self._peer_tls()) for url in config.listen_peer_urls],
-            on_failure=lambda failure: self.server.on_fatal(failure),
+            [
+                server_endpoint(reactor, url, peer_server_tls, side="peer")
+                for url in config.listen_peer_urls
+            ],
+            on_failure=lambda failure: self.server.events.fatal(failure),
         ).setServiceParent(self.peer)
-        self.client_factory = SniffingFactory(self.grpc_factory, self.http_api.site(), reactor)
+        self.client_factory = SniffingFactory(self.grpc_factory, http_site, reactor)
         self.client = ListeningService(
             "client",
             self.client_factory,
-            [
-                server_endpoint(reactor, url, self._client_tls())
-                for url in config.listen_client_urls
-            ],
+            [server_endpoint(reactor, url, client_server_tls) for url in config.listen_client_urls],
             before_stop=self._close_client_connections,
-            on_failure=lambda failure: self.server.on_fatal(failure),
+            on_failure=lambda failure: self.server.events.fatal(failure),
         )
         self.metrics_service = ListeningService(
             "metrics",
             HttpApi(self.metrics, self._health, None, self.server.cluster_version).site(),
-            [server_endpoint(reactor, url) for url in config.listen_metrics_urls],
+            [
+                server_endpoint(
+                    reactor,
+                    url,
+                    self._server_tls(self.client_tls, config.listen_metrics_urls),
+                )
+                for url in config.listen_metrics_urls
+            ],
         )
         for service in (self.raft, self.peer, self.client, self.metrics_service):
             service.setServiceParent(self)
@@ -157,73 +210,38 @@ class EtcdService(MultiService):
         d.addCallback(lambda _: self.client_factory.close_connections())
         return d
 
-    def _build_transport(self) -> Transport:
-        server, metrics = self.server, self.metrics
-        transport = Transport(
+    def _build_transport(self, inbox: PeerInbox) -> Transport:
+        """The server's peer network: raft streams and snapshots over the peer URLs."""
+        metrics = self.metrics
+        return Transport(
             self.reactor,
-            server.member_id,
-            server.cluster_id,
-            on_message=server.raft.step,
-            on_unreachable=server.raft.report_unreachable,
-            on_snapshot_status=server.raft.report_snapshot,
-            on_snapshot=server.snapshot_received,
-            open_snapshot=lambda: server.backend.snapshot(),
+            inbox.member_id,
+            inbox.cluster_id,
+            on_message=inbox.step,
+            on_unreachable=inbox.report_unreachable,
+            on_snapshot_status=inbox.report_snapshot,
+            on_snapshot=inbox.snapshot_received,
+            open_snapshot=lambda: self.server.state.backend.snapshot(),
             snapshot_dir=self.config.snap_path,
             on_round_trip=lambda peer, seconds: metrics.peer_round_trip.labels(
                 To=format_id(peer)
             ).observe(seconds),
-            is_removed=lambda member_id: member_id in server.cluster.removed,
-            on_removed=server.removed,
+            is_removed=inbox.is_removed,
+            on_removed=inbox.removed,
+            client_tls=None
+            if self.peer_tls.empty
+            else lambda host: client_tls(self.peer_tls, host),
         )
-        server.raft.send = lambda messages: transport.send(server.outgoing(messages))
-        server.peer_active = lambda member_id: (
-            member_id == server.member_id or transport.is_active(member_id)
-        )
-        server.on_peers_changed = self._peers_changed
-        server.on_state_replaced = self._sync_peers
-        self._sync_peers(transport)
-        return transport
 
-    def _peers_changed(self, cc: raft_pb2.ConfChange) -> None:
-        """Follow an applied membership change in the transport."""
-        if cc.type == raft_pb2.ConfChangeRemoveNode:
-            self.transport.remove_peer(cc.node_id)
-            return
-        member = self.server.cluster.members.get(cc.node_id)
-        if member is None:
-            return
-        if cc.type == raft_pb2.ConfChangeUpdateNode:
-            self.transport.update_peer(member.id, member.peer_urls)
-        else:
-            self.transport.add_peer(member.id, member.peer_urls)
-
-    def _sync_peers(self, transport: Transport | None = None) -> None:
-        """Make the transport's peers the cluster's members (at start, after a snapshot)."""
-        transport = transport or self.transport
-        members = self.server.cluster.members
-        for member in members.values():
-            transport.add_peer(member.id, member.peer_urls)
-        if not members:  # a first start: talk to the members we were told about
-            for member in self._initial_members:
-                transport.add_peer(member.id, member.peer_urls)
-            return
-        for peer_id in list(transport.peers):
-            if peer_id not in members:
-                transport.remove_peer(peer_id)
-
-    def _client_tls(self) -> Callable[[], Any] | None:
-        c = self.config
-        if not c.cert_file:
+    @staticmethod
+    def _server_tls(
+        info: TLSInfo, urls: list[str], protocols: tuple[bytes, ...] = (b"h2", b"http/1.1")
+    ) -> ServerTLS | None:
+        """The port's server TLS if one of its URLs is secure (etcd ignores the
+        certificates of a port whose URLs are all plain)."""
+        if info.empty or not any(url.startswith(("https:", "unixs:")) for url in urls):
             return None
-        return lambda: tls_options(c.cert_file, c.key_file, c.trusted_ca_file, c.client_cert_auth)
-
-    def _peer_tls(self) -> Callable[[], Any] | None:
-        c = self.config
-        if not c.peer_cert_file:
-            return None
-        return lambda: tls_options(
-            c.peer_cert_file, c.peer_key_file, c.peer_trusted_ca_file, c.peer_client_cert_auth
-        )
+        return server_tls(info, protocols)
 
     def _watch_server_state(self) -> None:
         server, metrics = self.server, self.metrics
@@ -240,12 +258,12 @@ class EtcdService(MultiService):
         metrics.watch_state(
             "etcd_mvcc_db_total_size_in_bytes",
             "Total size of the underlying database physically allocated in bytes.",
-            lambda: server.backend.size(),
+            lambda: server.state.backend.size(),
         )
         metrics.watch_state(
             "etcd_mvcc_db_total_size_in_use_in_bytes",
             "Total size of the underlying database logically in use in bytes.",
-            lambda: server.backend.size_in_use(),
+            lambda: server.state.backend.size_in_use(),
         )
         metrics.watch_state(
             "etcd_debugging_mvcc_watcher_total",
@@ -269,11 +287,15 @@ class EtcdService(MultiService):
         metrics.watch_state(
             "etcd_debugging_mvcc_current_revision",
             "The current revision of store.",
-            lambda: server.kv.current_rev,
+            lambda: server.state.kv.current_rev,
         )
 
+    def _client_urls(self) -> list[str]:
+        """Every member's client URLs (the dashboard may fetch each member's status)."""
+        return [url for m in self.server.state.cluster.members.values() for url in m.client_urls]
+
     def _health(self, serializable: bool) -> tuple[bool, str]:
-        return self.server.health()
+        return self.server.maintenance.health()
 
     def stopService(self) -> Deferred[None]:
         """Hand leadership over first (while peers can still be reached), then stop the

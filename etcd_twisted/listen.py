@@ -18,9 +18,14 @@ from twisted.internet.defer import (
 )
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
-from twisted.internet.ssl import Certificate, CertificateOptions, PrivateCertificate
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from etcd_twisted.tls.context import ServerTLS, TLSConfigError
+from etcd_twisted.tls.gate import GateFactory, RunInThread
+from etcd_twisted.tls.info import TLSInfo
 
 #: Pending connections the kernel queues per listening socket (Go listens with the
 #: system maximum; Twisted's default of 50 drops bursts of new clients).
@@ -28,58 +33,75 @@ BACKLOG = 4096
 
 
 class ListenError(Exception):
-    """A listen URL that cannot be served (bad scheme, missing TLS files)."""
+    """A listen URL that cannot be served (bad scheme, missing or unusable TLS files)."""
 
 
-def tls_options(
-    cert_file: str, key_file: str, trusted_ca_file: str = "", client_cert_auth: bool = False
-) -> CertificateOptions:
-    """Server TLS options from PEM files, offering ALPN ``h2`` then ``http/1.1``."""
+@implementer(IStreamServerEndpoint)
+class TLSServerEndpoint:
+    """Listens on ``wrapped`` with TLS from ``creator``, and the post-handshake checks
+    its ``info`` asks for (CRL, SAN: see `etcd_twisted.tls.gate`)."""
+
+    def __init__(
+        self,
+        wrapped: IStreamServerEndpoint,
+        creator: ServerTLS,
+        run: RunInThread | None = None,
+    ) -> None:
+        self.wrapped = wrapped
+        self.creator = creator
+        self._run = run
+
+    def listen(self, factory: Factory) -> Deferred[IListeningPort]:
+        gated = GateFactory(factory, self.creator.info, self._run)
+        return self.wrapped.listen(TLSMemoryBIOFactory(self.creator, False, gated))
+
+
+def server_tls(info: TLSInfo, protocols: Sequence[bytes] = (b"h2", b"http/1.1")) -> ServerTLS:
+    """The server TLS of a port, or `ListenError` saying what is wrong with its files."""
     try:
-        with open(cert_file, "rb") as f:
-            cert_pem = f.read()
-        with open(key_file, "rb") as f:
-            key_pem = f.read()
-        authorities = None
-        if trusted_ca_file:
-            with open(trusted_ca_file, "rb") as f:
-                authorities = [Certificate.loadPEM(f.read()).original]
-    except OSError as e:
-        raise ListenError(f"cannot read TLS file {e.filename}: {e.strerror}") from None
-    private = PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)
-    return CertificateOptions(
-        privateKey=private.privateKey.original,
-        certificate=private.original,
-        verify=bool(client_cert_auth and authorities),
-        caCerts=authorities if client_cert_auth else None,
-        requireCertificate=client_cert_auth,
-        acceptableProtocols=[b"h2", b"http/1.1"],
-    )
+        return ServerTLS(info, protocols)
+    except TLSConfigError as e:
+        raise ListenError(str(e)) from None
 
 
 def server_endpoint(
-    reactor: object, url: str, tls: Callable[[], CertificateOptions] | None = None
+    reactor: object,
+    url: str,
+    tls: ServerTLS | None = None,
+    run: RunInThread | None = None,
+    side: str = "client",
 ) -> IStreamServerEndpoint:
-    """The server endpoint for an etcd listen URL (``http``, ``https``, ``unix``, ``unixs``)."""
+    """The server endpoint for an etcd listen URL (``http``, ``https``, ``unix``, ``unixs``);
+    ``https`` and ``unixs`` need ``tls``, the others ignore it, as etcd does. ``side``
+    ("client" or "peer") picks etcd's message for a secure URL without certificates."""
     parts = urlsplit(url)
+    endpoint: IStreamServerEndpoint
     if parts.scheme in ("unix", "unixs"):
         path = parts.netloc + parts.path
-        return endpoints.UNIXServerEndpoint(reactor, path, backlog=BACKLOG)
-    if parts.scheme not in ("http", "https"):
-        raise ListenError(f"unsupported URL scheme in {url}")
-    host = parts.hostname or ""
-    port = parts.port or 0
-    if host == "localhost":
-        host = "127.0.0.1"
-    if parts.scheme == "https":
-        if tls is None:
-            raise ListenError(f"{url} needs TLS: give --cert-file and --key-file")
+        endpoint = endpoints.UNIXServerEndpoint(reactor, path, backlog=BACKLOG)
+    elif parts.scheme in ("http", "https"):
+        host = parts.hostname or ""
+        port = parts.port or 0
+        if host == "localhost":
+            host = "127.0.0.1"
         if ":" in host:
-            raise ListenError("https on IPv6 listen addresses is not supported yet")
-        return endpoints.SSL4ServerEndpoint(reactor, port, tls(), backlog=BACKLOG, interface=host)
-    if ":" in host:
-        return endpoints.TCP6ServerEndpoint(reactor, port, backlog=BACKLOG, interface=host)
-    return endpoints.TCP4ServerEndpoint(reactor, port, backlog=BACKLOG, interface=host)
+            endpoint = endpoints.TCP6ServerEndpoint(reactor, port, backlog=BACKLOG, interface=host)
+        else:
+            endpoint = endpoints.TCP4ServerEndpoint(reactor, port, backlog=BACKLOG, interface=host)
+    else:
+        raise ListenError(f"unsupported URL scheme in {url}")
+    if parts.scheme in ("https", "unixs"):
+        if tls is None and side == "peer":
+            raise ListenError(
+                f"cannot listen on TLS for {parts.netloc}: KeyFile and CertFile are not presented"
+            )
+        if tls is None:
+            raise ListenError(
+                "TLS key/cert (--cert-file, --key-file) must be provided for client url "
+                f"{url} with HTTPS scheme"
+            )
+        return TLSServerEndpoint(endpoint, tls, run)
+    return endpoint
 
 
 class ListeningService(Service):

@@ -7,8 +7,7 @@ real transport directly; only inbound data passes through the router. A connecti
 that stalls before it can be classified is timed out, and garbage is closed.
 
 The client port's :class:`SniffingFactory` sends the HTTP/2 client preface to gRPC and
-anything that opens like an HTTP/1 request line (an upper-case method token and a
-space) to HTTP; the peer port routes raft links the same way.
+anything that opens like an HTTP/1 request line (a method token and a space) to HTTP; the peer port routes raft links the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +23,8 @@ HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #: The longest HTTP/1 method token we wait for before calling a connection garbage.
 _MAX_METHOD_LENGTH = 16
 DEFAULT_SNIFF_TIMEOUT = 10.0
+#: The characters of an HTTP token (RFC 9110 ``tchar``): what a method may be made of.
+_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def classify(prefix: bytes) -> str | None:
@@ -32,8 +33,8 @@ def classify(prefix: bytes) -> str | None:
         return "h2" if len(prefix) >= len(HTTP2_PREFACE) else None
     space = prefix.find(b" ", 0, _MAX_METHOD_LENGTH + 1)
     method = prefix if space < 0 else prefix[:space]
-    if not method.isalpha() or not method.isupper():
-        return "garbage"
+    if not method or method.translate(None, _TOKEN_CHARS):
+        return "garbage"  # Go's server takes any token as a method (and answers 405)
     if space >= 0:
         return "http"
     return None if len(prefix) <= _MAX_METHOD_LENGTH else "garbage"

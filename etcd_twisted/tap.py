@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from twisted.python.logfile import LogFile
 
 from etcd_twisted import ETCD_VERSION, __version__
+from etcd_twisted.auth.errors import AuthError
 from etcd_twisted.backend.errors import BackendError
 from etcd_twisted.config import (
     Config,
@@ -210,6 +211,7 @@ def _discovered(config: Config) -> Config:
 
 #: Errors that stop a member from starting; each is reported as one line.
 STARTUP_ERRORS = (
+    AuthError,  # --auth-token cannot be served (unknown type, bad JWT key)
     BootstrapError,
     DataDirError,
     WALError,

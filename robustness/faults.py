@@ -32,8 +32,8 @@ from twisted.internet.task import deferLater
 
 from etcd_twisted import failpoints
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
+from etcd_twisted.testing.proxy import Rule
 from robustness.cluster import Cluster, ClusterError, Member
-from robustness.proxy import Rule
 
 KINDS_ANY = ("kill_random", "kill_leader", "pause", "crash_point", "defragment")
 KINDS_PEERS = (

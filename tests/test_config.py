@@ -31,6 +31,18 @@ class DefaultsTests(SynchronousTestCase):
         self.assertTrue(c.strict_reconfig_check)
         self.assertEqual(c.auto_compaction_mode, "periodic")
         self.assertEqual(c.auth_token, "simple")
+        self.assertFalse(c.unsafe_no_fsync)
+
+    def test_unsafe_no_fsync(self) -> None:
+        """--unsafe-no-fsync, as a bare boolean or from ETCD_UNSAFE_NO_FSYNC, turns fsync off."""
+        self.assertTrue(parse(["--unsafe-no-fsync"], {}).unsafe_no_fsync)
+        self.assertTrue(parse([], {"ETCD_UNSAFE_NO_FSYNC": "true"}).unsafe_no_fsync)
+
+    def test_max_concurrent_streams(self) -> None:
+        """--max-concurrent-streams defaults to 10000 (etcd's is unlimited) and is settable."""
+        self.assertEqual(parse([], {}).max_concurrent_streams, 10000)
+        c = parse(["--max-concurrent-streams", "50"], {})
+        self.assertEqual(c.max_concurrent_streams, 50)
 
     def test_derived_values(self) -> None:
         """Quota 0 means 2 GiB; receive limit is request limit + 512 KiB; ticks derive."""
@@ -46,6 +58,14 @@ class DefaultsTests(SynchronousTestCase):
         c = parse(["--name", "infra1", "--initial-advertise-peer-urls", "http://10.0.0.1:2380"], {})
         self.assertEqual(c.data_dir, "infra1.etcd")
         self.assertEqual(c.initial_cluster, {"infra1": ["http://10.0.0.1:2380"]})
+
+    def test_enable_dashboard(self) -> None:
+        """The dashboard is on by default; --enable-dashboard=false or its variable turns it off."""
+        self.assertTrue(parse([], {}).enable_dashboard)
+        self.assertFalse(parse(["--enable-dashboard=false"], {}).enable_dashboard)
+        self.assertFalse(parse([], {"ETCD_ENABLE_DASHBOARD": "false"}).enable_dashboard)
+        with self.assertRaises(ConfigError):
+            parse(["--enable-dashboard=maybe"], {})
 
 
 class DeclarationTests(SynchronousTestCase):
@@ -253,3 +273,90 @@ class DiscoveryFlagTests(SynchronousTestCase):
         """--discovery-fallback alone is accepted with a warning that it does nothing."""
         c = parse(["--discovery-fallback", "exit"], {})
         self.assertIn("--discovery-fallback has no effect without --discovery", c.warnings)
+
+
+class TransportSecurityFlagTests(SynchronousTestCase):
+    """The TLS, CORS and host-whitelist flags of issue 15, with etcd 3.5.1's defaults."""
+
+    def test_defaults(self) -> None:
+        """Defaults as etcd prints them: --cors and --host-whitelist *, TLS 1.2 minimum."""
+        c = parse([], {})
+        self.assertEqual((c.cors, c.host_whitelist), (frozenset({"*"}), frozenset({"*"})))
+        self.assertEqual((c.tls_min_version, c.tls_max_version), ("TLS1.2", ""))
+        self.assertEqual((c.cipher_suites, c.self_signed_cert_validity), ((), 1))
+        self.assertFalse(c.experimental_peer_skip_client_san_verification)
+        self.assertIn("  --cors '*'\n", config.help_text())
+        self.assertIn("  --host-whitelist '*'\n", config.help_text())
+
+    def test_values(self) -> None:
+        """Each flag parses into its field."""
+        c = parse(
+            [
+                "--cors", "http://a.example:80,https://b.example:443",
+                "--host-whitelist", "a.example,127.0.0.1",
+                "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                "--peer-cert-allowed-cn", "etcd-peer",
+                "--client-crl-file", "/c.crl",
+                "--peer-crl-file", "/p.crl",
+                "--client-cert-allowed-hostname", "client.example",
+                "--self-signed-cert-validity", "3",
+                "--tls-max-version", "TLS1.3",
+                "--experimental-peer-skip-client-san-verification",
+            ],
+            {},
+        )  # fmt: skip
+        self.assertEqual(c.cors, frozenset({"http://a.example:80", "https://b.example:443"}))
+        self.assertEqual(c.host_whitelist, frozenset({"a.example", "127.0.0.1"}))
+        self.assertEqual(c.cipher_suites, ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",))
+        self.assertEqual((c.peer_cert_allowed_cn, c.client_crl_file), ("etcd-peer", "/c.crl"))
+        self.assertEqual((c.self_signed_cert_validity, c.tls_max_version), (3, "TLS1.3"))
+        self.assertTrue(c.experimental_peer_skip_client_san_verification)
+
+    def test_errors(self) -> None:
+        """Bad values fail with etcd's messages."""
+        cases = {
+            ("--cipher-suites", "FOO"): 'unexpected TLS cipher suite "FOO"',
+            ("--tls-min-version", "TLS1.1"): 'unexpected TLS version "TLS1.1"',
+            ("--cors", "a.example"): "URL scheme must be http, https, unix, or unixs",
+        }
+        for argv, message in cases.items():
+            with self.assertRaises(ConfigError) as caught:
+                parse(list(argv), {})
+            self.assertIn(message, str(caught.exception), argv)
+
+    def test_combinations(self) -> None:
+        """Contradictory settings are refused as etcd refuses them."""
+        cases = {
+            ("--tls-min-version", "TLS1.3", "--tls-max-version", "TLS1.2"): (
+                "min version (TLS1.3) is greater than max version (TLS1.2)"
+            ),
+            (
+                "--tls-min-version", "TLS1.3",
+                "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            ): "cipher suites cannot be configured when only TLS1.3 is enabled",
+            ("--peer-cert-allowed-cn", "a", "--peer-cert-allowed-hostname", "b"): (
+                'AllowedCN and AllowedHostname are mutually exclusive (cn="a", hostname="b")'
+            ),
+        }  # fmt: skip
+        for argv, message in cases.items():
+            with self.assertRaises(ConfigError) as caught:
+                parse(list(argv), {})
+            self.assertEqual(str(caught.exception), message)
+
+    def test_yaml_transport_security(self) -> None:
+        """The YAML config's transport-security sections and top-level TLS keys, as etcd's."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(
+                "peer-transport-security:\n"
+                "  cert-file: p.pem\n  key-file: pk.pem\n"
+                "  client-cert-file: pc.pem\n  client-key-file: pck.pem\n"
+                "  client-cert-auth: true\n"
+                "cipher-suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n"
+                "host-whitelist: a.example\n"
+            )
+        c = parse(["--config-file", path], {})
+        self.assertEqual((c.peer_client_cert_file, c.peer_client_key_file), ("pc.pem", "pck.pem"))
+        self.assertTrue(c.peer_client_cert_auth)
+        self.assertEqual(c.cipher_suites, ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",))
+        self.assertEqual(c.host_whitelist, frozenset({"a.example"}))

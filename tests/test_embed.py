@@ -152,6 +152,16 @@ class MemberTests(TestCase):
         self.assertEqual(body["kvs"][0]["value"], "aGVsbG8=")
         self.assertEqual(body["header"]["revision"], "2")
 
+    async def test_dashboard_flag(self) -> None:
+        """/ui/ is served by default and is a 404 with --enable-dashboard=false."""
+        _, on = await self.start()
+        _, off = await self.start(None, "--enable-dashboard=false")
+        page = await self.http.get(f"http://127.0.0.1:{on}/ui/")
+        self.assertEqual(page.code, 200)
+        self.assertIn(b"etcd-twisted", await page.content())
+        missing = await self.http.get(f"http://127.0.0.1:{off}/ui/")
+        self.assertEqual((missing.code, await missing.content()), (404, b"404 page not found\n"))
+
     async def test_restart_keeps_data(self) -> None:
         """After a graceful stop, a member built on the same data dir has every write."""
         service, port = await self.start()

@@ -41,7 +41,7 @@ class ClassifyTests(SynchronousTestCase):
         self.assertEqual(classify(HTTP2_PREFACE), "h2")
 
     def test_http1_methods(self) -> None:
-        """An upper-case method token and a space is HTTP/1, including ones starting with P."""
+        """A method token and a space is HTTP/1, including upper-case ones starting with P."""
         for line in (
             b"GET / HTTP/1.1",
             b"POST /v3/kv/put",
@@ -52,9 +52,14 @@ class ClassifyTests(SynchronousTestCase):
             self.assertEqual(classify(line), "http", line)
 
     def test_garbage(self) -> None:
-        """Binary, lower-case or over-long first words are garbage."""
-        for data in (b"\x16\x03\x01", b"get / HTTP/1.1", b" GET", b"A" * 17, b"\x00"):
+        """Binary, empty or over-long first words are garbage."""
+        for data in (b"\x16\x03\x01", b"G\xffT / HTTP/1.1", b" GET", b"A" * 17, b"\x00"):
             self.assertEqual(classify(data), "garbage", data)
+
+    def test_any_token_method_is_http(self) -> None:
+        """Lower-case and odd token methods are HTTP/1, which Go's server answers with 405."""
+        for line in (b"get / HTTP/1.1", b"post /v3/kv/range", b"M-SEARCH *", b"BREW "):
+            self.assertEqual(classify(line), "http", line)
 
 
 class SniffingProtocolTests(SynchronousTestCase):

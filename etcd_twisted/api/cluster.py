@@ -29,8 +29,8 @@ def register(registry: Registry, server: EtcdServer) -> None:
         ("MemberAdd", rpc_pb2.MemberAddRequest, lambda r: server.reconfig.add(r)),
         ("MemberRemove", rpc_pb2.MemberRemoveRequest, lambda r: server.reconfig.remove(r)),
         ("MemberUpdate", rpc_pb2.MemberUpdateRequest, lambda r: server.reconfig.update(r)),
-        ("MemberPromote", rpc_pb2.MemberPromoteRequest, server.member_promote),
-        ("MemberList", rpc_pb2.MemberListRequest, lambda r: server.member_list()),
+        ("MemberPromote", rpc_pb2.MemberPromoteRequest, server.maintenance.member_promote),
+        ("MemberList", rpc_pb2.MemberListRequest, lambda r: server.maintenance.member_list()),
     )
     for name, request_cls, call in methods:
         # Changing membership needs the root role while auth is on (listing does not).

@@ -33,10 +33,10 @@ from etcd_twisted._pb.kv_pb2 import Event
 from etcd_twisted.api.errors import to_grpc_error
 from etcd_twisted.api.unary import (
     HeaderSource,
+    auth_info_of,
     check_learner,
     fill_header,
     require_leader,
-    token_of,
 )
 from etcd_twisted.grpc import GrpcError, ServerContext, StatusCode
 from etcd_twisted.mvcc.errors import CompactedError
@@ -79,9 +79,25 @@ class LostWatcherError(ConcurrencyError):
 
 
 class AuthInfoSource(Protocol):
-    def auth_info(self, token: str | None) -> Any:
-        """The caller's credentials for ``token`` (value or Deferred; None without one)."""
+    def auth_info(self, token: str | None, common_name: str | None = None) -> Any:
+        """The caller's credentials (value or Deferred; None without any)."""
         ...
+
+
+class KVCalls(Protocol):
+    """The KV calls the Lock and Election services make (``KVFrontend``)."""
+
+    def range(self, r: rpc_pb2.RangeRequest, auth: Any = None) -> Any: ...
+
+    def txn(self, t: rpc_pb2.TxnRequest, auth: Any = None) -> Any: ...
+
+    def delete_range(self, d: rpc_pb2.DeleteRangeRequest, auth: Any = None) -> Any: ...
+
+
+class LeaseCalls(Protocol):
+    """The lease call sessions make (``LeaseFrontend``)."""
+
+    def grant(self, r: rpc_pb2.LeaseGrantRequest, auth: Any = None) -> Any: ...
 
 
 class ConcurrencyServer(HeaderSource, Protocol):
@@ -93,13 +109,11 @@ class ConcurrencyServer(HeaderSource, Protocol):
     @property
     def auth_frontend(self) -> AuthInfoSource: ...
 
-    def range(self, r: rpc_pb2.RangeRequest, auth: Any = None) -> Any: ...
+    @property
+    def kv_frontend(self) -> KVCalls: ...
 
-    def txn(self, t: rpc_pb2.TxnRequest, auth: Any = None) -> Any: ...
-
-    def delete_range(self, d: rpc_pb2.DeleteRangeRequest, auth: Any = None) -> Any: ...
-
-    def lease_grant(self, r: rpc_pb2.LeaseGrantRequest, auth: Any = None) -> Any: ...
+    @property
+    def leases(self) -> LeaseCalls: ...
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -212,7 +226,7 @@ class Client:
     @classmethod
     async def for_call(cls, server: ConcurrencyServer, ctx: ServerContext) -> Client:
         """A client with the credentials of the call's token."""
-        auth = await _shielded(maybeDeferred(server.auth_frontend.auth_info, token_of(ctx)))
+        auth = await _shielded(maybeDeferred(auth_info_of, server, ctx))
         return cls(server, auth)
 
     async def _call(self, method: Callable[[Any, Any], Any], request: Any) -> Any:
@@ -220,13 +234,15 @@ class Client:
         return fill_header(self.server, response)
 
     async def txn(self, t: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
-        return await self._call(self.server.txn, t)
+        return await self._call(self.server.kv_frontend.txn, t)
 
     async def get(self, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
-        return await self._call(self.server.range, r)
+        return await self._call(self.server.kv_frontend.range, r)
 
     async def delete(self, key: bytes) -> rpc_pb2.DeleteRangeResponse:
-        return await self._call(self.server.delete_range, rpc_pb2.DeleteRangeRequest(key=key))
+        return await self._call(
+            self.server.kv_frontend.delete_range, rpc_pb2.DeleteRangeRequest(key=key)
+        )
 
     def delete_later(self, key: bytes) -> None:
         """Delete ``key`` without waiting (clean-up that outlives the request)."""
@@ -237,7 +253,7 @@ class Client:
         if lease:
             return lease
         granted = await self._call(
-            self.server.lease_grant, rpc_pb2.LeaseGrantRequest(TTL=SESSION_TTL)
+            self.server.leases.grant, rpc_pb2.LeaseGrantRequest(TTL=SESSION_TTL)
         )
         return granted.ID
 

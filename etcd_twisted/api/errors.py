@@ -37,6 +37,7 @@ _TABLE: dict[type[BaseException], tuple[StatusCode, str]] = {
         StatusCode.RESOURCE_EXHAUSTED,
         "etcdserver: mvcc: database space exceeded",
     ),
+    apply_errors.CorruptClusterError: (StatusCode.DATA_LOSS, "etcdserver: corrupt cluster"),
     # Auth (etcd 3.5.1 maps neither AuthOldRevisionError nor NoPasswordUserError: they
     # reach the client as UNKNOWN with the store's own "auth: ..." text).
     auth_errors.RootUserNotExistError: (

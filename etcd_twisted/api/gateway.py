@@ -12,18 +12,25 @@ grpc-gateway's HTTP status for the code.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http import HTTPStatus
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from zope.interface import implementer
 
 from etcd_twisted._pb import rpc_pb2, v3election_pb2, v3lock_pb2
 from etcd_twisted.api.auth import GATEWAY_ROUTES as AUTH_ROUTES
 from etcd_twisted.api.errors import HTTP_STATUS, to_grpc_error
 from etcd_twisted.api.gojson import Decoder, GoJsonError, marshal, parse
+from etcd_twisted.api.http1 import too_large_message
 from etcd_twisted.grpc import GrpcError, Metadata, Registry, StatusCode
 from etcd_twisted.grpc.service import MethodKind
 
@@ -92,6 +99,7 @@ STREAM_ROUTES: dict[str, tuple[str, type[Message]]] = {
     "/v3/watch": ("/etcdserverpb.Watch/Watch", rpc_pb2.WatchRequest),
     "/v3/lease/keepalive": ("/etcdserverpb.Lease/LeaseKeepAlive", rpc_pb2.LeaseKeepAliveRequest),
     "/v3/election/observe": ("/v3electionpb.Election/Observe", v3election_pb2.LeaderRequest),
+    "/v3/maintenance/snapshot": ("/etcdserverpb.Maintenance/Snapshot", rpc_pb2.SnapshotRequest),
 }
 
 ROUTES.update(AUTH_ROUTES)
@@ -109,9 +117,34 @@ _RESPONSE_HEADERS = (
 _GRPC_METADATA = (b"grpc-metadata-content-type", b"application/grpc")
 
 
+#: Python frames the JSON writers may use: ``MessageToDict`` and ``marshal`` recurse a few
+#: frames per message level, and a Txn response may nest ``--max-txn-ops`` levels.
+_RESPONSE_RECURSION_LIMIT = 20_000
+
+
+@contextmanager
+def _recursion_room(limit: int) -> Iterator[None]:
+    """Let Python recurse ``limit`` frames deep meanwhile (pure-Python recursion since
+    3.11 uses no C stack)."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
+
+
+def to_dict(message: Message) -> Any:
+    """``MessageToDict`` with proto names, for messages nested as deep as Txns go."""
+    with _recursion_room(_RESPONSE_RECURSION_LIMIT):
+        return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
 def to_json(message: Message) -> bytes:
     """A message as grpc-gateway writes it (proto names, int64 as strings, no zero values)."""
-    return marshal(json_format.MessageToDict(message, preserving_proto_field_name=True)).encode()
+    body = to_dict(message)
+    with _recursion_room(_RESPONSE_RECURSION_LIMIT):
+        return marshal(body).encode()
 
 
 def from_json(body: bytes, cls: type[Message]) -> Message:
@@ -156,6 +189,11 @@ class GatewayContext:
     def time_remaining(self) -> float | None:
         return None
 
+    def peer_certificate(self) -> None:
+        """None: as etcd's gateway (a proxy holding the server's own certificate), a
+        gateway call never takes its user from a client certificate's CN."""
+        return None
+
     def when_cancelled(self) -> Deferred[GrpcError]:
         return self._cancelled
 
@@ -166,26 +204,61 @@ class GatewayContext:
         """Gateway responses carry no extra metadata."""
 
 
+@implementer(IPushProducer)
 class GatewayStream:
-    """A bidi call's stream as the gateway serves it: the body's requests in, lines out."""
+    """A streaming call as the gateway serves it: the body's requests in, lines out.
+
+    It is the response's push producer: while the connection's buffer is full,
+    ``send`` answers a Deferred that fires once the client has read enough (as a
+    gRPC stream's ``send`` waits for the flow-control window), and once the client
+    is gone ``send`` fails with CANCELLED.
+    """
 
     def __init__(self, request: IRequest, messages: list[Message]) -> None:
         self._request = request
         self._messages = messages
         self._sent = False
+        self._paused = False
+        self._stopped = False
+        self._waiters: list[Deferred[None]] = []
         #: Fires (with no more bytes to write) when the call ends.
         self.done: Deferred[bytes] = Deferred()
+        request.registerProducer(self, True)
 
     def send(self, message: Message) -> Deferred[None]:
         """Write one response as a ``{"result": ...}`` line."""
+        if self._stopped:
+            return fail(GrpcError(StatusCode.CANCELLED, "context canceled"))
         if not self.done.called:
             if not self._sent:
                 self._sent = True
                 self._request.setHeader(*_GRPC_METADATA)
-            body = json_format.MessageToDict(message, preserving_proto_field_name=True)
-            self._request.write(marshal({"result": body}).encode() + b"\n")
+            self._request.write(b'{"result":' + to_json(message) + b"}\n")
             self._flush()
+            if self._paused:
+                d: Deferred[None] = Deferred()
+                self._waiters.append(d)
+                return d
         return succeed(None)
+
+    def pauseProducing(self) -> None:
+        """The connection's buffer is full: later sends wait."""
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """The client read enough: waiting sends go on."""
+        self._paused = False
+        self._wake()
+
+    def stopProducing(self) -> None:
+        """The connection is gone."""
+        self._stopped = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
 
     def _flush(self) -> None:
         """Send what is written now, as grpc-gateway flushes after each message."""
@@ -198,12 +271,17 @@ class GatewayStream:
         if self.done.called:
             return
         if error is not None:
+            code = HTTP_STATUS.get(error.code, 500)
+            if not self._sent:  # grpc-gateway sets the status while it still can
+                self._request.setResponseCode(code)
             line = marshal(
-                {"error": {"grpc_code": int(error.code), "http_code": HTTP_STATUS.get(error.code, 500),
-                           "message": error.message, "http_status": ""}}
+                {"error": {"grpc_code": int(error.code), "http_code": code,
+                           "message": error.message, "http_status": HTTPStatus(code).phrase}}
             )  # fmt: skip
             self._request.write(line.encode() + b"\n")
         self._flush()  # chunked even when empty, as grpc-gateway's streams are
+        self._request.unregisterProducer()
+        self._wake()
         self.done.callback(b"")
 
     def set_receiver(self, on_message: Any, on_end: Any = None) -> None:
@@ -222,11 +300,29 @@ class GatewayStream:
         next_message()
 
 
-class Gateway:
-    """Serves ``ROUTES`` by calling the unary handlers registered for gRPC."""
+#: The gRPC server's default limit on a received message (etcd's ``--max-request-bytes``
+#: 1.5 MiB plus 512 KiB).
+DEFAULT_MAX_RECEIVE_BYTES = 2 << 20
+#: How much longer than the message a JSON body may be: base64 makes bytes 4/3 longer,
+#: and names, quotes and spaces add more.
+BODY_TO_MESSAGE_RATIO = 2
 
-    def __init__(self, registry: Registry) -> None:
+
+class Gateway:
+    """Serves ``ROUTES`` by calling the unary handlers registered for gRPC.
+
+    A request whose message is over ``max_receive_bytes`` is refused as etcd's gRPC
+    server refuses it behind the gateway (429, "grpc: received message larger than
+    max"); a body over ``max_body_bytes`` is refused so before it is read (by
+    :class:`etcd_twisted.api.http1.GoHTTPChannel`).
+    """
+
+    def __init__(
+        self, registry: Registry, *, max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES
+    ) -> None:
         self.registry = registry
+        self.max_receive_bytes = max_receive_bytes
+        self.max_body_bytes = BODY_TO_MESSAGE_RATIO * max_receive_bytes
 
     def handle(self, request: IRequest, path: str) -> Deferred[bytes]:
         """Run the call behind ``path`` for an HTTP POST and render its result."""
@@ -244,6 +340,7 @@ class Gateway:
         try:
             method = self.registry.lookup(grpc_path)
             message = from_json(request.content.read(), request_cls)
+            self._check_size(message)
         except GrpcError as e:
             return succeed(self._error(request, e))
         ctx = GatewayContext(request, grpc_path)
@@ -252,8 +349,18 @@ class Gateway:
         d.addErrback(lambda f: self._error(request, to_grpc_error(f)))
         return d
 
-    def _success(self, response: Message, request: IRequest) -> bytes:
+    def _check_size(self, message: Message) -> None:
+        """Refuse a message the gRPC server behind etcd's gateway would refuse."""
+        size = message.ByteSize()
+        if size > self.max_receive_bytes:
+            raise GrpcError(
+                StatusCode.RESOURCE_EXHAUSTED, too_large_message(size, self.max_receive_bytes)
+            )
+
+    def _success(self, response: Any, request: IRequest) -> bytes:
         request.setHeader(*_GRPC_METADATA)
+        if not isinstance(response, Message):  # a response kept encoded (a long range)
+            response = response.to_message()
         return to_json(response)
 
     def _handle_stream(

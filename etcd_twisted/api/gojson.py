@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -83,12 +84,22 @@ def _quote_char(c: int) -> str:
     return "'" + go_quote(chr(c))[1:-1] + "'"
 
 
+#: Go's ``encoding/json`` refuses values nested deeper than this.
+MAX_NESTING_DEPTH = 10000
+#: Containers at least this long have their end remembered, so a value is scanned once
+#: however many enclosing messages are unmarshalled (linear time, little memory).
+_REMEMBER_END = 512
+
+
 class _Scanner:
-    """Go's JSON scanner as a recursive descent: the end of one value, or Go's error."""
+    """Go's JSON scanner, iterative (nesting is bounded only by Go's 10000 levels):
+    the end of one value, or Go's error."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.n = len(data)
+        #: start -> end of the long containers scanned so far
+        self.ends: dict[int, int] = {}
 
     def fail(self, i: int, context: str) -> GoJsonError:
         return GoJsonError(f"invalid character {_quote_char(self.data[i])} {context}")
@@ -100,62 +111,112 @@ class _Scanner:
 
     def value(self, i: int) -> int:
         """The end of the value starting at ``i`` (after spaces)."""
-        i = self.space(i)
-        if i == self.n:
-            raise _EndOfInput()
-        c = self.data[i]
-        if c == ord("{"):
-            return self.object(i + 1)
-        if c == ord("["):
-            return self.array(i + 1)
-        if c == ord('"'):
-            return self.string(i)
-        if c == ord("-") or c in _DIGITS:
-            return self.number(i)
-        for word in (b"true", b"false", b"null"):
-            if c == word[0]:
-                return self.literal(i, word)
-        raise self.fail(i, "looking for beginning of value")
+        data, n = self.data, self.n
+        open_at: list[int] = []  # start of each enclosing container
+        while True:
+            i = self.space(i)
+            if i == n:
+                raise _EndOfInput()
+            c = data[i]
+            if c == ord("{") or c == ord("["):
+                known = self.ends.get(i)
+                if known is not None:
+                    i = known
+                else:
+                    if len(open_at) >= MAX_NESTING_DEPTH:
+                        raise self.fail(i, "exceeded max depth")
+                    open_at.append(i)
+                    i = self.space(i + 1)
+                    if i == n:
+                        raise _EndOfInput()
+                    if data[i] == (ord("}") if c == ord("{") else ord("]")):
+                        i = self._close(open_at, i + 1)
+                    elif c == ord("{"):
+                        i = self._key(i)
+                        continue
+                    else:
+                        continue
+            elif c == ord('"'):
+                i = self.string(i)
+            elif c == ord("-") or c in _DIGITS:
+                i = self.number(i)
+            else:
+                for word in (b"true", b"false", b"null"):
+                    if c == word[0]:
+                        i = self.literal(i, word)
+                        break
+                else:
+                    raise self.fail(i, "looking for beginning of value")
+            # after a value: close containers or move to the next member
+            while True:
+                if not open_at:
+                    return i
+                i = self.space(i)
+                if i == n:
+                    raise _EndOfInput()
+                in_object = data[open_at[-1]] == ord("{")
+                if data[i] == (ord("}") if in_object else ord("]")):
+                    i = self._close(open_at, i + 1)
+                    continue
+                if data[i] != ord(","):
+                    raise self.fail(
+                        i, "after object key:value pair" if in_object else "after array element"
+                    )
+                if in_object:
+                    i = self.space(i + 1)
+                    if i == n:
+                        raise _EndOfInput()
+                    i = self._key(i)
+                else:
+                    i += 1
+                break
 
-    def object(self, i: int) -> int:
-        i = self.space(i)
+    def _key(self, i: int) -> int:
+        """Past an object key and its colon, at ``i`` (a non-space)."""
+        if self.data[i] != ord('"'):
+            raise self.fail(i, "looking for beginning of object key string")
+        i = self.space(self.string(i))
         if i == self.n:
             raise _EndOfInput()
+        if self.data[i] != ord(":"):
+            raise self.fail(i, "after object key")
+        return i + 1
+
+    def _close(self, open_at: list[int], end: int) -> int:
+        start = open_at.pop()
+        if end - start >= _REMEMBER_END:
+            self.ends[start] = end
+        return end
+
+    def members(self, start: int) -> list[tuple[int, int, int, int]]:
+        """``(key start, key end, value start, value end)`` of the valid object at ``start``."""
+        out = []
+        i = self.space(start + 1)
         if self.data[i] == ord("}"):
-            return i + 1
+            return out
         while True:
-            if self.data[i] != ord('"'):
-                raise self.fail(i, "looking for beginning of object key string")
-            i = self.space(self.string(i))
-            if i == self.n:
-                raise _EndOfInput()
-            if self.data[i] != ord(":"):
-                raise self.fail(i, "after object key")
-            i = self.space(self.value(i + 1))
-            if i == self.n:
-                raise _EndOfInput()
+            key_end = self.string(i)
+            value_start = self.space(self.space(key_end) + 1)
+            value_end = self.value(value_start)
+            out.append((i, key_end, value_start, value_end))
+            i = self.space(value_end)
             if self.data[i] == ord("}"):
-                return i + 1
-            if self.data[i] != ord(","):
-                raise self.fail(i, "after object key:value pair")
+                return out
             i = self.space(i + 1)
-            if i == self.n:
-                raise _EndOfInput()
 
-    def array(self, i: int) -> int:
-        i = self.space(i)
-        if i == self.n:
-            raise _EndOfInput()
+    def items(self, start: int) -> list[tuple[int, int]]:
+        """``(start, end)`` of each element of the valid array at ``start``."""
+        out = []
+        i = self.space(start + 1)
         if self.data[i] == ord("]"):
-            return i + 1
+            return out
         while True:
-            i = self.space(self.value(i))
-            if i == self.n:
-                raise _EndOfInput()
+            item_start = self.space(i)
+            item_end = self.value(item_start)
+            out.append((item_start, item_end))
+            i = self.space(item_end)
             if self.data[i] == ord("]"):
-                return i + 1
-            if self.data[i] != ord(","):
-                raise self.fail(i, "after array element")
+                return out
             i += 1
 
     def string(self, i: int) -> int:
@@ -289,31 +350,9 @@ def _type_error(value: str, go_type: str) -> GoJsonError:
     return GoJsonError(f"json: cannot unmarshal {value} into Go value of type {go_type}")
 
 
-def _split(raw: bytes, opener: bytes) -> list[tuple[bytes, bytes]] | list[bytes]:
-    """The members of a (valid) object or array as raw slices."""
-    scanner = _Scanner(raw)
-    i = scanner.space(1)
-    items: list[Any] = []
-    close = ord("}") if opener == b"{" else ord("]")
-    if raw[i] == close:
-        return items
-    while True:
-        if opener == b"{":
-            i = scanner.space(i)
-            key_end = scanner.string(i)
-            key = raw[i:key_end]
-            i = scanner.space(key_end) + 1  # past ':'
-            start = scanner.space(i)
-            end = scanner.value(start)
-            items.append((key, raw[start:end]))
-        else:
-            start = scanner.space(i)
-            end = scanner.value(start)
-            items.append(raw[start:end])
-        i = scanner.space(end)
-        if raw[i] == close:
-            return items
-        i += 1
+def _array_items(raw: bytes) -> list[bytes]:
+    """The elements of a (valid) array as raw slices."""
+    return [raw[start:end] for start, end in _Scanner(raw).items(0)]
 
 
 def _string(raw: bytes) -> str:
@@ -378,6 +417,8 @@ _INT_TYPES = {
     FieldDescriptor.TYPE_FIXED32: ("uint32", 0, (1 << 32) - 1),
 }
 _INTEGER = re.compile(rb"-?[0-9]+\Z")
+#: Longer than any 64-bit integer (leading zeros aside, which JSON does not allow).
+_MAX_INT_TEXT = 21
 
 
 def _go_int(raw: bytes, go_type: str, low: int, high: int) -> int | None:
@@ -389,7 +430,12 @@ def _go_int(raw: bytes, go_type: str, low: int, high: int) -> int | None:
         return None
     if kind != "number":
         raise _type_error(kind, go_type)
-    if _INTEGER.match(raw) is None or go_type.startswith("uint") and raw.startswith(b"-"):
+    if (
+        _INTEGER.match(raw) is None
+        or go_type.startswith("uint")
+        and raw.startswith(b"-")
+        or len(raw) > _MAX_INT_TEXT  # out of range, and too long for int() to take
+    ):
         raise _type_error(f"number {raw.decode()}", go_type)
     value = int(raw)
     if not low <= value <= high:
@@ -435,7 +481,7 @@ def _scalar(field: FieldDescriptor, raw: bytes) -> Any:
         if kind == "string":
             return go_base64(_string(raw).encode("utf-8"))
         if kind == "array":
-            values = [_go_int(item, "uint8", 0, 255) for item in _split(raw, b"[")]
+            values = [_go_int(item, "uint8", 0, 255) for item in _array_items(raw)]
             return bytes(v or 0 for v in values)
         raise _type_error(kind, "[]uint8")
     if t in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
@@ -449,45 +495,65 @@ def _scalar(field: FieldDescriptor, raw: bytes) -> Any:
     raise GoJsonError(f"unsupported field type {t} for {field.full_name}")
 
 
-def _object(raw: bytes) -> dict[str, bytes]:
-    """``json.Unmarshal`` into ``map[string]json.RawMessage`` (a later duplicate wins)."""
-    check_valid(raw)
-    kind = _kind(raw)
-    if kind != "object":
-        raise _type_error(kind, "map[string]json.RawMessage")
-    return {_string(key): value for key, value in _split(raw, b"{")}  # type: ignore[misc]
-
-
 def unmarshal_message(message: Message, raw: bytes) -> None:
-    """jsonpb's ``unmarshalMessage``: fill ``message`` from the JSON object ``raw``."""
+    """jsonpb's ``unmarshalMessage``: fill ``message`` from the JSON object ``raw``.
+
+    Sub-messages are filled depth first as jsonpb recurses, but from a stack of
+    generators rather than Python recursion, over one scan of ``raw``.
+    """
     if raw == b"null":
         return
-    members = _object(raw)
+    check_valid(raw)
+    scanner = _Scanner(raw)
+    scanner.value(0)  # remembers where the long containers end
+    stack = [_fill(scanner, message, 0, len(raw))]
+    while stack:
+        try:
+            sub, start, end = next(stack[-1])
+        except StopIteration:
+            stack.pop()
+            continue
+        stack.append(_fill(scanner, sub, start, end))
+
+
+def _fill(
+    scanner: _Scanner, message: Message, start: int, end: int
+) -> Iterator[tuple[Message, int, int]]:
+    """Fill ``message``'s fields from the object at ``data[start:end]``, yielding each
+    sub-message with its span for the caller to fill before going on."""
+    data = scanner.data
+    start = scanner.space(start)
+    if data[start] != ord("{"):
+        raise _type_error(_kind(data[start : start + 1]), "map[string]json.RawMessage")
+    # a later duplicate wins
+    members = {_string(data[ks:ke]): (vs, ve) for ks, ke, vs, ve in scanner.members(start)}
     descriptor: Descriptor = message.DESCRIPTOR
     for field in descriptor.fields:
-        value_raw = members.get(field.name)
+        span = members.get(field.name)
         if field.json_name in members:
-            value_raw = members[field.json_name]
-        if value_raw is None or value_raw == b"null":
+            span = members[field.json_name]
+        if span is None or data[span[0] : span[1]] == b"null":
             continue
+        vs, ve = span
         if field.is_repeated:
-            check_valid(value_raw)
-            kind = _kind(value_raw)
-            if kind != "array":
-                raise _type_error(kind, "[]json.RawMessage")
+            if data[vs] != ord("["):
+                raise _type_error(_kind(data[vs : vs + 1]), "[]json.RawMessage")
             target = getattr(message, field.name)
-            for item in _split(value_raw, b"["):
+            for item_start, item_end in scanner.items(vs):
                 if field.type == FieldDescriptor.TYPE_MESSAGE:
-                    unmarshal_message(target.add(), item)  # type: ignore[arg-type]
+                    if data[item_start:item_end] != b"null":
+                        yield target.add(), item_start, item_end
+                    else:
+                        target.add()
                 else:
-                    value = _scalar(field, item)  # type: ignore[arg-type]
+                    value = _scalar(field, data[item_start:item_end])
                     target.append(_zero(field) if value is None else value)
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
             sub = getattr(message, field.name)
             sub.SetInParent()
-            unmarshal_message(sub, value_raw)
+            yield sub, vs, ve
         else:
-            value = _scalar(field, value_raw)
+            value = _scalar(field, data[vs:ve])
             if value is not None:
                 setattr(message, field.name, value)
 

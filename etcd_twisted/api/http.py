@@ -13,13 +13,17 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION
+from etcd_twisted.api.access import ALLOW_ALL, AccessController, AccessPolicy
 from etcd_twisted.api.gateway import Gateway
+from etcd_twisted.api.http1 import channel_factory
+from etcd_twisted.grpc import Registry
 from etcd_twisted.metrics import Metrics
+from etcd_twisted.ui.dashboard import Dashboard
 
 #: ``health(serializable) -> (healthy, reason)``, possibly as a Deferred.
 HealthCheck = Callable[[bool], "tuple[bool, str] | Deferred[tuple[bool, str]]"]
@@ -29,13 +33,6 @@ def always_healthy(serializable: bool) -> tuple[bool, str]:
     """The health check of a member with nothing that can be unhealthy yet."""
     return True, ""
 
-
-#: Headers etcd's CORS handler (``--cors``, ``*`` by default) puts on every response.
-CORS_HEADERS = (
-    (b"access-control-allow-headers", b"accept, content-type, authorization"),
-    (b"access-control-allow-methods", b"POST, GET, OPTIONS, PUT, DELETE"),
-    (b"access-control-allow-origin", b"*"),
-)
 
 #: Go's net/http buffers this much of a handler's output before it falls back to chunks.
 GO_RESPONSE_BUFFER = 2048
@@ -87,24 +84,6 @@ class GoFramedRequest(Request):
         super().finish()
 
 
-class CorsResource(Resource):
-    """etcd's CORS handler around the client port's HTTP handlers: CORS headers on every
-    response, and any ``OPTIONS`` request answered 200 with an empty body."""
-
-    isLeaf = True
-
-    def __init__(self, inner: IResource) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def render(self, request: IRequest) -> Any:
-        for name, value in CORS_HEADERS:
-            request.setHeader(name, value)
-        if request.method == b"OPTIONS":
-            return b""
-        return self.inner.render(request)
-
-
 def go_http_error(request: IRequest, code: int, text: str) -> bytes:
     """A plain-text error as Go's ``http.Error`` writes it."""
     request.setResponseCode(code)
@@ -131,15 +110,21 @@ class HttpApi:
         health: HealthCheck = always_healthy,
         gateway: Gateway | None = None,
         cluster_version: Callable[[], str] = lambda: CLUSTER_VERSION,
+        dashboard: Dashboard | None = None,
+        access: AccessPolicy = ALLOW_ALL,
     ) -> None:
         self.metrics = metrics
+        self.access = access
         self.health_check = health
         self.gateway = gateway
         self.cluster_version = cluster_version
+        self.dashboard = dashboard
 
     @app.route("/v3/<path:rest>", methods=["POST"])
     def v3(self, request: IRequest, rest: str) -> Deferred[bytes] | bytes:
         """The JSON gateway (see :mod:`etcd_twisted.api.gateway`)."""
+        if request.method != b"POST":  # werkzeug matched "post" too; Go's methods are exact
+            return self.v3_wrong_method(request, rest)
         if self.gateway is None:
             request.setResponseCode(404)
             return b"Not Found\n"
@@ -214,13 +199,19 @@ class HttpApi:
         return body
 
     def resource(self) -> IResource:
-        """The app behind etcd's CORS handling."""
-        return CorsResource(self.app.resource())
+        """The app behind etcd's access controller (host whitelist, CORS); ``/ui/`` is the
+        dashboard's only if there is one."""
+        app = self.app.resource()
+        if self.dashboard is not None:
+            app = self.dashboard.mounted_over(app)
+        return AccessController(app, self.access)
 
     def site(self, reactor: IReactorTime | None = None) -> Site:
         """A ``twisted.web`` site serving this app (no request log: it is the hot path),
-        its responses framed as Go frames them."""
+        requests read and responses framed as Go's server does it."""
         site = Site(self.resource(), requestFactory=GoFramedRequest, reactor=reactor)
+        gateway = self.gateway or Gateway(Registry())
+        site.protocol = channel_factory(gateway.max_body_bytes, gateway.max_receive_bytes)
         site.log = lambda request: None
         site.displayTracebacks = False
         return site

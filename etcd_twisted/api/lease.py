@@ -8,6 +8,7 @@ from twisted.python.failure import Failure
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.api.errors import to_grpc_error
 from etcd_twisted.api.unary import fill_header, require_leader, unary
+from etcd_twisted.auth import AuthInfo
 from etcd_twisted.grpc import Registry, ServerContext, ServerStream
 from etcd_twisted.server.etcd_server import EtcdServer
 
@@ -19,26 +20,37 @@ def register(registry: Registry, server: EtcdServer) -> None:
     registry.add_unary(
         f"{_SERVICE}/LeaseGrant",
         rpc_pb2.LeaseGrantRequest,
-        unary(server, server.lease_grant, auth=True),
+        unary(server, server.leases.grant, auth=True),
     )
     registry.add_unary(
         f"{_SERVICE}/LeaseRevoke",
         rpc_pb2.LeaseRevokeRequest,
-        unary(server, server.lease_revoke, auth=True),
+        unary(server, server.leases.revoke, auth=True),
     )
     registry.add_unary(
         f"{_SERVICE}/LeaseTimeToLive",
         rpc_pb2.LeaseTimeToLiveRequest,
-        unary(server, server.lease_time_to_live),
+        unary(server, lambda r, auth: _time_to_live(server, r, auth), auth=True),
     )
     registry.add_unary(
-        f"{_SERVICE}/LeaseLeases", rpc_pb2.LeaseLeasesRequest, unary(server, server.lease_leases)
+        f"{_SERVICE}/LeaseLeases", rpc_pb2.LeaseLeasesRequest, unary(server, server.leases.leases)
     )
     registry.add_bidi_stream(
         f"{_SERVICE}/LeaseKeepAlive",
         rpc_pb2.LeaseKeepAliveRequest,
         lambda ctx, stream: _keep_alive(server, ctx, stream),
     )
+
+
+async def _time_to_live(
+    server: EtcdServer, r: rpc_pb2.LeaseTimeToLiveRequest, auth: AuthInfo | None
+) -> rpc_pb2.LeaseTimeToLiveResponse:
+    """TimeToLive; with ``keys``, only for a caller who may read every key listed (etcd
+    3.5.9+, CVE-2023-32082: "permission denied" rather than leak them)."""
+    response = await maybeDeferred(server.leases.time_to_live, r)
+    if r.keys:
+        server.state.auth.is_lease_keys_permitted(auth, response.keys)
+    return response
 
 
 def _keep_alive(server: EtcdServer, ctx: ServerContext, stream: ServerStream) -> None:
@@ -54,7 +66,7 @@ def _keep_alive(server: EtcdServer, ctx: ServerContext, stream: ServerStream) ->
 
         def renew() -> int | Deferred[int]:
             require_leader(server, ctx)
-            return server.lease_renew(request.ID)
+            return server.leases.renew(request.ID)
 
         d = maybeDeferred(renew).addCallback(respond)
         d.addCallback(stream.send)

@@ -14,6 +14,7 @@ from etcd_twisted.api.errors import to_grpc_error
 from etcd_twisted.auth.errors import AuthError
 from etcd_twisted.grpc import GrpcError, ServerContext, StatusCode
 from etcd_twisted.server.errors import NoLeaderError, NotSupportedForLearnerError
+from etcd_twisted.tls.context import common_name
 
 
 class HeaderSource(Protocol):
@@ -67,9 +68,31 @@ def token_of(ctx: ServerContext) -> str | None:
     return None
 
 
+def common_name_of(ctx: ServerContext) -> str | None:
+    """The Subject CN of the client's TLS certificate ("" if it has none), or None
+    without a certificate (plaintext, no client cert, or the JSON gateway). As etcd, a
+    call with ``grpcgateway-accept`` metadata (etcd's gateway, a gRPC client holding
+    the server's certificate) never takes its CN."""
+    if ctx.metadata.get("grpcgateway-accept") is not None:
+        return None
+    return certificate_common_name(ctx.peer_certificate())
+
+
+def certificate_common_name(cert: Any) -> str | None:
+    """The Subject CN of an ``OpenSSL.crypto.X509`` as Go reads it ("" without one);
+    None for no certificate."""
+    return None if cert is None else common_name(cert.to_cryptography())
+
+
+def auth_info_of(server: Any, ctx: ServerContext) -> Any:
+    """Who the call comes from (value or Deferred): its token's user, else (as etcd,
+    with ``--client-cert-auth``) its certificate's CN; None for no one."""
+    return server.auth_frontend.auth_info(token_of(ctx), common_name_of(ctx))
+
+
 def with_auth(server: Any, ctx: ServerContext, call: Callable[[Any], Any]) -> Deferred[Any]:
-    """``call(auth_info)`` once the call's token is resolved (None without a token)."""
-    d = maybeDeferred(server.auth_frontend.auth_info, token_of(ctx))
+    """``call(auth_info)`` once the call's credentials are resolved (None without any)."""
+    d = maybeDeferred(auth_info_of, server, ctx)
     return d.addCallback(call)
 
 
@@ -96,7 +119,7 @@ def unary(
             check_learner(server, request)
             if auth:
                 # with_auth's work, without a Deferred when the token resolves at once
-                info = server.auth_frontend.auth_info(token_of(ctx))  # type: ignore[attr-defined]
+                info = auth_info_of(server, ctx)
                 if isinstance(info, Deferred):
                     return info.addCallback(lambda info: call(request, info))
                 return call(request, info)

@@ -31,15 +31,22 @@ class AlarmStore:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self._alarms: set[tuple[int, int]] = set()
+        #: Alarm types raised by at least one member (checked on every applied write).
+        self._types: frozenset[int] = frozenset()
         for key, _ in storage.range(buckets.ALARM, b"\x00", b"\xff" * 32):
             member = rpc_pb2.AlarmMember.FromString(key)
             self._alarms.add((member.memberID, member.alarm))
+        self._retype()
+
+    def _retype(self) -> None:
+        self._types = frozenset(kind for _, kind in self._alarms)
 
     def activate(self, member_id: int, alarm: int) -> rpc_pb2.AlarmMember | None:
         """Raise ``alarm`` for a member; None if it was already raised."""
         if (member_id, alarm) in self._alarms:
             return None
         self._alarms.add((member_id, alarm))
+        self._retype()
         member = rpc_pb2.AlarmMember(memberID=member_id, alarm=alarm)
         self._storage.put(buckets.ALARM, _key(member), b"")
         return member
@@ -49,9 +56,14 @@ class AlarmStore:
         if (member_id, alarm) not in self._alarms:
             return None
         self._alarms.discard((member_id, alarm))
+        self._retype()
         member = rpc_pb2.AlarmMember(memberID=member_id, alarm=alarm)
         self._storage.delete(buckets.ALARM, _key(member))
         return member
+
+    def active(self, alarm: int) -> bool:
+        """Whether any member has ``alarm`` raised."""
+        return alarm in self._types
 
     def get(self, alarm: int = NONE) -> list[rpc_pb2.AlarmMember]:
         """The raised alarms of one type (NONE: every type), by member then type."""

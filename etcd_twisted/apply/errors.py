@@ -35,3 +35,7 @@ class NoSpaceError(ApplyError):
 
 class InvalidSortOptionError(ApplyError):
     """A range asks for a sort order or target that does not exist."""
+
+
+class CorruptClusterError(ApplyError):
+    """The CORRUPT alarm is raised: data requests are refused until it is cleared."""

@@ -16,7 +16,7 @@ from etcd_twisted.lease.errors import LeaseNotFoundError
 from etcd_twisted.mvcc.errors import CompactedError, FutureRevisionError
 from etcd_twisted.mvcc.kvstore import KVStore, WriteTxn
 
-from .errors import KeyNotFoundError, NoSpaceError
+from .errors import KeyNotFoundError
 
 RangeRequest = rpc_pb2.RangeRequest
 SORT_NONE = RangeRequest.NONE
@@ -64,8 +64,6 @@ class KVApplier:
     def __init__(self, kv: KVStore, lease_exists: LeaseLookup = _no_leases) -> None:
         self.kv = kv
         self.lease_exists = lease_exists
-        #: Set while the NOSPACE alarm is active: writes that add data are refused.
-        self.no_space = False
 
     # --- range
 
@@ -152,8 +150,6 @@ class KVApplier:
 
     def apply_put(self, p: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
         """A put request as one write; an unknown lease is refused before anything else."""
-        if self.no_space:
-            raise NoSpaceError()
         if p.lease and not self.lease_exists(p.lease):
             raise LeaseNotFoundError()
         txn = self.kv.write()
@@ -180,8 +176,6 @@ class KVApplier:
         self._compare_path(self.kv, rt, path)
         write = not is_txn_readonly(rt)
         if write:
-            if self.no_space and _txn_has_put(rt, iter(path)):
-                raise NoSpaceError()
             self._check_puts(rt, iter(path))
         self._check_ranges(rt, iter(path))
         txn = self.kv.write()
@@ -260,6 +254,7 @@ class KVApplier:
                 out.response_delete_range.CopyFrom(self.delete_range(txn, op.request_delete_range))
             elif kind == "request_txn":
                 out.response_txn.CopyFrom(self._run(txn, op.request_txn, path))
+                out.response_txn.header.SetInParent()  # etcd sends an empty header here
         return resp
 
     # --- compaction
@@ -329,14 +324,3 @@ def in_range(key: bytes, start: bytes, end: bytes) -> bool:
     if end == b"\x00":
         return key >= start
     return start <= key < end
-
-
-def _txn_has_put(rt: rpc_pb2.TxnRequest, path) -> bool:
-    found = False
-    for op in rt.success if next(path) else rt.failure:
-        kind = op.WhichOneof("request")
-        if kind == "request_put":
-            found = True
-        elif kind == "request_txn":
-            found = _txn_has_put(op.request_txn, path) or found
-    return found

@@ -84,3 +84,33 @@ class InvalidAuthTokenError(AuthError):
 
 class InvalidAuthMgmtError(AuthError):
     message = "auth: invalid auth management"
+
+
+class InvalidAuthOptsError(AuthError):
+    """``--auth-token`` names an unknown type or has a malformed option."""
+
+    message = "auth: invalid auth options"
+
+
+class InvalidAuthMethodError(AuthError):
+    message = "auth: invalid auth signature method"
+
+
+class MissingKeyError(AuthError):
+    message = "auth: missing key data"
+
+
+class KeyMismatchError(AuthError):
+    message = "auth: public and private keys don't match"
+
+
+class VerifyOnlyError(AuthError):
+    """A JWT provider given only a public key cannot issue tokens."""
+
+    message = "auth: token signing attempted with verify-only key"
+
+
+class InvalidKeyError(AuthError):
+    """A JWT key file that is not a usable PEM key (the text is golang-jwt's)."""
+
+    message = "Invalid Key: Key must be a PEM encoded PKCS1 or PKCS8 key"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,7 +45,7 @@ from .errors import (
     UserNotFoundError,
 )
 from .perms import READ, WRITE, UnifiedPerms
-from .tokens import SimpleTokens
+from .tokens import SimpleTokens, TokenProvider
 
 ROOT_USER = "root"
 ROOT_ROLE = "root"
@@ -82,11 +83,11 @@ class AuthStore:
     def __init__(
         self,
         storage: Storage,
-        tokens: SimpleTokens | None = None,
+        tokens: TokenProvider | None = None,
         cost: int = passwords.DEFAULT_COST,
     ) -> None:
         self._storage = storage
-        self.tokens = tokens if tokens is not None else SimpleTokens()
+        self.tokens: TokenProvider = tokens if tokens is not None else SimpleTokens()
         self.cost = cost
         self._perm_cache: dict[str, UnifiedPerms] = {}
         self.enabled = storage.get(buckets.AUTH, ENABLE_FLAG_KEY) == _ENABLED
@@ -144,20 +145,20 @@ class AuthStore:
         return revision
 
     def authenticate(self, name: str, prefix: str, index: int, now: float) -> str:
-        """Issue a token (``prefix.index``) to ``name``; the password was checked already."""
+        """Issue a token to ``name`` (a simple one is ``prefix.index``); the password was
+        checked already."""
         if not self.enabled:
             raise AuthNotEnabledError()
         user = self._get_user(name)
         if user is None or user.options.no_password:
             raise AuthFailedError()
-        return self.tokens.assign(name, prefix, index, now)
+        return self.tokens.assign(name, self.revision, prefix, index, now)
 
     def auth_info_from_token(self, token: str, now: float) -> AuthInfo | None:
-        """Who a token belongs to, at the current auth revision; None if it is not live."""
-        username = self.tokens.info(token, now)
-        if username is None:
-            return None
-        return AuthInfo(username, self.revision)
+        """Who a token belongs to, and the auth revision it was issued at (a simple
+        token: the current one); None if it is not valid."""
+        found = self.tokens.info(token, self.revision, now)
+        return None if found is None else AuthInfo(*found)
 
     # --- users
 
@@ -341,6 +342,16 @@ class AuthStore:
             raise UserNotFoundError()
         if not _has_root_role(user):
             raise PermissionDeniedError()
+
+    def is_lease_keys_permitted(self, info: AuthInfo | None, keys: Iterable[bytes]) -> None:
+        """Listing a lease's keys (``LeaseTimeToLive`` with ``keys``) needs a user with
+        read on each key: etcd 3.5.9's fix of CVE-2023-32082 (3.5.1 showed them to anyone)."""
+        if not self.enabled:
+            return
+        if info is None or info.revision == 0:
+            raise UserEmptyError()
+        for key in keys:
+            self.is_range_permitted(info, key, b"")
 
     def has_role(self, username: str, role: str) -> bool:
         user = self._get_user(username)

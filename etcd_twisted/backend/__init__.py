@@ -13,7 +13,7 @@ API (pure; everything on one owner thread unless noted)::
     be.set_consistent_index(index, term); be.consistent_index() -> (index, term)
     be.maybe_commit(now) -> bool; be.force_commit(); be.pending; be.commits
     be.would_exceed(nbytes) -> bool; be.size(); be.size_in_use(); be.quota_bytes
-    be.defragment(); be.hash() -> int
+    be.defragment(); be.hash() -> int   # defragment: SnapshotInProgressError while a snapshot is open
     be.snapshot() -> BackendSnapshot   # .chunks() may run on another thread; .close()
     restore_snapshot(path, chunks, map_size=map_size_for(quota))   # backend closed
     be.sync()                          # fdatasync; may run on another thread
@@ -60,6 +60,7 @@ from etcd_twisted.backend.errors import (
     BackendError,
     CorruptSnapshotStreamError,
     DatabaseSpaceExceededError,
+    SnapshotInProgressError,
 )
 from etcd_twisted.backend.snapshot import BackendSnapshot, restore_snapshot
 
@@ -71,6 +72,7 @@ __all__ = [
     "BatchTx",
     "CorruptSnapshotStreamError",
     "DatabaseSpaceExceededError",
+    "SnapshotInProgressError",
     "buckets",
     "map_size_for",
     "restore_snapshot",

@@ -7,6 +7,10 @@ class BackendError(Exception):
     """Base class for backend failures."""
 
 
+class SnapshotInProgressError(BackendError):
+    """A whole-database operation cannot run while a snapshot of the database is open."""
+
+
 class DatabaseSpaceExceededError(BackendError):
     """The database map is full: the pending batch was discarded as a whole."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import crc32c
 import lmdb
@@ -41,9 +41,15 @@ class BackendSnapshot:
     while the owner keeps writing; ``close()`` (or ``with``) releases it.
     """
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[bytes, lmdb._Database]) -> None:
+    def __init__(
+        self,
+        txn: lmdb.Transaction,
+        dbs: dict[bytes, lmdb._Database],
+        on_close: Callable[[BackendSnapshot], None] | None = None,
+    ) -> None:
         self._txn: lmdb.Transaction | None = txn
         self._dbs = dbs
+        self._on_close = on_close
 
     def chunks(self, chunk_bytes: int = _CHUNK) -> Iterator[bytes]:
         """Yield the stream in pieces of about ``chunk_bytes``."""
@@ -72,11 +78,21 @@ class BackendSnapshot:
         buf += _TRAILER.pack(count, crc)
         yield bytes(buf)
 
+    def buckets(self) -> Iterator[tuple[bytes, Iterator[tuple[bytes, bytes]]]]:
+        """Every bucket's pairs, in name and key order (bbolt's order); one bucket at a time."""
+        txn = self._txn
+        if txn is None:
+            raise ValueError("snapshot is closed")
+        for name in sorted(self._dbs):
+            yield name, iter(txn.cursor(db=self._dbs[name]))
+
     def close(self) -> None:
         """Release the read transaction."""
         if self._txn is not None:
             self._txn.abort()
             self._txn = None
+            if self._on_close is not None:
+                self._on_close(self)
 
     def __enter__(self) -> BackendSnapshot:
         return self

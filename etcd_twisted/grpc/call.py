@@ -9,6 +9,7 @@ decides when bytes go out.
 
 from __future__ import annotations
 
+import gzip
 from collections import deque
 from collections.abc import Callable, Iterable
 from inspect import iscoroutine
@@ -32,6 +33,8 @@ log = Logger()
 #: waiting for the peer's flow-control window, later otherwise.
 SEND_BUFFER_BYTES = 64 * 1024
 
+_GZIP_HEADER = (b"grpc-encoding", b"gzip")
+
 #: The trailers of a successful call (shared: never mutate).
 OK_TRAILERS = [(b"grpc-status", b"0")]
 
@@ -44,6 +47,9 @@ class CallSink(Protocol):
 
     def acknowledge(self, stream_id: int, size: int) -> None:
         """The handler has taken ``size`` flow-controlled bytes of the stream."""
+
+    def peer_certificate(self) -> Any:
+        """The client's TLS certificate (``OpenSSL.crypto.X509``), or None."""
 
 
 class ServerContext:
@@ -88,11 +94,19 @@ class ServerContext:
         (never, if it completes)."""
         return self._call.when_cancelled()
 
+    def peer_certificate(self) -> Any:
+        """The certificate the client presented in the TLS handshake (``OpenSSL.crypto.X509``,
+        verified by that handshake), or None on a plaintext connection or without one."""
+        return self._call._sink.peer_certificate()
+
     def set_initial_metadata(self, metadata: Iterable[tuple[str, MetadataValue]]) -> None:
         """Metadata for the response headers; before the first message only."""
         if self._call.headers_sent:
             raise RuntimeError("response headers already sent")
-        self._call.initial_metadata = encode_metadata(metadata)
+        call = self._call
+        call.initial_metadata = ([_GZIP_HEADER] if call.compress else []) + encode_metadata(
+            metadata
+        )
 
     def set_trailing_metadata(self, metadata: Iterable[tuple[str, MetadataValue]]) -> None:
         """Metadata to send with the status at the end of the call."""
@@ -155,6 +169,7 @@ class Call:
         "out_bytes",
         "headers_sent",
         "initial_metadata",
+        "compress",
         "trailing_metadata",
         "trailers",
         "_waiters",
@@ -174,6 +189,7 @@ class Call:
         peer: IAddress | None,
         clock: IReactorTime,
         timeout: float | None,
+        compress: bool = False,
     ) -> None:
         self.stream_id = stream_id
         self._sink = sink
@@ -193,7 +209,10 @@ class Call:
         self.out: list[bytes] = []
         self.out_bytes = 0
         self.headers_sent = False
-        self.initial_metadata: list[tuple[bytes, bytes]] = []
+        #: Answer gzip-compressed (the request was): grpc-go answers in the request's
+        #: encoding. Its ``grpc-encoding`` header leads the initial metadata.
+        self.compress = compress
+        self.initial_metadata: list[tuple[bytes, bytes]] = [_GZIP_HEADER] if compress else []
         self.trailing_metadata: list[tuple[str, MetadataValue]] = []
         #: The trailing headers, once the call has ended.
         self.trailers: list[tuple[bytes, bytes]] | None = None
@@ -244,7 +263,8 @@ class Call:
         if self.closed:
             return
         if self._decoder.has_partial:
-            self.finish(GrpcError(StatusCode.INTERNAL, "grpc: received an incomplete message"))
+            # grpc-go's reader hits the end of the stream inside a message (io.ErrUnexpectedEOF).
+            self.finish(GrpcError(StatusCode.UNKNOWN, "unexpected EOF"))
             return
         if self._method.streams_requests:
             self._pump()
@@ -301,7 +321,11 @@ class Call:
         return d
 
     def _queue(self, message: Any) -> None:
-        data = encode_message(message.SerializeToString())
+        payload = message.SerializeToString()
+        if self.compress:
+            data = encode_message(gzip.compress(payload, mtime=0), compressed=True)
+        else:
+            data = encode_message(payload)
         self.out.append(data)
         self.out_bytes += len(data)
         self._sink.call_ready(self)

@@ -2,12 +2,15 @@
 length, then the message.
 
 The decoder takes bytes split anywhere and returns whole messages; it enforces
-the receive size limit as soon as a message's prefix arrives, before its body.
+the receive size limit as soon as a message's prefix arrives, before its body,
+and again on a gzip-compressed message's size after decompression (as grpc-go,
+which etcd builds with its gzip codec, reads it).
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 
 from etcd_twisted.grpc.status import GrpcError, StatusCode
 
@@ -17,16 +20,17 @@ _PREFIX = struct.Struct(">BI")
 _PREFIX_SIZE = _PREFIX.size
 
 
-def encode_message(payload: bytes) -> bytes:
-    """Frame one uncompressed message."""
-    return _PREFIX.pack(0, len(payload)) + payload
+def encode_message(payload: bytes, compressed: bool = False) -> bytes:
+    """Frame one message (``payload`` already compressed if ``compressed``)."""
+    return _PREFIX.pack(int(compressed), len(payload)) + payload
 
 
 class MessageDecoder:
     """Turns a stream of bytes into gRPC messages.
 
-    ``encoding`` is the request's ``grpc-encoding``; no decompressor is
-    installed, so a compressed message fails the call as grpc-go does.
+    ``encoding`` is the request's ``grpc-encoding``: with ``gzip`` compressed
+    messages are decompressed; with any other, a compressed message fails the
+    call as grpc-go does.
     """
 
     __slots__ = ("_buf", "_need", "_max", "_encoding")
@@ -65,13 +69,14 @@ class MessageDecoder:
                     StatusCode.RESOURCE_EXHAUSTED,
                     f"grpc: received message larger than max ({length} vs. {self._max})",
                 )
-            if flag:
+            if flag and (flag != 1 or self._encoding != "gzip"):
                 raise self._flag_error(flag)
             end = pos + _PREFIX_SIZE + length
             if end > n:
                 self._need = end - pos
                 break
-            out.append(bytes(view[pos + _PREFIX_SIZE : end]))
+            message = bytes(view[pos + _PREFIX_SIZE : end])
+            out.append(gunzip(message, self._max) if flag else message)
             pos = end
         else:
             self._need = _PREFIX_SIZE
@@ -94,3 +99,41 @@ class MessageDecoder:
             StatusCode.UNIMPLEMENTED,
             f'grpc: Decompressor is not installed for grpc-encoding "{self._encoding}"',
         )
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """A gzip-compressed message, no larger than ``limit`` bytes once decompressed;
+    errors worded as grpc-go's (with Go's gzip reader)."""
+    if len(data) < 10:
+        raise _corrupt("unexpected EOF" if data else "EOF")
+    if data[:3] != b"\x1f\x8b\x08":
+        raise _corrupt("gzip: invalid header")
+    # grpc-go then believes the size in the gzip trailer, and reads limit + 1 at most.
+    size = int.from_bytes(data[-4:], "little")
+    if size > limit:
+        raise _too_large(size, limit)
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as e:
+        if "incorrect data check" in str(e) or "incorrect length check" in str(e):
+            raise _corrupt("gzip: invalid checksum") from None
+        raise _corrupt(f"flate: corrupt input ({e})") from None
+    if len(out) > limit:
+        raise _too_large(len(out), limit)
+    if not inflater.eof:
+        raise _corrupt("unexpected EOF")
+    return out
+
+
+def _too_large(size: int, limit: int) -> GrpcError:
+    return GrpcError(
+        StatusCode.RESOURCE_EXHAUSTED,
+        f"grpc: received message after decompression larger than max ({size} vs. {limit})",
+    )
+
+
+def _corrupt(reason: str) -> GrpcError:
+    return GrpcError(
+        StatusCode.INTERNAL, f"grpc: failed to decompress the received message {reason}"
+    )

@@ -1,7 +1,7 @@
 """The receive side of HTTP/2 without h2's per-frame objects for the usual frames.
 
 A unary gRPC call arrives as a HEADERS frame opening a new stream, then one DATA
-frame with END_STREAM. `FrameReader` takes the received bytes frame by frame: those
+frame with END_STREAM. `FrameReader` takes whole frames, one by one: those
 two kinds, in their plain forms, it handles itself, moving h2's connection and stream
 state, stream table and flow-control windows exactly as ``H2Connection.receive_data``
 would; every other frame (and anything unusual about these two) it hands to h2, one
@@ -12,8 +12,8 @@ stand-ins for h2's ``RequestReceived`` and ``DataReceived`` + ``StreamEnded``.
 What counts as plain, checked before anything changes:
 
 - HEADERS: flags END_HEADERS (optionally PRIORITY, not on itself), an odd stream id
-  above every one seen, a connection in h2's SERVER_OPEN state, room under
-  MAX_CONCURRENT_STREAMS. After HPACK decoding (which h2 does at the same point) a
+  above every one seen, a connection in h2's SERVER_OPEN state (the stream limit is
+  the protocol's to enforce, in O(1): h2's own check walks every stream). After HPACK decoding (which h2 does at the same point) a
   block with a malformed ``content-length`` or a ``:status`` goes to h2 with its
   decoded headers (see `_Replay`), as does one that fails to decode.
 - DATA: flags none or END_STREAM, an OPEN stream, room in both receive windows,
@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from h2.connection import ConnectionState, H2Connection
-from h2.exceptions import ProtocolError
 from h2.stream import H2Stream, StreamState
 from h2.utilities import is_informational_response
 
@@ -41,8 +40,6 @@ _END_STREAM, _END_HEADERS, _PRIORITY = 0x1, 0x4, 0x20
 _SERVER_OPEN = ConnectionState.SERVER_OPEN
 _OPEN = StreamState.OPEN
 _HALF_CLOSED_REMOTE = StreamState.HALF_CLOSED_REMOTE
-_CLOSED = StreamState.CLOSED
-_COUNTED = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL, _HALF_CLOSED_REMOTE})
 
 
 class RequestHeaders:
@@ -93,59 +90,33 @@ class FrameReader:
         self._h2 = h2
 
     def receive(self, data: bytes) -> list[Any]:
-        """Like ``H2Connection.receive_data``: the events of ``data``, in order, with
-        `RequestHeaders` and `RequestData` among them. Raises h2's ``ProtocolError``
-        (having queued the GOAWAY) exactly when h2 would."""
+        """Like ``H2Connection.receive_data`` for ``data`` made of whole frames (as
+        `InputGuard` passes them on): the events, in order, with `RequestHeaders` and
+        `RequestData` among them. Raises h2's ``ProtocolError`` (having queued the
+        GOAWAY) exactly when h2 would."""
         h2 = self._h2
         buffer = h2.incoming_buffer
-        if type(data) is not bytes:
-            data = bytes(data)
-        if buffer._preamble_len:
-            return h2.receive_data(data)
         events: list[Any] = []
         pos = 0
         n = len(data)
-        held = len(buffer._data)
-        if held:
-            # h2 holds the start of a frame: give it the rest of that frame first.
-            head = bytes(buffer._data[:3]) if held >= 3 else bytes(buffer._data) + data[: 3 - held]
-            if len(head) < 3:
-                return h2.receive_data(data)
-            pos = 9 + int.from_bytes(head, "big") - held
-            if pos >= n:
-                return h2.receive_data(data)
-        # ``pos`` moves past each frame before it is handled, so that on an error
-        # h2's buffer can be left holding what follows, as its own loop leaves it.
-        try:
-            if pos:
-                events = h2.receive_data(data[:pos])
-            while pos < n:
-                start = pos
-                end = pos + 9
-                if end <= n:
-                    end += int.from_bytes(data[pos : pos + 3], "big")
-                if end > n:
-                    pos = n
-                    events += h2.receive_data(data[start:])
-                    break
-                pos = end
-                if (
-                    data[start + 3] <= _HEADERS
-                    and h2.state_machine.state is _SERVER_OPEN
-                    and not buffer._headers_buffer
-                    and end - start - 9 <= h2.max_inbound_frame_size
-                ):
-                    event = self._plain(data, start, end)
-                    if event is not None:
-                        if type(event) is list:
-                            events += event
-                        else:
-                            events.append(event)
-                        continue
-                events += h2.receive_data(data[start:end])
-        except ProtocolError:
-            buffer._data += data[pos:]
-            raise
+        while pos < n:
+            start = pos
+            end = pos + 9 + int.from_bytes(data[pos : pos + 3], "big")
+            pos = end
+            if (
+                data[start + 3] <= _HEADERS
+                and h2.state_machine.state is _SERVER_OPEN
+                and not buffer._headers_buffer
+                and end - start - 9 <= h2.max_inbound_frame_size
+            ):
+                event = self._plain(data, start, end)
+                if event is not None:
+                    if type(event) is list:
+                        events += event
+                    else:
+                        events.append(event)
+                    continue
+            events += h2.receive_data(data[start:end])
         return events
 
     def _plain(
@@ -181,36 +152,7 @@ class FrameReader:
             block += 5
             if length < 5 or int.from_bytes(data[start + 9 : block - 1], "big") & 0x7FFFFFFF == sid:
                 return None
-        if not self._room_for_stream():
-            return None
         return self._open(sid, data[start:end], data[block:end])
-
-    def acknowledge(self, stream_id: int, size: int) -> None:
-        """h2's ``acknowledge_received_data``, without its cost when the bytes only
-        add to what both windows have processed (no WINDOW_UPDATE is due yet)."""
-        h2 = self._h2
-        connection_window = h2._inbound_flow_control_window_manager
-        processed = connection_window._bytes_processed + size
-        stream = h2.streams.get(stream_id)
-        if (
-            size <= 0
-            or stream is None
-            or processed >= connection_window.max_window_size // 2
-            or connection_window.current_window_size == 0
-        ):
-            h2.acknowledge_received_data(size, stream_id)
-            return
-        if stream.state_machine.state in _COUNTED:  # h2 credits open streams only
-            stream_window = stream._inbound_window_manager
-            stream_processed = stream_window._bytes_processed + size
-            if (
-                stream_processed >= stream_window.max_window_size // 2
-                or stream_window.current_window_size == 0
-            ):
-                h2.acknowledge_received_data(size, stream_id)
-                return
-            stream_window._bytes_processed = stream_processed
-        connection_window._bytes_processed = processed
 
     def _take_data(self, stream: H2Stream, length: int, ended: bool) -> bool:
         """Count a DATA frame against both windows and the content-length, as h2
@@ -232,28 +174,6 @@ class FrameReader:
         stream_window.current_window_size -= length
         stream._actual_content_length = actual
         return True
-
-    def _room_for_stream(self) -> bool:
-        """h2's check of MAX_CONCURRENT_STREAMS, with its side effect: streams that
-        have closed leave the table for the closed-streams record."""
-        h2 = self._h2
-        streams = h2.streams
-        count = 0
-        closed = None
-        for sid, stream in streams.items():
-            state = stream.state_machine.state
-            if state in _COUNTED:
-                count += sid & 1
-            elif state is _CLOSED:
-                if closed is None:
-                    closed = [sid]
-                else:
-                    closed.append(sid)
-        if closed is not None:
-            record = h2._closed_streams
-            for sid in closed:
-                record[sid] = streams.pop(sid).state_machine.stream_closed_by
-        return count + 1 <= h2.local_settings.max_concurrent_streams
 
     def _open(self, sid: int, frame: bytes, block: bytes) -> RequestHeaders | list[Any]:
         """Decode a new stream's header block and open the stream, or have h2 do it

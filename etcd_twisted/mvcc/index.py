@@ -94,6 +94,30 @@ class TreeIndex:
             total += 1
         return revs, total
 
+    def revisions_page(
+        self, key: bytes, end: bytes | None, at_rev: int, max_keys: int
+    ) -> tuple[list[Revision], bytes | None]:
+        """Revisions of the keys alive at *at_rev* among the first *max_keys* keys of the
+        range, and the key to go on from (None when the range is done), so a long range
+        can be read a page at a time with writes in between."""
+        tree = self._tree
+        if not end:
+            return self.revisions(key, end, at_rev)[0], None
+        first = tree.bisect_left(key)
+        stop = len(tree) if end == _GTE else tree.bisect_left(end)
+        last = min(stop, first + max_keys)
+        revs: list[Revision] = []
+        for ki in tree.values()[first:last]:
+            if ki.modified[0] <= at_rev:  # unchanged since: alive unless last deleted
+                if ki.generations[-1].revs:
+                    revs.append(ki.modified)
+                continue
+            try:
+                revs.append(ki.get(at_rev)[0])
+            except RevisionNotFoundError:
+                continue
+        return revs, (tree.keys()[last] if last < stop else None)
+
     def count_revisions(self, key: bytes, end: bytes | None, at_rev: int) -> int:
         """How many keys in the range are alive at *at_rev*."""
         total = 0

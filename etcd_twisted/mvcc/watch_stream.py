@@ -14,28 +14,51 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .watcher import (
     AUTO_WATCH_ID,
     DuplicateWatchIdError,
+    ResponseSink,
+    Watcher,
     WatcherNotExistError,
     WatchResponse,
     watch_range,
 )
 
-if TYPE_CHECKING:
-    from .watchable_store import WatchableStore
-    from .watcher import Watcher
-
 #: Events a stream holds for its owner before it refuses more.
 DEFAULT_MAX_PENDING_EVENTS = 1024
+
+
+class WatcherHub(Protocol):
+    """What a stream needs of the store that made it (a ``WatchableStore``)."""
+
+    @property
+    def current_rev(self) -> int: ...
+    def add_watcher(
+        self,
+        stream: ResponseSink,
+        watch_id: int,
+        key: bytes,
+        end: bytes | None,
+        start_rev: int,
+        filters: frozenset[int],
+        prev_kv: bool,
+        progress_notify: bool,
+    ) -> Watcher: ...
+    def remove_watcher(self, w: Watcher) -> None: ...
+    def caught_up(self, w: Watcher) -> bool: ...
+    def want_progress(self, stream: WatchStream) -> None: ...
+    def mark_ready(self, stream: WatchStream) -> None: ...
+    def forget(self, stream: WatchStream) -> None: ...
+    def flush(self) -> None: ...
+    def wake(self) -> None: ...
 
 
 class WatchStream:
     """Watchers sharing one response queue; made by ``WatchableStore.new_watch_stream``."""
 
-    def __init__(self, store: WatchableStore, max_pending_events: int) -> None:
+    def __init__(self, store: WatcherHub, max_pending_events: int) -> None:
         self._store = store
         self._max_pending_events = max_pending_events
         self._queue: deque[WatchResponse] = deque()

@@ -29,7 +29,7 @@ from .errors import MvccError
 from .kvstore import KEY_BUCKET, BatchTx, Change, KVStore
 from .revision import Revision, bytes_to_rev, is_tombstone, rev_to_bytes
 from .watch_stream import DEFAULT_MAX_PENDING_EVENTS, WatchStream
-from .watcher import STREAM_WATCH_ID, Watcher, WatcherState, WatchResponse
+from .watcher import STREAM_WATCH_ID, ResponseSink, Watcher, WatcherState, WatchResponse
 from .watcher_group import WatcherGroup
 
 #: Backend records :meth:`WatchableStore.sync_watchers` reads per call, rounded
@@ -40,7 +40,7 @@ SYNC_BATCH_EVENTS = 1000
 class WatchableStore:
     """The watch side of a :class:`KVStore`; installs itself as ``kvstore.on_write``."""
 
-    def __init__(self, kvstore: KVStore) -> None:
+    def __init__(self, kvstore: KVStore, on_work: Callable[[], None] | None = None) -> None:
         self._kv = kvstore
         kvstore.on_write = self._on_write
         self.synced = WatcherGroup()
@@ -49,7 +49,7 @@ class WatchableStore:
         self.victims: dict[Watcher, WatchResponse] = {}
         #: Called when :meth:`sync_watchers` has work that should not wait for
         #: the next timer tick (a watch from the past, a stream that drained).
-        self.on_work: Callable[[], None] | None = None
+        self.on_work = on_work
         self._ready: dict[WatchStream, None] = {}
         self._progress_wanted: dict[WatchStream, None] = {}
         #: Open watch streams (etcd's ``etcd_debugging_mvcc_watch_stream_total``).
@@ -172,7 +172,7 @@ class WatchableStore:
 
     def add_watcher(
         self,
-        stream: WatchStream,
+        stream: ResponseSink,
         watch_id: int,
         key: bytes,
         end: bytes | None,

@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from etcd_twisted._pb.kv_pb2 import Event
 
 from .errors import MvccError
-
-if TYPE_CHECKING:
-    from .watch_stream import WatchStream
 
 #: Pass as ``watch_id`` to have the stream pick the next free id.
 AUTO_WATCH_ID = 0
@@ -72,6 +69,18 @@ class WatcherState(Enum):
     DONE = "done"
 
 
+class ResponseSink(Protocol):
+    """Where a watcher's responses go (a ``WatchStream``): it says whether it has room,
+    takes responses, and forgets a watcher the store ends."""
+
+    watchers: dict[int, Watcher]
+
+    def has_room(self, events: int = 1) -> bool: ...
+    def offer(self, response: WatchResponse) -> bool: ...
+    def post(self, response: WatchResponse) -> None: ...
+    def forget_watcher(self, w: Watcher) -> None: ...
+
+
 @dataclass(eq=False, slots=True)
 class Watcher:
     """A watch on a key or range; ``min_rev`` is the first revision not yet sent."""
@@ -82,7 +91,7 @@ class Watcher:
     end: bytes | None
     start_rev: int
     min_rev: int
-    stream: WatchStream
+    stream: ResponseSink
     #: Event types (``Event.PUT``, ``Event.DELETE``) this watcher does not want.
     filters: frozenset[int] = frozenset()
     prev_kv: bool = False

@@ -227,6 +227,34 @@ class RawNode:
             self._prev_hard = (hs.term, hs.vote, hs.commit)
         self.raft.advance(rd.entries, rd.committed_entries, rd.snapshot)
 
+    # -- reads for the application (nothing outside raft/ reads ``self.raft``) -----------
+
+    @property
+    def term(self) -> int:
+        """The current term."""
+        return self.raft.term
+
+    @property
+    def committed(self) -> int:
+        """The highest log index known to be committed."""
+        return self.raft.raft_log.committed
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this node is the leader now."""
+        return self.raft.state == StateType.LEADER
+
+    def conf_state(self) -> raft_pb2.ConfState:
+        """The current membership: voters, learners."""
+        return self.raft.trk.conf_state()
+
+    def match_index(self, node_id: int) -> int | None:
+        """On the leader, how far ``node_id``'s log is known to match (None: unknown)."""
+        if self.raft.state != StateType.LEADER:
+            return None
+        pr = self.raft.trk.progress.get(node_id)
+        return None if pr is None else pr.match
+
     def status(self) -> Status:
         """The node's current state (with every follower's progress on the leader)."""
         r = self.raft

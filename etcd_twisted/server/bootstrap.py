@@ -94,6 +94,10 @@ def _open_backend(config: Config) -> Backend:
     )
 
 
+def _snapshotter(config: Config) -> Snapshotter:
+    return Snapshotter(snap_dir(config.data_dir), unsafe_no_fsync=config.unsafe_no_fsync)
+
+
 def _raft_config(config: Config, node_id: int, storage: MemoryStorage, rng: Random) -> RaftConfig:
     return RaftConfig(
         id=node_id,
@@ -145,12 +149,14 @@ def _first_start(
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
     os.makedirs(snap_dir(config.data_dir), mode=0o700, exist_ok=True)
     metadata = Metadata(NodeID=local_id, ClusterID=cid).SerializeToString()
-    wal = WAL.create(config.wal_path, metadata, on_sync=on_sync)
+    wal = WAL.create(
+        config.wal_path, metadata, on_sync=on_sync, unsafe_no_fsync=config.unsafe_no_fsync
+    )
     backend = _open_backend(config)
     storage = MemoryStorage()
     node = RawNode(_raft_config(config, local_id, storage, rng))
     return Bootstrapped(
-        local_id, cid, members, wal, Snapshotter(snap_dir(config.data_dir)), storage, node,
+        local_id, cid, members, wal, _snapshotter(config), storage, node,
         backend, None, True,
     )  # fmt: skip
 
@@ -198,7 +204,7 @@ def _join(config: Config, rng: Random, on_sync: Callable[[float], None] | None) 
 
 
 def _restart(config: Config, rng: Random, on_sync: Callable[[float], None] | None) -> Bootstrapped:
-    snapshotter = Snapshotter(snap_dir(config.data_dir))
+    snapshotter = _snapshotter(config)
     walsnaps = valid_snapshot_entries(config.wal_path)
     snapshot: raft_pb2.Snapshot | None
     try:
@@ -209,7 +215,9 @@ def _restart(config: Config, rng: Random, on_sync: Callable[[float], None] | Non
     if snapshot is not None:
         md = snapshot.metadata
         walsnap = wal_pb2.Snapshot(index=md.index, term=md.term, conf_state=md.conf_state)
-    wal = WAL.open(config.wal_path, walsnap, on_sync=on_sync)
+    wal = WAL.open(
+        config.wal_path, walsnap, on_sync=on_sync, unsafe_no_fsync=config.unsafe_no_fsync
+    )
     raw_metadata, hard_state, entries = wal.read_all()
     metadata = Metadata.FromString(raw_metadata)
     backend = _open_backend(config)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -30,8 +31,10 @@ REVISION_INTERVAL = 300.0
 Compact = Callable[[int], Deferred[object]]
 
 
-class Compactor:
-    """Base: a timer that runs ``step`` on the leader."""
+class Compactor(Service):
+    """Base: a timer that runs ``step`` on the leader (the server's ``compactor`` service)."""
+
+    name = "compactor"
 
     log = Logger()
 
@@ -51,12 +54,12 @@ class Compactor:
         self._loop.clock = clock
         self._interval = interval
 
-    def start(self) -> None:
-        """Start the timer."""
+    def startService(self) -> None:
+        super().startService()
         self._loop.start(self._interval, now=False)
 
-    def stop(self) -> None:
-        """Stop the timer."""
+    def stopService(self) -> None:
+        super().stopService()
         if self._loop.running:
             self._loop.stop()
 

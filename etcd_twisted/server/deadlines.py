@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -19,8 +20,11 @@ from twisted.internet.task import LoopingCall
 SWEEP_INTERVAL = 0.25
 
 
-class Deadlines:
-    """Fails Deferreds still unfired ``timeout`` seconds after they were added."""
+class Deadlines(Service):
+    """Fails Deferreds still unfired ``timeout`` seconds after they were added; a named
+    service whose running sweeps the queue."""
+
+    name = "deadlines"
 
     def __init__(self, clock: IReactorTime, timeout: float, error: Callable[[], Exception]) -> None:
         self._clock = clock
@@ -43,11 +47,11 @@ class Deadlines:
             if not d.called:
                 d.errback(self._error())
 
-    def start(self) -> None:
-        """Start sweeping."""
+    def startService(self) -> None:
+        super().startService()
         self._sweeper.start(SWEEP_INTERVAL, now=False)
 
-    def stop(self) -> None:
-        """Stop sweeping."""
+    def stopService(self) -> None:
+        super().stopService()
         if self._sweeper.running:
             self._sweeper.stop()

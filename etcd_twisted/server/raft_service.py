@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from etcd_twisted import failpoints
 from etcd_twisted._pb import raft_pb2
-from etcd_twisted.raft import MemoryStorage, RawNode, Ready, SoftState, StateType
+from etcd_twisted.raft import MemoryStorage, RawNode, Ready, SoftState
 
 
 class Persister(Protocol):
@@ -205,7 +205,7 @@ class RaftService(Service):
             self.storage.append(rd.entries)
         if rd.messages:
             if failpoints.ENABLED:
-                leading = self.node.raft.state == StateType.LEADER
+                leading = self.node.is_leader
                 failpoints.hit("before_leader_send" if leading else "before_follower_send")
             self.send(rd.messages)
         if rd.committed_entries:

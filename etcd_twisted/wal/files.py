@@ -47,14 +47,18 @@ def write_all(fd: int, data: bytes | bytearray, offset: int) -> None:
         view, offset = view[n:], offset + n
 
 
-def write_file_atomic(path: str, data: bytes) -> None:
-    """Write ``path`` so that it is either absent or whole: temp file, fsync, rename."""
+def write_file_atomic(path: str, data: bytes, *, sync: bool = True) -> None:
+    """Write ``path`` so that it is either absent or whole: temp file, fsync, rename.
+
+    ``sync=False`` (``--unsafe-no-fsync``) keeps the rename but skips both fsyncs."""
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         write_all(fd, data, 0)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path) or ".")
+    if sync:
+        fsync_dir(os.path.dirname(path) or ".")

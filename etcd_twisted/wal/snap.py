@@ -67,8 +67,9 @@ def read_snapshot(path: str) -> Snapshot:
 class Snapshotter:
     """Saves and loads raft snapshots in one directory."""
 
-    def __init__(self, dirpath: str) -> None:
+    def __init__(self, dirpath: str, *, unsafe_no_fsync: bool = False) -> None:
         self.dir = dirpath
+        self._unsafe_no_fsync = unsafe_no_fsync
 
     def save_snap(self, snapshot: Snapshot) -> None:
         """Write ``snapshot`` durably; an empty one (index 0) is ignored."""
@@ -78,7 +79,7 @@ class Snapshotter:
         data = snapshot.SerializeToString()
         body = wal_pb2.SnapshotFile(crc=crc32c.crc32c(data), data=data)
         path = os.path.join(self.dir, snap_name(md.term, md.index))
-        files.write_file_atomic(path, body.SerializeToString())
+        files.write_file_atomic(path, body.SerializeToString(), sync=not self._unsafe_no_fsync)
 
     def load(self) -> Snapshot:
         """The newest valid snapshot; NoSnapshotError if there is none."""

@@ -148,6 +148,7 @@ class WAL:
         segment_bytes: int,
         max_record_bytes: int,
         on_sync: SyncHook | None,
+        unsafe_no_fsync: bool = False,
     ) -> None:
         self.dir = dirpath
         self._start = start
@@ -155,6 +156,8 @@ class WAL:
         self._segment_bytes = segment_bytes
         self._max_record_bytes = max_record_bytes
         self._on_sync = on_sync
+        #: ``--unsafe-no-fsync``: writes reach the page cache only (tests, not production).
+        self._unsafe_no_fsync = unsafe_no_fsync
         self._encoder: Encoder | None = None
         self._tail_offset = 0
         self._enti = 0
@@ -175,6 +178,7 @@ class WAL:
         segment_bytes: int = SEGMENT_BYTES,
         max_record_bytes: int = MAX_RECORD_BYTES,
         on_sync: SyncHook | None = None,
+        unsafe_no_fsync: bool = False,
     ) -> WAL:
         """Make a new WAL in ``dirpath`` (absent or empty) holding ``metadata``; ready to save."""
         if exist(dirpath):
@@ -196,7 +200,8 @@ class WAL:
             + enc.encode(RecordType.SNAPSHOT, WalSnapshot().SerializeToString())
         )
         files.write_all(fd, head, 0)
-        os.fdatasync(fd)
+        if not unsafe_no_fsync:
+            os.fdatasync(fd)
         if os.path.isdir(dirpath):
             os.rmdir(dirpath)
         os.rename(tmpdir, dirpath)
@@ -209,6 +214,7 @@ class WAL:
             segment_bytes=segment_bytes,
             max_record_bytes=max_record_bytes,
             on_sync=on_sync,
+            unsafe_no_fsync=unsafe_no_fsync,
         )
         w.metadata = metadata
         w._encoder = enc
@@ -224,6 +230,7 @@ class WAL:
         segment_bytes: int = SEGMENT_BYTES,
         max_record_bytes: int = MAX_RECORD_BYTES,
         on_sync: SyncHook | None = None,
+        unsafe_no_fsync: bool = False,
     ) -> WAL:
         """Open the WAL at ``snap`` (default: the empty snapshot); call ``read_all`` next."""
         snap = snap if snap is not None else WalSnapshot()
@@ -257,6 +264,7 @@ class WAL:
             segment_bytes=segment_bytes,
             max_record_bytes=max_record_bytes,
             on_sync=on_sync,
+            unsafe_no_fsync=unsafe_no_fsync,
         )
 
     # -- reading ------------------------------------------------------------
@@ -442,6 +450,8 @@ class WAL:
         self._tail_offset += len(data)
 
     def _sync(self, fd: int) -> None:
+        if self._unsafe_no_fsync:
+            return
         t0 = time.monotonic()
         os.fdatasync(fd)
         if self._on_sync is not None:

@@ -20,10 +20,17 @@ from tests.support.memory_backend import MemoryBackend
 class FakeAuth:
     """Tokens are their own credentials; "bad" is refused as etcd refuses a dead token."""
 
-    def auth_info(self, token: str | None) -> str | None:
+    def auth_info(self, token: str | None, common_name: str | None = None) -> str | None:
         if token == "bad":
             raise InvalidAuthTokenError()
         return token
+
+
+class FakeLeases:
+    """The lease calls the concurrency services make."""
+
+    def __init__(self, grant: Any) -> None:
+        self.grant = grant
 
 
 class FakeServer:
@@ -38,11 +45,14 @@ class FakeServer:
     def __init__(self) -> None:
         self.kv = KVStore(MemoryBackend())
         self.watchable = WatchableStore(self.kv)
-        self.leases: dict[int, set[bytes]] = {}
-        self.applier = KVApplier(self.kv, lambda lease_id: lease_id in self.leases)
+        self.lease_keys: dict[int, set[bytes]] = {}
+        self.applier = KVApplier(self.kv, lambda lease_id: lease_id in self.lease_keys)
         self.next_lease = 0x100
         self.grants: list[int] = []
         self.auth_frontend = FakeAuth()
+        #: The KV and lease calls are the fake's own methods.
+        self.kv_frontend = self
+        self.leases = FakeLeases(self.lease_grant)
         #: The credentials each call came with.
         self.auths: list[str | None] = []
 
@@ -98,7 +108,7 @@ class FakeServer:
     ) -> rpc_pb2.LeaseGrantResponse:
         self.auths.append(auth)
         self.next_lease += 1
-        self.leases[self.next_lease] = set()
+        self.lease_keys[self.next_lease] = set()
         self.grants.append(r.TTL)
         return rpc_pb2.LeaseGrantResponse(ID=self.next_lease, TTL=r.TTL)
 
@@ -107,7 +117,7 @@ class FakeServer:
 
     def revoke(self, lease: int) -> None:
         """Revoke (or expire) ``lease``: its keys go at one revision."""
-        keys = self.leases.pop(lease)
+        keys = self.lease_keys.pop(lease)
         if not keys:
             return
         txn = self.kv.write()
@@ -120,8 +130,8 @@ class FakeServer:
         """Remember which keys the leases hold (after a write that may have put them)."""
         for p in puts:
             found = self.applier.range(self.kv, rpc_pb2.RangeRequest(key=p.key)).kvs
-            if found and found[0].lease in self.leases:
-                self.leases[found[0].lease].add(p.key)
+            if found and found[0].lease in self.lease_keys:
+                self.lease_keys[found[0].lease].add(p.key)
 
     def keys(self, prefix: bytes) -> list[bytes]:
         end = prefix[:-1] + bytes([prefix[-1] + 1])
@@ -135,6 +145,9 @@ class FakeContext:
     def __init__(self, **metadata: str) -> None:
         self.metadata = Metadata(list(metadata.items()))
         self.cancelled: Deferred[GrpcError] = Deferred()
+
+    def peer_certificate(self) -> None:
+        return None  # plaintext
 
     def when_cancelled(self) -> Deferred[GrpcError]:
         d: Deferred[GrpcError] = Deferred()

@@ -10,7 +10,7 @@ from treq.testing import StubTreq
 from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted._pb import rpc_pb2, v3election_pb2
-from etcd_twisted.api.gateway import Gateway
+from etcd_twisted.api.gateway import Gateway, GatewayStream
 from etcd_twisted.api.http import HttpApi
 from etcd_twisted.grpc import GrpcError, Registry, StatusCode
 from etcd_twisted.metrics import Metrics
@@ -37,6 +37,17 @@ def observe_handler(request: Any, ctx: Any, stream: Any) -> None:
     stream.send(v3election_pb2.LeaderResponse(kv={"key": request.name}))
 
 
+def snapshot_handler(request: Any, ctx: Any, stream: Any) -> None:
+    """Two data messages and the digest; the token "nobody" fails at once, "fail" after the data."""
+    if ctx.metadata.get("token") == "nobody":
+        raise GrpcError(StatusCode.UNKNOWN, "auth: user name is empty")
+    stream.send(rpc_pb2.SnapshotResponse(remaining_bytes=3, blob=b"ab"))
+    stream.send(rpc_pb2.SnapshotResponse(remaining_bytes=0, blob=b"cde"))
+    if ctx.metadata.get("token") == "fail":
+        raise GrpcError(StatusCode.UNAVAILABLE, "etcdserver: server stopped")
+    stream.send(rpc_pb2.SnapshotResponse(blob=b"sha"))
+
+
 class GatewayTests(SynchronousTestCase):
     def setUp(self) -> None:
         registry = Registry()
@@ -47,10 +58,17 @@ class GatewayTests(SynchronousTestCase):
         registry.add_server_stream(
             "/v3electionpb.Election/Observe", v3election_pb2.LeaderRequest, observe_handler
         )
+        registry.add_server_stream(
+            "/etcdserverpb.Maintenance/Snapshot", rpc_pb2.SnapshotRequest, snapshot_handler
+        )
         self.treq = StubTreq(HttpApi(Metrics(), gateway=Gateway(registry)).resource())
 
-    def post(self, path: str, body: bytes) -> tuple[int, Any, bytes]:
-        response = self.successResultOf(self.treq.post("http://127.0.0.1" + path, body))
+    def post(
+        self, path: str, body: bytes, headers: dict[bytes, list[bytes]] | None = None
+    ) -> tuple[int, Any, bytes]:
+        response = self.successResultOf(
+            self.treq.post("http://127.0.0.1" + path, body, headers=headers)
+        )
         return response.code, response.headers, self.successResultOf(response.content())
 
     def test_grpc_metadata_only_on_success(self) -> None:
@@ -121,3 +139,91 @@ class GatewayTests(SynchronousTestCase):
         self.assertEqual(
             (code, json.loads(body)), (400, {"error": text, "code": 3, "message": text})
         )
+
+    def test_snapshot_route(self) -> None:
+        """/v3/maintenance/snapshot streams the Snapshot messages, one JSON line each."""
+        code, _, body = self.post("/v3/maintenance/snapshot", b"{}")
+        lines = [json.loads(line) for line in body.splitlines()]
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            lines,
+            [
+                {"result": {"remaining_bytes": "3", "blob": "YWI="}},
+                {"result": {"blob": "Y2Rl"}},
+                {"result": {"blob": "c2hh"}},
+            ],
+        )
+
+    def test_stream_errors(self) -> None:
+        """A stream failing before its first message answers with the error's HTTP status;
+        after one, the status stays 200 and the error is the last line (grpc-gateway's)."""
+        code, _, body = self.post(
+            "/v3/maintenance/snapshot", b"{}", {b"authorization": [b"nobody"]}
+        )
+        self.assertEqual(
+            (code, json.loads(body)),
+            (500, {"error": {"grpc_code": 2, "http_code": 500, "message":
+                             "auth: user name is empty", "http_status": "Internal Server Error"}}),
+        )  # fmt: skip
+        code, _, body = self.post("/v3/maintenance/snapshot", b"{}", {b"authorization": [b"fail"]})
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            json.loads(body.splitlines()[-1]),
+            {"error": {"grpc_code": 14, "http_code": 503, "message": "etcdserver: server stopped",
+                       "http_status": "Service Unavailable"}},
+        )  # fmt: skip
+
+
+class FakeRequest:
+    """The parts of an HTTP request a GatewayStream writes to."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.producer: Any = None
+        self.code = 200
+
+    def setHeader(self, name: bytes, value: bytes) -> None:  # noqa: N802 (twisted's name)
+        pass
+
+    def setResponseCode(self, code: int) -> None:  # noqa: N802
+        self.code = code
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:  # noqa: N802
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:  # noqa: N802
+        self.producer = None
+
+
+class GatewayStreamTests(SynchronousTestCase):
+    def test_sends_wait_while_the_connection_is_full(self) -> None:
+        """While the transport has paused its producer, a send's Deferred waits; it fires on
+        resume; after the client left, sends fail with CANCELLED."""
+        request = FakeRequest()
+        stream = GatewayStream(request, [])  # type: ignore[arg-type]
+        self.assertIs(request.producer, stream)
+        self.successResultOf(stream.send(rpc_pb2.SnapshotResponse(blob=b"a")))
+        request.producer.pauseProducing()
+        waiting = stream.send(rpc_pb2.SnapshotResponse(blob=b"b"))
+        self.assertNoResult(waiting)
+        self.assertEqual(len(request.written), 2)
+        request.producer.resumeProducing()
+        self.successResultOf(waiting)
+        request.producer.stopProducing()
+        failure = self.failureResultOf(stream.send(rpc_pb2.SnapshotResponse()), GrpcError)
+        self.assertEqual(failure.value.code, StatusCode.CANCELLED)
+        self.assertEqual(len(request.written), 2)
+
+    def test_finish_unregisters(self) -> None:
+        """Finishing the call releases the producer slot and any waiting send."""
+        request = FakeRequest()
+        stream = GatewayStream(request, [])  # type: ignore[arg-type]
+        request.producer.pauseProducing()
+        waiting = stream.send(rpc_pb2.SnapshotResponse(blob=b"b"))
+        stream.finish()
+        self.assertIsNone(request.producer)
+        self.successResultOf(waiting)
+        self.successResultOf(stream.done)

@@ -133,7 +133,7 @@ class LockTests(SynchronousTestCase):
         """Lease 0 gets a new 60-second lease, which holds the key."""
         h = Harness()
         resp = self.successResultOf(h.lock(b"m", 0))
-        (lease,) = h.server.leases
+        (lease,) = h.server.lease_keys
         self.assertEqual(h.server.grants, [60])
         self.assertEqual(resp.key, b"m/%x" % lease)
 
@@ -174,4 +174,4 @@ class LockTests(SynchronousTestCase):
         self.assertEqual(
             (error.code, error.message), (StatusCode.UNAVAILABLE, "etcdserver: no leader")
         )
-        self.assertEqual(h.server.leases, {})
+        self.assertEqual(h.server.lease_keys, {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted._pb import rpc_pb2
-from etcd_twisted.apply.errors import KeyNotFoundError, NoSpaceError
+from etcd_twisted.apply.errors import KeyNotFoundError
 from etcd_twisted.apply.kv import KVApplier, in_range, is_txn_readonly
 from etcd_twisted.lease.errors import LeaseNotFoundError
 from etcd_twisted.mvcc.errors import CompactedError, FutureRevisionError
@@ -164,14 +164,6 @@ class PutDeleteTests(SynchronousTestCase):
         a = seeded()
         self.assertRaises(LeaseNotFoundError, put, a, b"zz", b"", ignore_value=True, lease=0x1234)
         self.assertEqual(a.kv.current_rev, 5)
-
-    def test_no_space(self) -> None:
-        """With the NOSPACE alarm, puts are refused but deletes still run."""
-        a = seeded()
-        a.no_space = True
-        self.assertRaises(NoSpaceError, put, a, b"a")
-        resp = a.apply_delete_range(rpc_pb2.DeleteRangeRequest(key=b"a"))
-        self.assertEqual(resp.deleted, 1)
 
     def test_delete_range(self) -> None:
         """A delete returns its count and prev kvs; deleting nothing keeps the revision."""
@@ -359,14 +351,6 @@ class TxnTests(SynchronousTestCase):
         a = seeded()
         self.assertEqual(a.txn(rpc_pb2.TxnRequest(success=[op_range(b"a")])).header.revision, 5)
         self.assertEqual(a.txn(rpc_pb2.TxnRequest(success=[op_del(b"zz")])).header.revision, 5)
-
-    def test_no_space_refuses_puts_only(self) -> None:
-        """With NOSPACE, a txn whose chosen path puts is refused; a deleting one runs."""
-        a = seeded()
-        a.no_space = True
-        self.assertRaises(NoSpaceError, a.txn, rpc_pb2.TxnRequest(success=[op_put(b"x")]))
-        t = rpc_pb2.TxnRequest(success=[op_del(b"a")], failure=[op_put(b"x")])
-        self.assertEqual(a.txn(t).responses[0].response_delete_range.deleted, 1)
 
     def test_is_txn_readonly(self) -> None:
         """A txn is read-only when neither branch writes, nested ones included."""

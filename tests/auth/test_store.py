@@ -6,6 +6,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted._pb import auth_pb2, rpc_pb2
 from etcd_twisted.auth import errors, password
+from etcd_twisted.auth.jwt_tokens import JWTTokens
 from etcd_twisted.auth.store import AuthInfo, AuthStore
 from tests.support.memory_backend import MemoryBackend
 
@@ -300,3 +301,52 @@ class PermissionTests(StoreCase):
             return get(bucket, key)
 
         return checked
+
+
+class JWTStoreTests(StoreCase):
+    def setUp(self) -> None:
+        self.backend = MemoryBackend()
+        secret = {"k": b"0123456789abcdef0123456789abcdef"}
+        tokens = JWTTokens.from_options(
+            {"sign-method": "HS256", "priv-key": "k"}, secret.__getitem__
+        )
+        self.store = AuthStore(self.backend.batch_tx, tokens, cost=4)
+
+    def test_token_carries_its_revision(self) -> None:
+        """A JWT stands for its user at the auth revision it was issued at; once the
+        store moves on, using it is "revision in header is old" (etcd's signal to
+        authenticate again); disabling auth does not revoke it (it is not stored)."""
+        self.add_root()
+        self.store.auth_enable()
+        token = self.store.authenticate("root", "", 9, now=1000.0)
+        issued = self.store.revision
+        self.assertEqual(self.store.auth_info_from_token(token, now=1001.0), self.info("root"))
+        self.store.is_put_permitted(self.store.auth_info_from_token(token, now=1001.0), b"k")
+        self.add_user("other")
+        info = self.store.auth_info_from_token(token, now=1001.0)
+        self.assertEqual(info, AuthInfo("root", issued))
+        with self.assertRaises(errors.AuthOldRevisionError):
+            self.store.is_put_permitted(info, b"k")
+        self.assertIsNone(self.store.auth_info_from_token(token, now=1000.0 + 301))
+
+
+class LeaseKeysTests(StoreCase):
+    def test_lease_keys_need_read(self) -> None:
+        """Listing a lease's keys needs a user with read on each (etcd 3.5.9)."""
+        self.add_root()
+        self.add_user("u")
+        self.store.role_add(rpc_pb2.AuthRoleAddRequest(name="r"))
+        grant = rpc_pb2.AuthRoleGrantPermissionRequest
+        self.store.role_grant_permission(
+            grant(name="r", perm=P(key=b"pub/", range_end=b"pub0", permType=P.READ))
+        )
+        self.store.user_grant_role(rpc_pb2.AuthUserGrantRoleRequest(user="u", role="r"))
+        self.store.is_lease_keys_permitted(None, [b"secret"])  # auth off: anyone
+        self.store.auth_enable()
+        self.store.is_lease_keys_permitted(self.info("u"), [b"pub/a", b"pub/b"])
+        self.store.is_lease_keys_permitted(self.info("root"), [b"pub/a", b"secret"])
+        with self.assertRaises(errors.PermissionDeniedError):
+            self.store.is_lease_keys_permitted(self.info("u"), [b"pub/a", b"secret"])
+        for nobody in (None, AuthInfo()):
+            with self.assertRaises(errors.UserEmptyError):
+                self.store.is_lease_keys_permitted(nobody, [])

@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from etcd_twisted.backend import (
     Backend,
     CorruptSnapshotStreamError,
+    SnapshotInProgressError,
     buckets,
     map_size_for,
     restore_snapshot,
@@ -58,6 +59,26 @@ class SnapshotStreamTests(SynchronousTestCase):
         self.assertFalse(thread.is_alive())
         snap.close()
         self.assertEqual(self.restored(chunks).hash(), digest)
+
+    def test_defragment_waits_for_open_snapshots(self) -> None:
+        """Defragment is refused while a snapshot is open (it reopens the environment under
+        the snapshot's reader) and runs once every snapshot is closed."""
+        snap = self.be.snapshot()
+        with self.assertRaises(SnapshotInProgressError):
+            self.be.defragment()
+        self.assertEqual(len(list(snap.buckets())), len(buckets.ALL))
+        snap.close()
+        self.be.defragment()
+        self.assertEqual(self.be.batch_tx.get(buckets.MEMBERS, b"m1"), b"{}")
+
+    def test_buckets_in_name_order(self) -> None:
+        """``buckets()`` gives every bucket, by name, with its pairs in key order."""
+        with self.be.snapshot() as snap:
+            got = [(name, list(pairs)) for name, pairs in snap.buckets()]
+        self.assertEqual([name for name, _ in got], sorted(buckets.ALL))
+        pairs = dict(got)[buckets.KEY]
+        self.assertEqual(pairs, sorted(pairs))
+        self.assertEqual(len(pairs), 3000)
 
     def test_truncated_stream_is_refused(self) -> None:
         """A stream cut short is refused and leaves no file behind."""

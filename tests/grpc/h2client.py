@@ -19,9 +19,10 @@ from hyperframe.frame import DataFrame, Frame, HeadersFrame, RstStreamFrame
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted.grpc.framing import MessageDecoder, encode_message
-from etcd_twisted.grpc.protocol import GrpcFactory, GrpcProtocol
+from etcd_twisted.grpc.protocol import FAST_PATH, GrpcFactory, GrpcProtocol
 from etcd_twisted.grpc.service import Registry
 
 PEER = IPv4Address("TCP", "10.0.0.7", 40000)
@@ -36,8 +37,10 @@ class Response:
     trailers: dict[bytes, bytes] | None = None
     ended: bool = False
     reset: int | None = None
-    decoder: MessageDecoder = field(default_factory=lambda: MessageDecoder(1 << 30))
+    decoder: MessageDecoder = field(default_factory=lambda: MessageDecoder(1 << 30, "gzip"))
     messages: list[bytes] = field(default_factory=list)
+    #: Whether the body is gRPC messages (decoded into ``messages``) or plain bytes.
+    grpc: bool = True
 
     @property
     def status(self) -> int | None:
@@ -52,6 +55,28 @@ class Response:
         """The raw ``grpc-message``."""
         block = self.trailers if self.trailers is not None else self.headers
         return None if block is None else block.get(b"grpc-message")
+
+
+class HarnessCase(SynchronousTestCase):
+    """A test case whose servers take the fast path or h2's public API only.
+
+    Each concrete class runs with the fast path (when the verified h2 releases are
+    installed); its ``...FallbackTests`` twin runs the same tests on h2's public API.
+    """
+
+    fast_path = FAST_PATH
+
+    def harness(self, registry: Registry, **factory_kw: Any) -> Harness:
+        return Harness(registry, fast_path=self.fast_path, **factory_kw)
+
+    def factory(self, registry: Registry, clock: Clock, **factory_kw: Any) -> GrpcFactory:
+        return GrpcFactory(registry, clock, fast_path=self.fast_path, **factory_kw)
+
+
+def fallback_twin(case: type[HarnessCase]) -> type[HarnessCase]:
+    """``case`` again, on h2's public API."""
+    name = case.__name__.replace("Tests", "FallbackTests")
+    return type(name, (case,), {"fast_path": False, "__module__": case.__module__})
 
 
 class Harness:
@@ -122,7 +147,8 @@ class Harness:
             elif isinstance(ev, DataReceived):
                 r = self.responses[ev.stream_id]
                 r.data += ev.data
-                r.messages.extend(r.decoder.feed(ev.data))
+                if r.grpc:
+                    r.messages.extend(r.decoder.feed(ev.data))
                 if self.auto_ack:
                     self.client.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             elif isinstance(ev, TrailersReceived):
@@ -156,7 +182,7 @@ class Harness:
             *metadata,
         ]
         self.client.send_headers(sid, headers, end_stream=end)
-        self.responses[sid] = Response()
+        self.responses[sid] = Response(grpc=content_type.startswith(b"application/grpc"))
         if flush:
             self.exchange()
         return sid
@@ -166,7 +192,10 @@ class Harness:
         data = (
             message if isinstance(message, bytes) else encode_message(message.SerializeToString())
         )
-        self.client.send_data(sid, data, end_stream=end)
+        step = self.client.max_outbound_frame_size
+        for pos in range(0, max(len(data), 1), step):
+            last = pos + step >= len(data)
+            self.client.send_data(sid, data[pos : pos + step], end_stream=end and last)
         if flush:
             self.exchange()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted.grpc.framing import MessageDecoder, encode_message
@@ -84,11 +86,52 @@ class DecoderTests(SynchronousTestCase):
 
     def test_compressed_with_unsupported_encoding(self) -> None:
         """The compressed flag with an encoding we cannot decompress is UNIMPLEMENTED."""
-        e = self.assertRaises(GrpcError, MessageDecoder(10, "gzip").feed, b"\x01\x00\x00\x00\x00")
+        e = self.assertRaises(GrpcError, MessageDecoder(10, "br").feed, b"\x01\x00\x00\x00\x00")
         self.assertEqual(e.code, StatusCode.UNIMPLEMENTED)
-        self.assertEqual(e.message, 'grpc: Decompressor is not installed for grpc-encoding "gzip"')
+        self.assertEqual(e.message, 'grpc: Decompressor is not installed for grpc-encoding "br"')
 
     def test_bad_flag(self) -> None:
         """A flag byte other than 0 or 1 is INTERNAL."""
         e = self.assertRaises(GrpcError, MessageDecoder(10).feed, b"\x02\x00\x00\x00\x00")
         self.assertEqual(e.message, "grpc: received unexpected payload format 2")
+
+
+def gzipped(payload: bytes) -> bytes:
+    body = gzip.compress(payload)
+    return b"\x01" + len(body).to_bytes(4, "big") + body
+
+
+class GzipTests(SynchronousTestCase):
+    def test_gzip_messages(self) -> None:
+        """With grpc-encoding gzip, compressed messages are inflated, split anywhere."""
+        wire = gzipped(b"one") + encode_message(b"two") + gzipped(b"x" * 5000)
+        for cut in range(len(wire) + 1):
+            d = MessageDecoder(1 << 20, "gzip")
+            self.assertEqual(d.feed(wire[:cut]) + d.feed(wire[cut:]), [b"one", b"two", b"x" * 5000])
+
+    def test_inflated_size_limit(self) -> None:
+        """A message larger than the limit once inflated is RESOURCE_EXHAUSTED, by its trailer
+        or while inflating (a lying trailer does not let it through)."""
+        d = MessageDecoder(1000, "gzip")
+        e = self.assertRaises(GrpcError, d.feed, gzipped(b"\0" * 5000))
+        self.assertEqual(e.code, StatusCode.RESOURCE_EXHAUSTED)
+        self.assertEqual(
+            e.message, "grpc: received message after decompression larger than max (5000 vs. 1000)"
+        )
+        lying = bytearray(gzipped(b"\0" * 5000))
+        lying[-4:] = (10).to_bytes(4, "little")
+        e = self.assertRaises(GrpcError, MessageDecoder(1000, "gzip").feed, bytes(lying))
+        self.assertEqual(e.code, StatusCode.RESOURCE_EXHAUSTED)
+
+    def test_corrupt(self) -> None:
+        """Bad gzip data is INTERNAL with grpc-go's prefix and Go's reason where known."""
+        cases = {
+            b"": "EOF",
+            b"not gzip at all": "gzip: invalid header",
+            gzip.compress(bytes(100), compresslevel=0)[:60]: "unexpected EOF",
+        }
+        for body, reason in cases.items():
+            wire = b"\x01" + len(body).to_bytes(4, "big") + body
+            e = self.assertRaises(GrpcError, MessageDecoder(1 << 20, "gzip").feed, wire)
+            self.assertEqual(e.code, StatusCode.INTERNAL)
+            self.assertEqual(e.message, f"grpc: failed to decompress the received message {reason}")

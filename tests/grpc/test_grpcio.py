@@ -15,7 +15,7 @@ from etcd_twisted._pb import health_pb2, health_pb2_grpc
 from etcd_twisted._pb.health_pb2 import HealthCheckRequest as Msg
 from etcd_twisted.grpc.call import ServerContext, ServerStream
 from etcd_twisted.grpc.health import HealthService
-from etcd_twisted.grpc.protocol import GrpcFactory
+from etcd_twisted.grpc.protocol import FAST_PATH, GrpcFactory
 from etcd_twisted.grpc.service import Registry
 
 LIMIT = 64 * 1024
@@ -32,6 +32,7 @@ def _meta(request: Msg, ctx: ServerContext) -> Msg:
 
 class GrpcioTests(TestCase):
     timeout = 30
+    fast_path = FAST_PATH
 
     def setUp(self) -> None:
         registry = Registry()
@@ -40,7 +41,9 @@ class GrpcioTests(TestCase):
         registry.add_unary("/test.Echo/Meta", Msg, _meta)
         registry.add_unary("/test.Echo/Never", Msg, lambda request, ctx: Deferred())
         registry.add_bidi_stream("/test.Echo/Bidi", Msg, _bidi)
-        self.factory = GrpcFactory(registry, reactor, max_receive_bytes=LIMIT)
+        self.factory = GrpcFactory(
+            registry, reactor, max_receive_bytes=LIMIT, fast_path=self.fast_path
+        )
         self.port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
         self.addCleanup(self.factory.shutdown, 0)
@@ -145,3 +148,9 @@ class GrpcioTests(TestCase):
 
         code = yield self.in_thread(call)
         self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class GrpcioFallbackTests(GrpcioTests):
+    """The same calls on h2's public API."""
+
+    fast_path = False

@@ -3,15 +3,18 @@ deadlines, flow control, cancellation and shutdown."""
 
 from __future__ import annotations
 
+import gzip
+
 from h2.errors import ErrorCodes
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 
 from etcd_twisted._pb.health_pb2 import HealthCheckRequest as Msg
 from etcd_twisted.grpc.call import SEND_BUFFER_BYTES, ServerContext, ServerStream
 from etcd_twisted.grpc.service import Registry
 from etcd_twisted.grpc.status import GrpcError, StatusCode
-from tests.grpc.h2client import PEER, Harness
+from tests.grpc.h2client import PEER, HarnessCase, fallback_twin
 
 ECHO = "/test.Echo/Echo"
 
@@ -30,10 +33,10 @@ def echo_registry() -> Registry:
     return r
 
 
-class UnaryTests(SynchronousTestCase):
+class UnaryTests(HarnessCase):
     def test_echo(self) -> None:
         """A unary call gets :status 200, application/grpc, one message and grpc-status 0."""
-        h = Harness(echo_registry())
+        h = self.harness(echo_registry())
         resp = h.call(ECHO, Msg(service="hello"))
         self.assertEqual(resp.headers[b":status"], b"200")
         self.assertEqual(resp.headers[b"content-type"], b"application/grpc")
@@ -43,7 +46,7 @@ class UnaryTests(SynchronousTestCase):
 
     def test_one_write_per_batch(self) -> None:
         """Ten calls arriving in one read are answered with a single transport write."""
-        h = Harness(echo_registry())
+        h = self.harness(echo_registry())
         writes: list[bytes] = []
         h.transport.write = writes.append  # type: ignore[method-assign]
         sids = []
@@ -61,7 +64,7 @@ class UnaryTests(SynchronousTestCase):
 
     def test_byte_at_a_time(self) -> None:
         """A whole connection fed one byte per dataReceived still completes a call."""
-        h = Harness(echo_registry())
+        h = self.harness(echo_registry())
         sid = h.start(ECHO, flush=False)
         h.send(sid, Msg(service="slow"), end=True, flush=False)
         for b in h.client.data_to_send():
@@ -80,7 +83,7 @@ class UnaryTests(SynchronousTestCase):
             return pending[-1]
 
         r.add_unary(ECHO, Msg, later)
-        h = Harness(r)
+        h = self.harness(r)
         resp = h.call(ECHO, Msg(service="x"))
         self.assertIsNone(resp.headers)
         pending[0].callback(Msg(service="done"))
@@ -97,7 +100,7 @@ class UnaryTests(SynchronousTestCase):
             Msg,
             lambda request, ctx: fail(GrpcError(StatusCode.NOT_FOUND, "gone")),
         )
-        h = Harness(r)
+        h = self.harness(r)
         self.assertEqual(texts(h.call(ECHO, Msg(service="now")).messages), ["now"])
         failed = h.call("/test.Echo/Fail", Msg())
         self.assertEqual((failed.status, failed.message), (StatusCode.NOT_FOUND, b"gone"))
@@ -111,7 +114,7 @@ class UnaryTests(SynchronousTestCase):
             return Msg(service=request.service.upper())
 
         r.add_unary(ECHO, Msg, handler)
-        resp = Harness(r).call(ECHO, Msg(service="abc"))
+        resp = self.harness(r).call(ECHO, Msg(service="abc"))
         self.assertEqual(texts(resp.messages), ["ABC"])
 
     def test_sync_error_is_trailers_only(self) -> None:
@@ -122,7 +125,7 @@ class UnaryTests(SynchronousTestCase):
             raise GrpcError(StatusCode.NOT_FOUND, "no such thing")
 
         r.add_unary(ECHO, Msg, fails)
-        resp = Harness(r).call(ECHO, Msg())
+        resp = self.harness(r).call(ECHO, Msg())
         self.assertIsNone(resp.trailers)
         self.assertEqual(resp.headers[b":status"], b"200")
         self.assertEqual(resp.status, StatusCode.NOT_FOUND)
@@ -134,7 +137,7 @@ class UnaryTests(SynchronousTestCase):
         r = Registry()
         d: Deferred[Msg] = Deferred()
         r.add_unary(ECHO, Msg, lambda request, ctx: d)
-        h = Harness(r)
+        h = self.harness(r)
         resp = h.call(ECHO, Msg())
         d.errback(
             GrpcError(StatusCode.OUT_OF_RANGE, "100% ünïcode", [("x-detail-bin", b"\x00\x01")])
@@ -152,14 +155,14 @@ class UnaryTests(SynchronousTestCase):
             raise ZeroDivisionError("oops")
 
         r.add_unary(ECHO, Msg, broken)
-        resp = Harness(r).call(ECHO, Msg())
+        resp = self.harness(r).call(ECHO, Msg())
         self.assertEqual(resp.status, StatusCode.UNKNOWN)
         self.assertEqual(resp.message, b"oops")
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
     def test_unknown_service_and_method(self) -> None:
         """Unknown methods get UNIMPLEMENTED trailers-only with grpc-go's messages."""
-        h = Harness(echo_registry())
+        h = self.harness(echo_registry())
         svc = h.call("/other.Svc/Do", Msg())
         meth = h.call("/test.Echo/Nope", Msg())
         self.assertEqual((svc.status, svc.message), (12, b"unknown service other.Svc"))
@@ -171,14 +174,14 @@ class UnaryTests(SynchronousTestCase):
 
     def test_unknown_method_before_body_resets(self) -> None:
         """A rejected call whose client has not half-closed is answered, then reset with NO_ERROR."""
-        h = Harness(echo_registry())
+        h = self.harness(echo_registry())
         sid = h.start("/x.Y/Z")
         self.assertEqual(h.responses[sid].status, 12)
         self.assertEqual(h.responses[sid].reset, ErrorCodes.NO_ERROR)
 
     def test_bad_content_type_and_method(self) -> None:
         """A non-gRPC content-type is 415/INVALID_ARGUMENT; a GET is 405/INTERNAL."""
-        h = Harness(echo_registry())
+        h = self.harness(echo_registry())
         ct = h.start(ECHO, content_type=b"application/json", end=True)
         get = h.start(ECHO, method=b"GET", end=True)
         self.assertEqual(h.responses[ct].headers[b":status"], b"415")
@@ -191,20 +194,20 @@ class UnaryTests(SynchronousTestCase):
 
     def test_content_type_with_subtype(self) -> None:
         """application/grpc+proto is accepted."""
-        h = Harness(echo_registry())
+        h = self.harness(echo_registry())
         sid = h.start(ECHO, content_type=b"application/grpc+proto")
         h.send(sid, Msg(service="p"), end=True)
         self.assertEqual(h.responses[sid].status, 0)
 
     def test_no_request_message(self) -> None:
         """A unary call half-closed without a message fails INTERNAL."""
-        h = Harness(echo_registry())
+        h = self.harness(echo_registry())
         sid = h.start(ECHO, end=True)
         self.assertEqual(h.responses[sid].status, StatusCode.INTERNAL)
 
     def test_unparseable_request(self) -> None:
         """A request that does not parse fails INTERNAL 'error unmarshalling request'."""
-        h = Harness(echo_registry())
+        h = self.harness(echo_registry())
         sid = h.start(ECHO)
         h.send(sid, b"\x00\x00\x00\x00\x02\xff\xff", end=True)
         self.assertEqual(h.responses[sid].status, StatusCode.INTERNAL)
@@ -212,7 +215,7 @@ class UnaryTests(SynchronousTestCase):
 
     def test_too_large(self) -> None:
         """A message over max_receive_bytes fails RESOURCE_EXHAUSTED before its body arrives."""
-        h = Harness(echo_registry(), max_receive_bytes=100)
+        h = self.harness(echo_registry(), max_receive_bytes=100)
         sid = h.start(ECHO)
         h.send(sid, b"\x00\x00\x00\x01\x00")
         resp = h.responses[sid]
@@ -221,7 +224,7 @@ class UnaryTests(SynchronousTestCase):
 
     def test_compressed_without_encoding(self) -> None:
         """The compressed flag without grpc-encoding fails INTERNAL."""
-        h = Harness(echo_registry())
+        h = self.harness(echo_registry())
         sid = h.start(ECHO)
         h.send(sid, b"\x01\x00\x00\x00\x00", end=True)
         self.assertEqual(h.responses[sid].status, StatusCode.INTERNAL)
@@ -231,13 +234,33 @@ class UnaryTests(SynchronousTestCase):
 
     def test_compressed_with_unknown_encoding(self) -> None:
         """The compressed flag with an encoding we lack fails UNIMPLEMENTED, as grpc-go's server."""
-        h = Harness(echo_registry())
-        sid = h.start(ECHO, [(b"grpc-encoding", b"gzip")])
+        h = self.harness(echo_registry())
+        sid = h.start(ECHO, [(b"grpc-encoding", b"br")])
         h.send(sid, b"\x01\x00\x00\x00\x00", end=True)
         self.assertEqual(h.responses[sid].status, StatusCode.UNIMPLEMENTED)
 
+    def test_gzip_request(self) -> None:
+        """A gzip-compressed request is decompressed and answered compressed, as etcd's grpc-go does."""
+        h = self.harness(echo_registry())
+        sid = h.start(ECHO, [(b"grpc-encoding", b"gzip")])
+        payload = gzip.compress(Msg(service="zipped").SerializeToString())
+        h.send(sid, b"\x01" + len(payload).to_bytes(4, "big") + payload, end=True)
+        self.assertEqual(h.responses[sid].status, 0)
+        self.assertEqual(texts(h.responses[sid].messages), ["zipped"])
+        # answered in the request's encoding, as grpc-go (etcd 3.5.1) answers
+        self.assertEqual(h.responses[sid].headers[b"grpc-encoding"], b"gzip")
+        self.assertEqual(h.responses[sid].data[0], 1)
 
-class MetadataTests(SynchronousTestCase):
+    def test_incomplete_message(self) -> None:
+        """A request that ends inside a message is UNKNOWN "unexpected EOF" (etcd 3.5.1)."""
+        h = self.harness(echo_registry())
+        sid = h.start(ECHO)
+        h.send(sid, b"\x00\x00\x00\x00\x05abc", end=True)
+        self.assertEqual(h.responses[sid].status, StatusCode.UNKNOWN)
+        self.assertEqual(h.responses[sid].message, b"unexpected EOF")
+
+
+class MetadataTests(HarnessCase):
     def test_request_metadata(self) -> None:
         """Handlers see lowercase multi-valued metadata, -bin decoded, reserved headers dropped, and the peer."""
         seen: list[ServerContext] = []
@@ -249,7 +272,7 @@ class MetadataTests(SynchronousTestCase):
         r = Registry()
         r.add_unary(ECHO, Msg, handler)
         md = [(b"token", b"abc"), (b"x-multi", b"1"), (b"x-multi", b"2"), (b"trace-bin", b"AAEC")]
-        Harness(r).call(ECHO, Msg(), md)
+        self.harness(r).call(ECHO, Msg(), md)
         ctx = seen[0]
         self.assertEqual(ctx.metadata.get("token"), "abc")
         self.assertEqual(ctx.metadata.get_all("x-multi"), ["1", "2"])
@@ -259,6 +282,27 @@ class MetadataTests(SynchronousTestCase):
         self.assertEqual(ctx.peer, PEER)
         self.assertEqual(ctx.method, ECHO)
         self.assertIsNone(ctx.deadline)
+
+    def test_peer_certificate(self) -> None:
+        """A handler sees the TLS transport's peer certificate; None on plaintext."""
+        seen: list[ServerContext] = []
+
+        def handler(request: Msg, ctx: ServerContext) -> Msg:
+            seen.append(ctx)
+            return request
+
+        r = Registry()
+        r.add_unary(ECHO, Msg, handler)
+        self.harness(r).call(ECHO, Msg(), [])
+        self.assertIsNone(seen[0].peer_certificate())
+
+        class TLSTransport(StringTransport):
+            def getPeerCertificate(self) -> object:
+                return "the client's certificate"
+
+        proto = self.factory(r, Clock()).buildProtocol(PEER)
+        proto.makeConnection(TLSTransport(peerAddress=PEER))
+        self.assertEqual(proto.peer_certificate(), "the client's certificate")
 
     def test_response_metadata(self) -> None:
         """Initial metadata goes in the response headers and trailing metadata in the trailers."""
@@ -270,7 +314,7 @@ class MetadataTests(SynchronousTestCase):
 
         r = Registry()
         r.add_unary(ECHO, Msg, handler)
-        resp = Harness(r).call(ECHO, Msg())
+        resp = self.harness(r).call(ECHO, Msg())
         self.assertEqual(resp.headers[b"x-head"], b"h")
         self.assertEqual(resp.trailers[b"x-tail"], b"t")
         self.assertEqual(resp.trailers[b"x-tail-bin"], b"/w")
@@ -278,11 +322,11 @@ class MetadataTests(SynchronousTestCase):
 
     def test_bad_binary_metadata(self) -> None:
         """Undecodable -bin metadata is refused with INTERNAL."""
-        resp = Harness(echo_registry()).call(ECHO, Msg(), [(b"x-bin", b"!!!")])
+        resp = self.harness(echo_registry()).call(ECHO, Msg(), [(b"x-bin", b"!!!")])
         self.assertEqual(resp.status, StatusCode.INTERNAL)
 
 
-class DeadlineTests(SynchronousTestCase):
+class DeadlineTests(HarnessCase):
     def test_deadline_cancels(self) -> None:
         """When grpc-timeout passes, the call ends DEADLINE_EXCEEDED and ctx reports cancellation."""
         seen: list[ServerContext] = []
@@ -293,7 +337,7 @@ class DeadlineTests(SynchronousTestCase):
 
         r = Registry()
         r.add_unary(ECHO, Msg, never)
-        h = Harness(r)
+        h = self.harness(r)
         resp = h.call(ECHO, Msg(), [(b"grpc-timeout", b"1500m")])
         ctx = seen[0]
         self.assertEqual(ctx.deadline, 1.5)
@@ -312,19 +356,19 @@ class DeadlineTests(SynchronousTestCase):
 
     def test_finished_call_cancels_timer(self) -> None:
         """A call that completes leaves no deadline timer behind."""
-        h = Harness(echo_registry())
+        h = self.harness(echo_registry(), idle_timeout=None)
         h.call(ECHO, Msg(), [(b"grpc-timeout", b"5S")])
         self.assertEqual(h.clock.getDelayedCalls(), [])
 
     def test_malformed_timeout(self) -> None:
         """A malformed grpc-timeout is refused with HTTP 400 and INTERNAL."""
-        h = Harness(echo_registry())
+        h = self.harness(echo_registry())
         resp = h.call(ECHO, Msg(), [(b"grpc-timeout", b"18f6n")])
         self.assertEqual(resp.headers[b":status"], b"400")
         self.assertEqual(resp.status, StatusCode.INTERNAL)
 
 
-class StreamingTests(SynchronousTestCase):
+class StreamingTests(HarnessCase):
     def test_server_stream(self) -> None:
         """A server-streaming handler's messages arrive in order, then OK when its Deferred fires."""
         r = Registry()
@@ -335,7 +379,7 @@ class StreamingTests(SynchronousTestCase):
             return succeed(None)
 
         r.add_server_stream("/test.S/Count", Msg, count)
-        resp = Harness(r).call("/test.S/Count", Msg(service="n"))
+        resp = self.harness(r).call("/test.S/Count", Msg(service="n"))
         self.assertEqual(texts(resp.messages), ["n0", "n1", "n2"])
         self.assertEqual(resp.status, 0)
 
@@ -349,7 +393,7 @@ class StreamingTests(SynchronousTestCase):
             stream.send(Msg(service="first"))
 
         r.add_server_stream("/test.S/Hold", Msg, hold)
-        h = Harness(r)
+        h = self.harness(r)
         resp = h.call("/test.S/Hold", Msg())
         self.assertEqual(texts(resp.messages), ["first"])
         self.assertIsNone(resp.status)
@@ -373,7 +417,7 @@ class StreamingTests(SynchronousTestCase):
             return done
 
         r.add_client_stream("/test.C/Join", Msg, join)
-        h = Harness(r)
+        h = self.harness(r)
         sid = h.start("/test.C/Join")
         for p in "abc":
             h.send(sid, Msg(service=p))
@@ -390,7 +434,7 @@ class StreamingTests(SynchronousTestCase):
             stream.set_receiver(lambda m: stream.send(Msg(service=m.service * 2)), stream.finish)
 
         r.add_bidi_stream("/test.B/Echo", Msg, bidi)
-        h = Harness(r)
+        h = self.harness(r)
         sids = [h.start("/test.B/Echo", flush=False) for _ in range(50)]
         for round_ in range(3):
             for sid in sids:
@@ -411,7 +455,7 @@ class StreamingTests(SynchronousTestCase):
         r.add_bidi_stream(
             "/test.B/One", Msg, lambda ctx, stream: stream.set_receiver(lambda m: stream.finish())
         )
-        h = Harness(r)
+        h = self.harness(r)
         sid = h.start("/test.B/One")
         h.send(sid, Msg())
         self.assertEqual(h.responses[sid].status, 0)
@@ -424,7 +468,7 @@ class StreamingTests(SynchronousTestCase):
         got: list[str] = []
         streams: list[ServerStream] = []
         r.add_bidi_stream("/test.B/Late", Msg, lambda ctx, stream: streams.append(stream))
-        h = Harness(r)
+        h = self.harness(r)
         sid = h.start("/test.B/Late")
         h.send(sid, Msg(service="a"))
         h.send(sid, Msg(service="b"))
@@ -443,7 +487,7 @@ class StreamingTests(SynchronousTestCase):
             return pending[-1]
 
         r.add_bidi_stream("/test.B/Slow", Msg, lambda ctx, stream: stream.set_receiver(slow))
-        h = Harness(r)
+        h = self.harness(r)
         sid = h.start("/test.B/Slow")
         big = "x" * 300_000
         for _ in range(3):
@@ -468,21 +512,21 @@ class StreamingTests(SynchronousTestCase):
             raise GrpcError(StatusCode.INVALID_ARGUMENT, "bad " + m.service)
 
         r.add_bidi_stream("/test.B/Bad", Msg, lambda ctx, stream: stream.set_receiver(bad))
-        h = Harness(r)
+        h = self.harness(r)
         sid = h.start("/test.B/Bad")
         h.send(sid, Msg(service="x"))
         self.assertEqual(h.responses[sid].status, StatusCode.INVALID_ARGUMENT)
         self.assertEqual(h.responses[sid].message, b"bad x")
 
 
-class FlowControlTests(SynchronousTestCase):
+class FlowControlTests(HarnessCase):
     def setUp(self) -> None:
         self.streams: list[ServerStream] = []
         r = Registry()
         r.add_server_stream(
             "/test.S/Push", Msg, lambda request, ctx, stream: self.streams.append(stream)
         )
-        self.h = Harness(r, auto_ack=False)
+        self.h = self.harness(r, auto_ack=False)
         self.sid = self.h.call("/test.S/Push", Msg()) and max(self.h.responses)
 
     def test_send_blocks_until_window_update(self) -> None:
@@ -533,7 +577,7 @@ class FlowControlTests(SynchronousTestCase):
         self.assertFalse(stream.send(Msg(service="b" * 100)).called)
 
 
-class CancellationTests(SynchronousTestCase):
+class CancellationTests(HarnessCase):
     def setUp(self) -> None:
         self.ctxs: list[ServerContext] = []
         self.streams: list[ServerStream] = []
@@ -548,7 +592,7 @@ class CancellationTests(SynchronousTestCase):
         r.add_unary(ECHO, Msg, echo)
         self.pending: list[Deferred[Msg]] = []
         r.add_unary("/test.Echo/Later", Msg, lambda request, ctx: self._pending())
-        self.h = Harness(r, auto_ack=False)
+        self.h = self.harness(r, auto_ack=False)
 
     def _pending(self) -> Deferred[Msg]:
         self.pending.append(Deferred())
@@ -613,16 +657,14 @@ class CancellationTests(SynchronousTestCase):
         self.successResultOf(done)
 
 
-class TimeoutTests(SynchronousTestCase):
+class TimeoutTests(HarnessCase):
     def test_preface_timeout(self) -> None:
         """A connection that never sends the HTTP/2 preface is aborted."""
         from twisted.internet.task import Clock
         from twisted.internet.testing import StringTransport
 
-        from etcd_twisted.grpc.protocol import GrpcFactory
-
         clock = Clock()
-        proto = GrpcFactory(Registry(), clock, preface_timeout=3).buildProtocol(PEER)
+        proto = self.factory(Registry(), clock, preface_timeout=3).buildProtocol(PEER)
         transport = StringTransport()
         proto.makeConnection(transport)
         clock.advance(3)
@@ -630,13 +672,13 @@ class TimeoutTests(SynchronousTestCase):
 
     def test_preface_seen_cancels_timer(self) -> None:
         """Once the client's SETTINGS arrive the preface timer is gone."""
-        h = Harness(echo_registry(), preface_timeout=3)
+        h = self.harness(echo_registry(), preface_timeout=3)
         h.clock.advance(10)
         self.assertFalse(h.transport.disconnecting)
 
     def test_idle_timeout(self) -> None:
         """With idle_timeout set, a connection without calls that long gets GOAWAY and closes."""
-        h = Harness(echo_registry(), idle_timeout=60)
+        h = self.harness(echo_registry(), idle_timeout=60)
         h.clock.advance(30)
         h.call(ECHO, Msg())
         h.clock.advance(59)
@@ -651,16 +693,14 @@ class TimeoutTests(SynchronousTestCase):
         from twisted.internet.task import Clock
         from twisted.internet.testing import StringTransport
 
-        from etcd_twisted.grpc.protocol import GrpcFactory
-
-        proto = GrpcFactory(Registry(), Clock()).buildProtocol(PEER)
+        proto = self.factory(Registry(), Clock()).buildProtocol(PEER)
         transport = StringTransport()
         proto.makeConnection(transport)
         proto.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
         self.assertTrue(transport.disconnecting)
 
 
-class HandoffTests(SynchronousTestCase):
+class HandoffTests(HarnessCase):
     def test_sniffed_connection(self) -> None:
         """A wrapper that read the 24-byte preface first can hand it over in dataReceived."""
         from h2.config import H2Configuration
@@ -668,9 +708,7 @@ class HandoffTests(SynchronousTestCase):
         from twisted.internet.task import Clock
         from twisted.internet.testing import StringTransport
 
-        from etcd_twisted.grpc.protocol import GrpcFactory
-
-        factory = GrpcFactory(echo_registry(), Clock())
+        factory = self.factory(echo_registry(), Clock())
         proto = factory.buildProtocol(PEER)
         transport = StringTransport()
         proto.makeConnection(transport)
@@ -694,3 +732,13 @@ class HandoffTests(SynchronousTestCase):
         events = client.receive_data(transport.value())
         trailers = [e for e in events if type(e).__name__ == "TrailersReceived"]
         self.assertEqual(dict(trailers[0].headers)[b"grpc-status"], b"0")
+
+
+UnaryFallbackTests = fallback_twin(UnaryTests)
+MetadataFallbackTests = fallback_twin(MetadataTests)
+DeadlineFallbackTests = fallback_twin(DeadlineTests)
+StreamingFallbackTests = fallback_twin(StreamingTests)
+FlowControlFallbackTests = fallback_twin(FlowControlTests)
+CancellationFallbackTests = fallback_twin(CancellationTests)
+TimeoutFallbackTests = fallback_twin(TimeoutTests)
+HandoffFallbackTests = fallback_twin(HandoffTests)

@@ -16,6 +16,8 @@ directory and stops it at the end. Prints one line per check; exits 1 if any fai
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import os
 import queue
 import socket
@@ -174,6 +176,15 @@ def checks(c: etcd3.Etcd3Client) -> list[tuple[str, Callable[[], object]]]:
         assert len(members) == 1 and status.leader.id == members[0].id, (members, status.leader)
         return f"{members[0].name} {status.version}"
 
+    def snapshot() -> object:
+        out = io.BytesIO()
+        c.snapshot(out)
+        data = out.getvalue()
+        db, digest = data[:-32], data[-32:]
+        assert len(data) % 512 == 32 and hashlib.sha256(db).digest() == digest, len(data)
+        assert db[16:20] == bytes.fromhex("edda0ced"), "not a bbolt file"
+        return f"{len(db)} bytes + sha256"
+
     return [
         ("put/get", put_get),
         ("get_prefix/delete", prefix_and_delete),
@@ -184,6 +195,7 @@ def checks(c: etcd3.Etcd3Client) -> list[tuple[str, Callable[[], object]]]:
         ("lease grant/refresh/expire/ttl", lease),
         ("lock", lock),
         ("members/status", cluster),
+        ("snapshot", snapshot),
     ]
 
 

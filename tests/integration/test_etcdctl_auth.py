@@ -3,7 +3,7 @@
 Each test starts a fresh real etcd and a fresh server of ours, runs the same etcdctl
 commands against both, and requires the same exit code, stdout and stderr once ids,
 addresses and timestamps are normalised (``test_etcdctl_kv.normalise``). Password
-hashes differ by design (etcd's bcrypt, our PBKDF2) and never show.
+hashes are bcrypt on both (``test_auth_interop`` checks one of etcd's here) and never show.
 """
 
 from __future__ import annotations

@@ -14,10 +14,16 @@ from twisted.internet.defer import Deferred
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.trial.unittest import TestCase
 
-from etcd_twisted.listen import ListeningService, server_endpoint, tls_options
+from etcd_twisted._pb import raft_pb2
+from etcd_twisted.backend.backend import Backend
+from etcd_twisted.listen import ListeningService, server_endpoint, server_tls
 from etcd_twisted.peer.http import PeerApi
+from etcd_twisted.tls.context import client_tls
+from etcd_twisted.tls.gate import run_now
+from etcd_twisted.tls.info import TLSInfo
 from tests.peer.fakes import app
-from tests.peer.loopback import LoopbackMember, reactor, wait_for
+from tests.peer.loopback import LoopbackMember, reactor, sleep, wait_for
+from tests.support.certs import CA, Leaf
 
 
 def self_signed(directory: str) -> tuple[str, str]:
@@ -76,7 +82,9 @@ class TLSTests(TestCase):
                     m.transport.server_factory(PeerApi().site()),
                     [
                         server_endpoint(
-                            reactor, "https://127.0.0.1:0", lambda: tls_options(cert_file, key_file)
+                            reactor,
+                            "https://127.0.0.1:0",
+                            server_tls(TLSInfo(cert_file=cert_file, key_file=key_file)),
                         )
                     ],
                 )
@@ -92,5 +100,86 @@ class TLSTests(TestCase):
             b.transport.send([app(1, 2, 2)])
             await wait_for(lambda: len(a.received) == 1 and len(b.received) == 1)
             self.assertEqual((a.received[0].index, b.received[0].index), (2, 1))
+
+        return Deferred.fromCoroutine(run())
+
+
+class MutualTLSTests(TestCase):
+    """Peer links as etcd runs them: client certificates, allowed CN, SAN, snapshots."""
+
+    timeout = 60
+
+    async def member(self, member_id: int, leaf: Leaf, ca: CA, **server: object) -> LoopbackMember:
+        info = TLSInfo(
+            cert_file=leaf.cert_file,
+            key_file=leaf.key_file,
+            trusted_ca_file=ca.cert_file,
+            client_cert_auth=True,
+            check_san=True,
+            **server,  # type: ignore[arg-type]
+        )
+        m = LoopbackMember(member_id, self.mktemp(), client_tls=lambda host: client_tls(info, host))
+        m.listening = ListeningService(
+            "peer",
+            m.transport.server_factory(PeerApi().site()),
+            [
+                server_endpoint(
+                    reactor, "https://127.0.0.1:0", server_tls(info, (b"http/1.1",)), run_now
+                )
+            ],
+        )
+        await m.start()
+        m.url = m.url.replace("http://", "https://")
+        self.addCleanup(lambda: Deferred.fromCoroutine(m.stop()))
+        return m
+
+    def test_messages_and_snapshot(self) -> Deferred[None]:
+        """With client certificates required both ways, messages and a snapshot arrive."""
+
+        async def run() -> None:
+            ca = CA.create(self.mktemp())
+            peer = ca.issue("peer", cn="etcd-peer")
+            a = await self.member(1, peer, ca, allowed_cn="etcd-peer")
+            b = await self.member(2, peer, ca, allowed_cn="etcd-peer")
+            a.transport.add_peer(2, [b.url])
+            b.transport.add_peer(1, [a.url])
+            await wait_for(lambda: a.transport.is_active(2) and b.transport.is_active(1))
+            a.transport.send([app(2, 1, 1)])
+            await wait_for(lambda: len(b.received) == 1)
+            be = Backend(os.path.join(self.mktemp(), "db"))
+            self.addCleanup(be.close)
+            for i in range(200):
+                be.batch_tx.put(b"key", b"k%04d" % i, b"v" * 100)
+            expected = b"".join(be.snapshot().chunks())
+            a.db = be.snapshot()
+            a.transport.send(
+                [
+                    raft_pb2.Message(
+                        type=raft_pb2.MsgSnap,
+                        to=2,
+                        from_=1,
+                        term=2,
+                        snapshot=raft_pb2.Snapshot(
+                            metadata=raft_pb2.SnapshotMetadata(index=9, term=2)
+                        ),
+                    )
+                ]
+            )
+            await wait_for(lambda: a.snapshot_status == [(2, True)])
+            with open(b.snapshots[0][1], "rb") as f:
+                self.assertEqual(f.read(), expected)
+
+        return Deferred.fromCoroutine(run())
+
+    def test_disallowed_cn_never_links(self) -> Deferred[None]:
+        """A member whose certificate has another CN cannot open a stream to the other."""
+
+        async def run() -> None:
+            ca = CA.create(self.mktemp())
+            a = await self.member(1, ca.issue("peer", cn="etcd-peer"), ca, allowed_cn="etcd-peer")
+            b = await self.member(2, ca.issue("intruder", cn="intruder"), ca)
+            b.transport.add_peer(1, [a.url])
+            await sleep(1.0)
+            self.assertFalse(b.transport.is_active(1))
 
         return Deferred.fromCoroutine(run())

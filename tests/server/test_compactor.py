@@ -38,7 +38,7 @@ class PeriodicTests(SynchronousTestCase):
     def make(self, period: float) -> tuple[Harness, PeriodicCompactor]:
         h = Harness()
         c = PeriodicCompactor(h.clock, lambda: h.rev, h.compact, lambda: h.leader, period)
-        c.start()
+        c.startService()
         return h, c
 
     def test_waits_a_full_period_then_keeps_one_period(self) -> None:
@@ -90,7 +90,7 @@ class RevisionTests(SynchronousTestCase):
         """Every 5 minutes it compacts to current - retention, not twice at one revision."""
         h = Harness()
         c = RevisionCompactor(h.clock, lambda: h.rev, h.compact, lambda: h.leader, 1000)
-        c.start()
+        c.startService()
         h.advance(300, writes_per_second=10)
         self.assertEqual(h.compactions, [3001 - 1000])
         h.advance(300, writes_per_second=0)

@@ -13,7 +13,7 @@ class DeadlinesTests(SynchronousTestCase):
         """Unfired Deferreds fail within one sweep after their timeout; fired ones are left."""
         clock = Clock()
         deadlines = Deadlines(clock, 5.0, TimeoutError)
-        deadlines.start()
+        deadlines.startService()
         done, late, later = Deferred(), Deferred(), Deferred()
         deadlines.add(done)
         deadlines.add(late)
@@ -26,5 +26,5 @@ class DeadlinesTests(SynchronousTestCase):
         clock.pump([SWEEP_INTERVAL] * 4)  # t = 6.0
         self.failureResultOf(later, TimeoutError)
         self.assertEqual(self.successResultOf(done), "ok")
-        deadlines.stop()
+        deadlines.stopService()
         self.assertEqual(clock.getDelayedCalls(), [])

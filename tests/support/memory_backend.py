@@ -17,6 +17,10 @@ class MemoryBatchTx:
     def get(self, bucket: bytes, key: bytes) -> bytes | None:
         return self.buckets.get(bucket, {}).get(key)
 
+    def get_many(self, bucket: bytes, keys: list[bytes]) -> list[tuple[bytes, bytes]]:
+        table = self.buckets.get(bucket, {})
+        return [(key, table[key]) for key in keys if key in table]
+
     def delete(self, bucket: bytes, key: bytes) -> None:
         self.buckets.get(bucket, {}).pop(key, None)
 

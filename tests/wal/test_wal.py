@@ -93,6 +93,23 @@ class ReadWriteTests(WALTestCase):
         w.save(hs(term=2, commit=50), [])
         self.assertEqual(self.syncs, 2)
 
+    def test_unsafe_no_fsync_never_syncs(self) -> None:
+        """With ``unsafe_no_fsync`` saves, snapshots and cuts skip fdatasync; data still reads back."""
+        w = WAL.create(self.dir, b"meta", segment_bytes=SEGMENT, on_sync=self.count_sync,
+                       unsafe_no_fsync=True)  # fmt: skip
+        w.save(hs(commit=0), entries(1, 50))
+        w.save(hs(term=2, commit=50), [])
+        w.save_snapshot(wal_pb2.Snapshot(index=10, term=1))
+        w.cut()
+        w.close()
+        self.assertEqual(self.syncs, 0)
+        w = WAL.open(self.dir, None, segment_bytes=SEGMENT, on_sync=self.count_sync,
+                     unsafe_no_fsync=True)  # fmt: skip
+        self.addCleanup(w.close)
+        self.assertEqual(w.read_all()[2], entries(1, 50))
+        w.save(hs(term=2, commit=50), entries(51, 51, term=2))
+        self.assertEqual(self.syncs, 0)
+
     def test_cut_names_segments_by_seq_and_first_index(self) -> None:
         """Segments are cut at the size limit and named by sequence and first entry index."""
         w = self.create()

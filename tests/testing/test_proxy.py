@@ -1,4 +1,4 @@
-"""Tests for ``robustness.proxy``: pass, delay, drop, blackhole and bounded buffers on loopback."""
+"""Tests for ``etcd_twisted.testing.proxy``: pass, delay, drop, blackhole and bounded buffers on loopback."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from robustness.proxy import IN, OUT, PeerProxy, Rule
+from etcd_twisted.testing.proxy import IN, OUT, PeerProxy, Rule
 
 HEAD = (
     b"POST /raft/stream HTTP/1.1\r\nHost: x\r\nUpgrade: etcd-twisted-raft/1\r\n"
