@@ -766,11 +766,6 @@ def _validate(values: dict[str, Any], sources: Mapping[str, str]) -> None:
         raise ConfigError("--cert-file and --key-file must be given together")
     if bool(values["peer_cert_file"]) != bool(values["peer_key_file"]):
         raise ConfigError("--peer-cert-file and --peer-key-file must be given together")
-    if values["discovery"]:
-        raise ConfigError(
-            "--discovery: the v2 discovery service protocol is not provided; "
-            "use --discovery-srv or --initial-cluster"
-        )
     if values["enable_v2"]:
         raise ConfigError("--enable-v2: the v2 API is not provided (etcd 3.6 removed it)")
     if values["proxy"] != "off":

@@ -29,18 +29,19 @@ from etcd_twisted.config import (
     help_text,
     parse,
 )
+from etcd_twisted.discovery.srv import (
+    SrvBootstrapError,
+    initial_cluster_from_srv,
+    name_server,
+    query_srv,
+)
+from etcd_twisted.discovery.v2 import ClusterFullError, DiscoveryError, join_cluster, urllib_fetch
 from etcd_twisted.embed import build_service
 from etcd_twisted.listen import ListenError
 from etcd_twisted.logs import observer_for
 from etcd_twisted.proxy.command import GatewayOptions, GrpcProxyOptions, ProxyCommandOptions
 from etcd_twisted.proxy.datadir import identify as identify_data_dir
 from etcd_twisted.proxy.datadir import refusal as data_dir_refusal
-from etcd_twisted.proxy.srv_bootstrap import (
-    SrvBootstrapError,
-    initial_cluster_from_srv,
-    name_server,
-    query_srv,
-)
 from etcd_twisted.server.bootstrap import BootstrapError
 from etcd_twisted.wal.errors import DataDirError, SnapError, WALError
 
@@ -161,12 +162,11 @@ def makeService(options: Options) -> IService:
         sys.stderr.write(f"etcd: {refused}\n")
         raise SystemExit(1)
     config = options.config
-    if config.discovery_srv and identify_data_dir(config.data_dir) == "empty":
-        try:
-            config = config.replace(initial_cluster=_cluster_from_srv(config))
-        except SrvBootstrapError as e:
-            sys.stderr.write(f"etcd: {e}\n")
-            raise SystemExit(1) from None
+    try:
+        config = _discovered(config)
+    except (SrvBootstrapError, DiscoveryError) as e:
+        sys.stderr.write(f"etcd: {e}\n")
+        raise SystemExit(1) from None
     try:
         return build_service(config, reactor, on_fatal=_exit_on_fatal, on_removed=reactor.stop)
     except STARTUP_ERRORS as e:
@@ -174,16 +174,39 @@ def makeService(options: Options) -> IService:
         raise SystemExit(1) from None
 
 
-def _cluster_from_srv(config: Config) -> dict[str, list[str]]:
-    """``--discovery-srv``: the initial cluster from DNS, for a member not yet initialized."""
-    server = name_server()
-    return initial_cluster_from_srv(
-        config.name,
-        config.discovery_srv,
-        config.discovery_srv_name,
-        config.initial_advertise_peer_urls,
-        lambda name: query_srv(name, server),
-    )
+def _discovered(config: Config) -> Config:
+    """The initial cluster from ``--discovery-srv`` or ``--discovery``, for a member
+    not initialized yet (etcd looks neither up for a member that has data)."""
+    if identify_data_dir(config.data_dir) != "empty":
+        return config
+    if config.discovery_srv:
+        server = name_server()
+        cluster = initial_cluster_from_srv(
+            config.name,
+            config.discovery_srv,
+            config.discovery_srv_name,
+            config.initial_advertise_peer_urls,
+            lambda name: query_srv(name, server),
+        )
+        return config.replace(initial_cluster=cluster)
+    if config.discovery:
+        try:
+            cluster = join_cluster(
+                config.discovery,
+                config.name,
+                config.initial_advertise_peer_urls,
+                urllib_fetch(config.discovery_proxy),
+            )
+        except ClusterFullError as e:
+            if config.discovery_fallback == "proxy":
+                raise DiscoveryError(
+                    f"{e}; --discovery-fallback=proxy would start a v2 proxy, which is not "
+                    "provided (give --discovery-fallback=exit)"
+                ) from None
+            raise
+        # etcd uses the discovery URL as the cluster token.
+        return config.replace(initial_cluster=cluster, initial_cluster_token=config.discovery)
+    return config
 
 
 #: Errors that stop a member from starting; each is reported as one line.

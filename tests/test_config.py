@@ -260,6 +260,21 @@ class V2Tests(SynchronousTestCase):
         self.assertIn("--proxy-dial-timeout has no effect", " ".join(c.warnings))
 
 
+class DiscoveryFlagTests(SynchronousTestCase):
+    def test_one_bootstrap_flag(self) -> None:
+        """--initial-cluster, --discovery and --discovery-srv exclude each other."""
+        with self.assertRaises(ConfigError) as e:
+            parse(["--discovery-srv", "x.test", "--initial-cluster", "a=http://h:1"], {})
+        self.assertIn("multiple discovery or bootstrap flags are set", str(e.exception))
+        c = parse(["--discovery", "http://d/v2/keys/t"], {})
+        self.assertEqual(c.discovery, "http://d/v2/keys/t")
+
+    def test_fallback_without_discovery_warned(self) -> None:
+        """--discovery-fallback alone is accepted with a warning that it does nothing."""
+        c = parse(["--discovery-fallback", "exit"], {})
+        self.assertIn("--discovery-fallback has no effect without --discovery", c.warnings)
+
+
 class TransportSecurityFlagTests(SynchronousTestCase):
     """The TLS, CORS and host-whitelist flags of issue 15, with etcd 3.5.1's defaults."""
 

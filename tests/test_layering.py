@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "ui": 6,
     "embed": 7,
     "proxy": 7,
+    "discovery": 7,
     "tap": 8,
     "testing": 9,
 }

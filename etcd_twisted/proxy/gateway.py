@@ -21,7 +21,7 @@ from twisted.internet.interfaces import IReactorCore, IStreamServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
 
 from etcd_twisted.config import flag
-from etcd_twisted.listen import BACKLOG
+from etcd_twisted.listen import BACKLOG, TLSServerEndpoint
 from etcd_twisted.proxy.discovery import DiscoveryError, discover_client_endpoints
 from etcd_twisted.proxy.flags import go_bool, go_duration, go_string, go_strings
 from etcd_twisted.proxy.tcp import Remote, TcpProxy, TcpProxyService
@@ -138,10 +138,7 @@ def listen_endpoint(reactor: object, listen_addr: str, tls: Any = None) -> IStre
     if not port.isdigit():
         raise GatewayError(f"listen tcp: address {listen_addr}: invalid port")
     if tls is not None:
-        interface = host if ":" in host else (socket.gethostbyname(host) if host else "")
-        return endpoints.SSL4ServerEndpoint(
-            reactor, int(port), tls, backlog=BACKLOG, interface=interface
-        )
+        return TLSServerEndpoint(listen_endpoint(reactor, listen_addr), tls)
     if ":" in host:
         return endpoints.TCP6ServerEndpoint(reactor, int(port), backlog=BACKLOG, interface=host)
     interface = socket.gethostbyname(host) if host else ""

@@ -164,7 +164,6 @@ class GrpcProxyConfig:
 #: Flags this proxy does not provide, each refused in one line when set.
 _NOT_PROVIDED: dict[str, str] = {
     "enable_pprof": "pprof is Go's profiler; there is nothing to serve in etcd-twisted",
-    "client_crl_file": "certificate revocation lists are not provided yet",
     "auto_tls": "generated certificates are not provided; give --cert-file and --key-file",
     "experimental_serializable_ordering": "not provided",
     "experimental_leasing_prefix": "the leasing cache is not provided",
@@ -331,7 +330,9 @@ def build_grpc_proxy(
         metrics,
         lambda: "{}://{}:{}".format(scheme, *upstream.current_member),
     )
-    tls_to_clients = client_side_tls(config.cert_file, config.key_file, config.trusted_ca_file)
+    tls_to_clients = client_side_tls(
+        config.cert_file, config.key_file, config.trusted_ca_file, config.client_crl_file
+    )
     client = ListeningService(
         "client",
         SniffingFactory(grpc_factory, site, reactor),

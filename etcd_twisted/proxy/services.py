@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted.grpc import GrpcError, Registry, ServerContext, ServerStream, StatusCode
@@ -21,6 +22,8 @@ from etcd_twisted.proxy.upstream import Upstream
 from etcd_twisted.proxy.watch import ClientWatcher, Encoded, WatchHub
 
 __all__ = ["KVProxy", "register_cluster", "register_keep_alive", "register_watch"]
+
+log = Logger()
 
 _KV = "/etcdserverpb.KV"
 
@@ -158,6 +161,32 @@ class _WatchSession:
             if watcher is not None:
                 self._hub.remove(watcher)
                 self._send(rpc_pb2.WatchResponse(watch_id=watcher.watch_id, canceled=True))
+        elif kind == "progress_request":
+            self._progress()
+
+    def _progress(self) -> None:
+        """Answer a progress request (watch id -1) with a revision every watcher of the
+        stream has seen all events up to; without one, the members' current revision."""
+        seen = [w.next_revision - 1 for w in self._watchers.values() if w.created]
+        if seen:
+            self._send(
+                rpc_pb2.WatchResponse(
+                    watch_id=-1, header=rpc_pb2.ResponseHeader(revision=min(seen))
+                )
+            )
+            return
+        probe = rpc_pb2.RangeRequest(key=b"\0", count_only=True, serializable=True, limit=1)
+        d = Deferred.fromCoroutine(
+            self._upstream.unary(f"{_KV}/Range", probe.SerializeToString(), self._metadata)
+        )
+
+        def answer(raw: bytes) -> None:
+            header = rpc_pb2.RangeResponse.FromString(raw).header
+            self._send(rpc_pb2.WatchResponse(watch_id=-1, header=header))
+
+        d.addCallbacks(
+            answer, lambda f: log.warn("no revision for a progress request: {e}", e=f.value)
+        )
 
     def _create(self, create: rpc_pb2.WatchCreateRequest) -> None:
         key, end = create.key, create.range_end

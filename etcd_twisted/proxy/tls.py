@@ -1,6 +1,7 @@
 """TLS for the grpc-proxy: to the members (``--cert``, ``--key``, ``--cacert``,
 ``--insecure-skip-tls-verify``) and to its clients (``--cert-file``, ``--key-file``,
-``--trusted-ca-file``, which then requires client certificates signed by that CA)."""
+``--trusted-ca-file``, which then requires client certificates signed by that CA, and
+``--client-crl-file``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from OpenSSL import SSL
 from twisted.internet import ssl
 
 from etcd_twisted.listen import ListenError, server_tls
+from etcd_twisted.tls.context import ServerTLS
 from etcd_twisted.tls.info import TLSInfo
 
 __all__ = ["client_side_tls", "member_tls"]
@@ -67,14 +69,13 @@ class _Unverified:
         return connection
 
 
-def client_side_tls(cert_file: str, key_file: str, trusted_ca_file: str) -> Any:
-    """Server TLS options for the proxy's clients, or None without ``--cert-file``."""
+def client_side_tls(
+    cert_file: str, key_file: str, trusted_ca_file: str, crl_file: str = ""
+) -> ServerTLS | None:
+    """Server TLS for the proxy's clients, or None without ``--cert-file``."""
     if not cert_file:
         return None
     info = TLSInfo(
-        cert_file=cert_file,
-        key_file=key_file,
-        trusted_ca_file=trusted_ca_file,
-        client_cert_auth=bool(trusted_ca_file),
+        cert_file=cert_file, key_file=key_file, trusted_ca_file=trusted_ca_file, crl_file=crl_file
     )
     return server_tls(info)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import treq
 from twisted.internet import reactor
+from twisted.internet.defer import succeed
 from twisted.internet.task import deferLater
 from twisted.names import dns, server
 from twisted.trial.unittest import TestCase
@@ -28,8 +29,10 @@ from tests.support.processes import (
     etcdctl,
     etcdctl_input,
     new_member,
+    real_etcd,
     spawn_etcdctl,
     start_cluster,
+    start_member,
     wait_healthy,
     wait_until,
 )
@@ -51,8 +54,25 @@ async def start_proxy(case: TestCase, command: str, cluster: Cluster, *extra: st
     process.start()
     case.addCleanup(process.stop)
     # /health answers through either: the gateway relays it to a member.
-    await wait_healthy(f"http://{addr}", process)
+    await wait_http_health(f"http://{addr}", process)
     return addr
+
+
+async def wait_http_health(url: str, process: ServerProcess, timeout: float = 60.0) -> None:
+    """Poll ``url/health`` until it answers 200 (a proxy serves no JSON gateway, so the
+    test kit's readiness check does not apply)."""
+
+    async def healthy() -> bool:
+        if not process.running:
+            raise AssertionError(f"{url} exited:\n{process.output()[-3000:]}")
+        try:
+            response = await treq.get(url + "/health", timeout=2, persistent=False)
+            await response.content()
+            return response.code == 200
+        except Exception:  # noqa: BLE001 - not listening yet
+            return False
+
+    await wait_until(healthy, timeout, f"{url}/health")
 
 
 async def retried(endpoint: str, *args: str, attempts: int = 2) -> Completed:
@@ -340,3 +360,42 @@ class SrvBootstrapTests(TestCase):
         self.assertEqual(put.code, 0, put.err)
         got = await etcdctl(members[2].client_url, "get", "srv", "--print-value-only")
         self.assertEqual(got.out.strip(), "ok")
+
+
+class DiscoveryUrlTests(TestCase):
+    """Three members of ours bootstrap from a v2 discovery URL served by real etcd 3.5.1
+    (``--enable-v2``); a fourth finds the cluster full."""
+
+    timeout = 120
+
+    async def test_three_members_from_discovery_url(self) -> None:
+        """The members register, wait for each other and form the cluster; one too many exits."""
+        base = self.mktemp()
+        service, _ = await start_member(
+            self, real_etcd, os.path.join(base, "discovery"), extra=["--enable-v2=true"]
+        )
+        url = f"{service.client_url}/v2/keys/_etcd/registry/tok1"
+        response = await treq.put(f"{url}/_config/size", data={"value": "3"}, persistent=False)
+        self.assertEqual(response.code, 201, await response.text())
+        members = [new_member(base, f"m{i + 1}") for i in range(4)]
+        processes = []
+        for m in members:
+            argv = [binary("twistd"), "--nodaemon", "--pidfile=", "etcd", *m.flags()[:-2],
+                    "--discovery", url, "--discovery-fallback=exit"]  # fmt: skip
+            process = ServerProcess(argv, os.path.join(base, f"{m.name}.log"))
+            processes.append(process)
+            self.addCleanup(process.stop)
+        for process in processes[:3]:
+            process.start()
+        for m, p in zip(members[:3], processes[:3], strict=True):
+            await wait_healthy(m.client_url, p, 60)
+        endpoints = ",".join(m.client_url for m in members[:3])
+        listed = await etcdctl(endpoints, "member", "list", "-w", "json")
+        names = sorted(m["name"] for m in json.loads(listed.out)["members"])
+        self.assertEqual(names, ["m1", "m2", "m3"])
+        put = await etcdctl(members[0].client_url, "put", "discovered", "yes")
+        self.assertEqual(put.code, 0, put.err)
+        processes[3].start()
+        await wait_until(lambda: succeed(not processes[3].running), 60, "the fourth member to exit")
+        self.assertEqual(processes[3].child.exit, 1)
+        self.assertIn("etcd: discovery: cluster is full", processes[3].output())

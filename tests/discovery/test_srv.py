@@ -1,4 +1,4 @@
-"""Tests for etcd_twisted.proxy.srv_bootstrap: a member's initial cluster from DNS SRV."""
+"""Tests for etcd_twisted.discovery.srv: a member's initial cluster from DNS SRV."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from twisted.internet.threads import deferToThread
 from twisted.names import dns, server
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from etcd_twisted.proxy.srv_bootstrap import (
+from etcd_twisted.discovery.srv import (
     SrvBootstrapError,
     initial_cluster_from_srv,
     query_srv,
