@@ -38,9 +38,7 @@ def corrupt(server: EtcdServer, key: bytes) -> None:
 class WireFormatTests(SynchronousTestCase):
     def test_response_omits_zero_fields(self) -> None:
         """The JSON answer is Go's encoding of HashKVResponse: zero fields left out."""
-        self.assertEqual(
-            json.loads(response_body(7, 5, 0)), {"header": {"revision": 5}, "hash": 7}
-        )
+        self.assertEqual(json.loads(response_body(7, 5, 0)), {"header": {"revision": 5}, "hash": 7})
         self.assertEqual(
             json.loads(response_body(7, 5, 3)),
             {"header": {"revision": 5}, "hash": 7, "compact_revision": 3},
