@@ -1,8 +1,8 @@
 """``AttributePublisher``: a member makes its name and client URLs known through raft.
 
 On start the member proposes ``ClusterMemberAttrSetRequest`` and retries every half
-second until it is applied (etcd's ``publishV3``). ``published`` fires once it is:
-from then on the member serves (the moment systemd hears ``READY=1``).
+second until it is applied (etcd's ``publishV3``). :meth:`AttributePublisher.wait`
+fires once it is: from then on the member serves (systemd then hears ``READY=1``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ RETRY_INTERVAL = 0.5
 
 
 class AttributePublisher:
-    """Proposes this member's attributes until applied; ``published`` fires then."""
+    """Proposes this member's attributes until applied; ``wait()`` fires then."""
 
     def __init__(
         self,
@@ -44,7 +44,17 @@ class AttributePublisher:
         self._propose = propose
         self._clock = clock
         self._stopping = stopping
-        self.published: Deferred[None] = Deferred()
+        self.published = False
+        self._waiters: list[Deferred[None]] = []
+
+    def wait(self) -> Deferred[None]:
+        """Fires once the attributes are applied (at once if they already are)."""
+        d: Deferred[None] = Deferred()
+        if self.published:
+            d.callback(None)
+        else:
+            self._waiters.append(d)
+        return d
 
     def publish(self) -> None:
         """Propose the attributes (again after a failure, unless the member stops)."""
@@ -54,7 +64,9 @@ class AttributePublisher:
                 self._clock.callLater(RETRY_INTERVAL, self.publish)
 
         def done(_: object) -> None:
-            if not self.published.called:
-                self.published.callback(None)
+            self.published = True
+            waiters, self._waiters = self._waiters, []
+            for d in waiters:
+                d.callback(None)
 
         self._propose(self._request).addCallbacks(done, retry)
