@@ -8,6 +8,7 @@ all behave as they do for etcd. A bad flag prints one line and exits with status
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import IO, Any
@@ -137,6 +138,7 @@ def makeService(options: Options) -> IService:
 
     if options.subCommand is not None:
         return options.subOptions.make_service(reactor)
+    handle_ignored_sigint()
     for warning in options.config.warnings:
         sys.stderr.write(f"etcd: warning: {warning}\n")
     refused = data_dir_refusal(options.config.data_dir)
@@ -150,6 +152,18 @@ def makeService(options: Options) -> IService:
     except STARTUP_ERRORS as e:
         sys.stderr.write(f"etcd: {e}\n")
         raise SystemExit(1) from None
+
+
+def handle_ignored_sigint() -> None:
+    """Stop gracefully on SIGINT even when it was started ignoring it, as etcd does.
+
+    A shell starts a background job (``etcd &`` in a script) with SIGINT ignored, and
+    Twisted installs its SIGINT handler only over Python's default one; restoring that
+    default before the reactor runs lets Twisted stop the member on SIGINT (and end by
+    the signal, exit status 130, as etcd does).
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 #: Errors that stop a member from starting; each is reported as one line.
