@@ -24,7 +24,7 @@ class ForceNewClusterTests(TestCase):
             self.assertEqual(put.code, 0, put.err)
         for process in cluster.processes:
             await process.stop()
-        member, process = cluster.members[1], cluster.processes[1]
+        member = cluster.members[1]
         survivor = cluster.factory(
             member,
             cluster.base_dir,
