@@ -107,6 +107,7 @@ class ClusterChecks(SynchronousTestCase):
         self.failureResultOf(d, CorruptClusterError)
         listed = self.answer(self.leader.maintenance.alarm(rpc_pb2.AlarmRequest()))
         self.assertEqual([(a.memberID, a.alarm) for a in listed.alarms], expected)
+        self.assertEqual(follower.maintenance.health(), (False, "ALARM CORRUPT"))
 
     def test_follower_ahead_is_corrupt(self) -> None:
         """A follower at a higher revision than the leader's is named corrupt."""
