@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -32,9 +32,11 @@ from twisted.logger import Logger
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted._pb.raft_internal_pb2 import InternalRaftRequest
 from etcd_twisted._pb.rpc_pb2 import AlarmRequest
+from etcd_twisted.apply.state import MemberState
 from etcd_twisted.membership.ids import format_id
 from etcd_twisted.mvcc.errors import CompactedError, FutureRevisionError
 from etcd_twisted.server.forwarder import HTTPPoster
+from etcd_twisted.server.proposer import Proposer
 from etcd_twisted.server.timers import PeriodicService
 
 HASHKV_PATH = "/members/hashkv"
@@ -222,7 +224,19 @@ class CorruptionChecker:
         return PeriodicService("corruption-check", interval, check, clock)
 
 
-def checker_for(server: Any, http: HTTPPoster) -> CorruptionChecker:
+class CheckedMember(Protocol):
+    """What :func:`checker_for` reads of the member (an ``EtcdServer``)."""
+
+    member_id: int
+    state: MemberState
+    proposer: Proposer
+    request_timeout: float
+
+    @property
+    def is_leader(self) -> bool: ...
+
+
+def checker_for(server: CheckedMember, http: HTTPPoster) -> CorruptionChecker:
     """The checker of an ``EtcdServer``: its store's hash, its members' peer URLs, a
     ReadIndex round as the read barrier, and alarms proposed through raft."""
 
