@@ -13,7 +13,6 @@ GOAWAY to gRPC clients), then stops raft and flushes the backend and WAL.
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable
 from typing import Any
@@ -54,7 +53,6 @@ from etcd_twisted.server.bootstrap import bootstrap
 from etcd_twisted.server.etcd_server import EtcdServer, MemberEvents
 from etcd_twisted.server.peers import PeerInbox
 from etcd_twisted.sniff import SniffingFactory
-from etcd_twisted.systemd import SystemdNotifier
 from etcd_twisted.tls.context import ServerTLS, client_tls
 from etcd_twisted.tls.info import TLSInfo
 from etcd_twisted.ui.dashboard import Dashboard
@@ -210,11 +208,8 @@ class EtcdService(MultiService):
         )
         for service in (self.raft, self.peer, self.client, self.metrics_service):
             service.setServiceParent(self)
-        notifier = SystemdNotifier.from_environ(os.environ, self._serving)
-        if notifier is not None:
-            notifier.setServiceParent(self)
 
-    def _serving(self) -> Deferred[Any]:
+    def serving(self) -> Deferred[Any]:
         """Fires once the client ports listen and this member's attributes are applied."""
         return gatherResults([self.client.listening(), self.server.publisher.wait()])
 

@@ -4,7 +4,8 @@ When ``NOTIFY_SOCKET`` names a unix datagram socket (a path, or ``@name`` in the
 abstract namespace), the member sends ``READY=1`` once it serves: its client ports
 listen and its own attributes are published through raft (etcd's ``ReadyNotify``).
 It sends ``STOPPING=1`` when it begins to shut down. Without ``NOTIFY_SOCKET`` nothing
-is sent, as with etcd.
+is sent, as with etcd. ``twistd etcd`` adds the notifier (``tap.py``); an embedding
+application does not get one, as etcd's ``embed`` package does not notify.
 """
 
 from __future__ import annotations

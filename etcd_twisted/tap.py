@@ -36,6 +36,7 @@ from etcd_twisted.logs import observer_for
 from etcd_twisted.proxy.command import GatewayOptions, GrpcProxyOptions, ProxyCommandOptions
 from etcd_twisted.proxy.datadir import refusal as data_dir_refusal
 from etcd_twisted.server.bootstrap import BootstrapError
+from etcd_twisted.systemd import SystemdNotifier
 from etcd_twisted.wal.errors import DataDirError, SnapError, WALError
 
 #: ``twistd etcd <command> start ...``: the proxies etcd starts instead of a member.
@@ -146,12 +147,16 @@ def makeService(options: Options) -> IService:
         sys.stderr.write(f"etcd: {refused}\n")
         raise SystemExit(1)
     try:
-        return build_service(
+        service = build_service(
             options.config, reactor, on_fatal=_exit_on_fatal, on_removed=reactor.stop
         )
     except STARTUP_ERRORS as e:
         sys.stderr.write(f"etcd: {e}\n")
         raise SystemExit(1) from None
+    notifier = SystemdNotifier.from_environ(os.environ, service.serving)
+    if notifier is not None:  # as etcd's main (not its embed package) notifies systemd
+        notifier.setServiceParent(service)
+    return service
 
 
 def handle_ignored_sigint() -> None:
