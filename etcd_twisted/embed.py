@@ -172,7 +172,7 @@ class EtcdService(MultiService):
             lambda: self.server.state.cluster.members.values(),
             lambda: self.server.cluster_id,
             self.server.maintenance.handle_forwarded,
-            lambda revision: self.server.state.kv.hash_kv(revision),
+            self.server.corruption.local_hash,
         )
         self.peer = MultiService()
         self.peer.setName("peer")

@@ -55,7 +55,8 @@ class PeerApi:
         members: Callable[[], Iterable[Member]] = tuple,
         cluster_id: Callable[[], int] | None = None,
         forwarded: ForwardedHandler | None = None,
-        hash_kv: Callable[[int], tuple[int, int, int]] | None = None,
+        hash_kv: Callable[[int], Deferred[tuple[int, int, int]] | tuple[int, int, int]]
+        | None = None,
     ) -> None:
         self._members = members
         self._cluster_id = cluster_id
@@ -92,7 +93,7 @@ class PeerApi:
         return maybeDeferred(self._handle_forwarded, kind, body).addErrback(failed)
 
     @app.route(HASHKV_PATH, methods=["GET"])
-    def hash_kv(self, request: IRequest) -> bytes:
+    def hash_kv(self, request: IRequest) -> Deferred[bytes] | bytes:
         """This member's key hash at a revision, for the peers' corruption checks."""
         if self._hash_kv is None:
             request.setResponseCode(404)
@@ -101,14 +102,18 @@ class PeerApi:
             revision = request_revision(request.content.read())
         except ValueError:
             return _http_error(request, 400, "error unmarshalling request")
-        try:
-            hash_, current, compacted = self._hash_kv(revision)
-        except MvccError as e:
-            return _http_error(request, 400, str(e))
-        if self._cluster_id is not None:
-            request.setHeader(b"x-etcd-cluster-id", format_id(self._cluster_id()).encode())
-        request.setHeader(b"content-type", b"application/json")
-        return response_body(hash_, current, compacted)
+
+        def answer(result: tuple[int, int, int]) -> bytes:
+            if self._cluster_id is not None:
+                request.setHeader(b"x-etcd-cluster-id", format_id(self._cluster_id()).encode())
+            request.setHeader(b"content-type", b"application/json")
+            return response_body(*result)
+
+        def failed(failure: Failure) -> bytes:
+            failure.trap(MvccError)
+            return _http_error(request, 400, failure.getErrorMessage())
+
+        return maybeDeferred(self._hash_kv, revision).addCallbacks(answer, failed)
 
     @app.route("/version", methods=["GET"])
     def version(self, request: IRequest) -> bytes:

@@ -21,29 +21,66 @@ revision). :class:`CorruptionChecker` asks every other member for its hash:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import Cooperator
 from twisted.logger import Logger
 
 from etcd_twisted._pb import rpc_pb2
 from etcd_twisted._pb.raft_internal_pb2 import InternalRaftRequest
 from etcd_twisted._pb.rpc_pb2 import AlarmRequest
 from etcd_twisted.apply.state import MemberState
+from etcd_twisted.backend import Backend
 from etcd_twisted.membership.ids import format_id
 from etcd_twisted.mvcc.errors import CompactedError, FutureRevisionError
+from etcd_twisted.mvcc.kvstore import KEY_BUCKET, KVStore
 from etcd_twisted.server.forwarder import HTTPPoster
 from etcd_twisted.server.proposer import Proposer
 from etcd_twisted.server.timers import PeriodicService
 
 HASHKV_PATH = "/members/hashkv"
 
-#: ``hash_kv(revision) -> (hash, current_revision, compact_revision)``; raises the mvcc
-#: errors for a compacted or future revision.
-HashKV = Callable[[int], tuple[int, int, int]]
+#: ``hash_kv(revision) -> (hash, current_revision, compact_revision)``, or a Deferred of
+#: it; raises the mvcc errors for a compacted or future revision.
+HashKV = Callable[[int], "Deferred[tuple[int, int, int]] | tuple[int, int, int]"]
+
+#: Records hashed per reactor step when hashing from a pinned snapshot.
+HASH_STEP_RECORDS = 1000
+
+
+def hash_in_steps(
+    kv: KVStore,
+    backend: Backend,
+    revision: int,
+    cooperate: Callable[[Iterator[None]], Deferred[Any]],
+) -> Deferred[tuple[int, int, int]]:
+    """``kv.hash_kv(revision)`` computed a step at a time from a pinned snapshot of the
+    backend, so other requests keep being served while a large store is hashed (etcd
+    hashes off its request path too). Raises at once for a compacted or future revision."""
+    hasher = kv.hasher(revision)
+    snapshot = backend.snapshot()
+
+    def steps() -> Iterator[None]:
+        for name, pairs in snapshot.buckets():
+            if name != KEY_BUCKET:
+                continue
+            for n, (key, value) in enumerate(pairs, start=1):
+                if key >= hasher.end:
+                    break
+                hasher.add(key, value)
+                if n % HASH_STEP_RECORDS == 0:
+                    yield None
+
+    def done(result: object) -> object:
+        snapshot.close()
+        return result
+
+    d = cooperate(steps()).addBoth(done)
+    return d.addCallback(lambda _: hasher.result())
 
 
 class DataInconsistencyError(Exception):
@@ -108,6 +145,10 @@ class CorruptionChecker:
         self._raise_alarm = raise_alarm
         self._is_leader = is_leader
 
+    def local_hash(self, revision: int) -> Deferred[tuple[int, int, int]]:
+        """This member's hash at ``revision`` (what ``/members/hashkv`` answers)."""
+        return maybeDeferred(self._hash_kv, revision)
+
     # --- the peers' hashes
 
     async def peer_hashes(self, revision: int) -> list[PeerHash | PeerHashError]:
@@ -157,7 +198,7 @@ class CorruptionChecker:
         at the same compact revision."""
         me = format_id(self._id)
         self.log.info("starting initial corruption check (local member {id})", id=me)
-        hash_, revision, compact = self._hash_kv(0)
+        hash_, revision, compact = await maybeDeferred(self._hash_kv, 0)
         mismatches = 0
         for peer in await self.peer_hashes(revision):
             if isinstance(peer, PeerHashError):
@@ -183,10 +224,10 @@ class CorruptionChecker:
         inconsistent; returns that member's id (``None``: consistent, or not leader)."""
         if not self._is_leader():
             return None
-        hash_, revision, compact = self._hash_kv(0)
+        hash_, revision, compact = await maybeDeferred(self._hash_kv, 0)
         peers = await self.peer_hashes(revision)
         await self._read_barrier()
-        hash2, revision2, compact2 = self._hash_kv(0)
+        hash2, revision2, compact2 = await maybeDeferred(self._hash_kv, 0)
         corrupt: int | None = None
         if hash2 != hash_ and revision2 == revision and compact2 == compact:
             self.log.warn("found hash mismatch on the leader at revision {rev}", rev=revision)
@@ -228,6 +269,7 @@ class CheckedMember(Protocol):
     """What :func:`checker_for` reads of the member (an ``EtcdServer``)."""
 
     member_id: int
+    clock: IReactorTime
     state: MemberState
     proposer: Proposer
     request_timeout: float
@@ -246,9 +288,17 @@ def checker_for(server: CheckedMember, http: HTTPPoster) -> CorruptionChecker:
         )
         return server.proposer.propose(InternalRaftRequest(alarm=alarm))
 
+    pacer = Cooperator(scheduler=lambda step: server.clock.callLater(0, step))
+
+    def local_hash(revision: int) -> Deferred[tuple[int, int, int]]:
+        state = server.state
+        return hash_in_steps(
+            state.kv, state.backend, revision, lambda steps: pacer.cooperate(steps).whenDone()
+        )
+
     return CorruptionChecker(
         server.member_id,
-        lambda revision: server.state.kv.hash_kv(revision),
+        local_hash,
         lambda: [(m.id, list(m.peer_urls)) for m in server.state.cluster.sorted_members()],
         http,
         server.request_timeout,

@@ -115,11 +115,13 @@ class StubHTTP:
             if f"{parts.scheme}://{parts.netloc}" in server.config.initial_advertise_peer_urls:
                 if server.member_id in self._cluster.cut:
                     return fail(ConnectionRefusedError(url))
-                try:
-                    answer = server.state.kv.hash_kv(request_revision(data))
-                except MvccError as e:
-                    return succeed(StubResponse(str(e).encode() + b"\n", 400))
-                return succeed(StubResponse(response_body(*answer)))
+
+                def failed(failure: Failure) -> StubResponse:
+                    failure.trap(MvccError)
+                    return StubResponse(failure.getErrorMessage().encode() + b"\n", 400)
+
+                d = server.corruption.local_hash(request_revision(data))
+                return d.addCallbacks(lambda answer: StubResponse(response_body(*answer)), failed)
         raise AssertionError(f"no member at {url}")
 
 
