@@ -117,4 +117,5 @@ class CorruptionCheckTests(TestCase):
             return not refusing.running
 
         await wait_until(exited, 30.0, "the corrupted member to exit")
+        self.assertEqual(refusing.child.exit, 1)
         self.assertIn(f"{follower_id:x} found data inconsistency with peers", refusing.output())
