@@ -465,6 +465,16 @@ class Config:
         "false",
         "Force to create a new one-member cluster.",
     )
+    experimental_initial_corrupt_check: bool = flag(
+        _parse_bool,
+        "false",
+        "Enable to check data corruption before serving any client/peer traffic.",
+    )
+    experimental_corrupt_check_time: float = flag(
+        parse_duration,
+        "0s",
+        "Duration of time between cluster corruption check passes.",
+    )
     experimental_watch_progress_notify_interval: float = flag(
         parse_duration,
         "10m",

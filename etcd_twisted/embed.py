@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from treq.client import HTTPClient
-from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, succeed
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -168,6 +168,7 @@ class EtcdService(MultiService):
             lambda: self.server.state.cluster.members.values(),
             lambda: self.server.cluster_id,
             self.server.maintenance.handle_forwarded,
+            self.server.corruption.local_hash,
         )
         self.peer = MultiService()
         self.peer.setName("peer")
@@ -203,6 +204,10 @@ class EtcdService(MultiService):
         )
         for service in (self.raft, self.peer, self.client, self.metrics_service):
             service.setServiceParent(self)
+
+    def serving(self) -> Deferred[Any]:
+        """Fires once the client ports listen and this member's attributes are applied."""
+        return gatherResults([self.client.listening(), self.server.publisher.wait()])
 
     def _close_client_connections(self) -> Deferred[None]:
         """GOAWAY to gRPC clients (in-flight calls get a grace period), then close the rest."""
@@ -296,6 +301,21 @@ class EtcdService(MultiService):
 
     def _health(self, serializable: bool) -> tuple[bool, str]:
         return self.server.maintenance.health()
+
+    def startService(self) -> None:
+        """Start every child; with ``--experimental-initial-corrupt-check``, only once the
+        peers' hashes agree with this member's (a mismatch is fatal, as in etcd)."""
+        if not self.config.experimental_initial_corrupt_check:
+            return super().startService()
+        Service.startService(self)
+        d = Deferred.fromCoroutine(self.server.corruption.initial_check())
+        d.addCallbacks(lambda _: self._start_children(), self.server.events.fatal)
+        return None
+
+    def _start_children(self) -> None:
+        if self.running:
+            for service in self:
+                service.startService()
 
     def stopService(self) -> Deferred[None]:
         """Hand leadership over first (while peers can still be reached), then stop the

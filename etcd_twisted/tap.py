@@ -8,6 +8,7 @@ all behave as they do for etcd. A bad flag prints one line and exits with status
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import IO, Any
@@ -43,6 +44,7 @@ from etcd_twisted.proxy.command import GatewayOptions, GrpcProxyOptions, ProxyCo
 from etcd_twisted.proxy.datadir import identify as identify_data_dir
 from etcd_twisted.proxy.datadir import refusal as data_dir_refusal
 from etcd_twisted.server.bootstrap import BootstrapError
+from etcd_twisted.systemd import SystemdNotifier
 from etcd_twisted.wal.errors import DataDirError, SnapError, WALError
 
 #: ``twistd etcd <command> start ...``: the proxies etcd starts instead of a member.
@@ -155,6 +157,7 @@ def makeService(options: Options) -> IService:
 
     if options.subCommand is not None:
         return options.subOptions.make_service(reactor)
+    handle_ignored_sigint()
     for warning in options.config.warnings:
         sys.stderr.write(f"etcd: warning: {warning}\n")
     refused = data_dir_refusal(options.config.data_dir)
@@ -168,10 +171,26 @@ def makeService(options: Options) -> IService:
         sys.stderr.write(f"etcd: {e}\n")
         raise SystemExit(1) from None
     try:
-        return build_service(config, reactor, on_fatal=_exit_on_fatal, on_removed=reactor.stop)
+        service = build_service(config, reactor, on_fatal=_exit_on_fatal, on_removed=reactor.stop)
     except STARTUP_ERRORS as e:
         sys.stderr.write(f"etcd: {e}\n")
         raise SystemExit(1) from None
+    notifier = SystemdNotifier.from_environ(os.environ, service.serving)
+    if notifier is not None:  # as etcd's main (not its embed package) notifies systemd
+        notifier.setServiceParent(service)
+    return service
+
+
+def handle_ignored_sigint() -> None:
+    """Stop gracefully on SIGINT even when it was started ignoring it, as etcd does.
+
+    A shell starts a background job (``etcd &`` in a script) with SIGINT ignored, and
+    Twisted installs its SIGINT handler only over Python's default one; restoring that
+    default before the reactor runs lets Twisted stop the member on SIGINT (and end by
+    the signal, exit status 130, as etcd does).
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _discovered(config: Config) -> Config:

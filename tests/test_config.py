@@ -87,6 +87,20 @@ class FlagSyntaxTests(SynchronousTestCase):
         self.assertFalse(c.pre_vote)
         self.assertTrue(c.force_new_cluster)
 
+    def test_corruption_check_flags(self) -> None:
+        """The corruption checks are off by default; the interval is a Go duration."""
+        c = parse([], {})
+        self.assertFalse(c.experimental_initial_corrupt_check)
+        self.assertEqual(c.experimental_corrupt_check_time, 0.0)
+        c = parse(
+            ["--experimental-initial-corrupt-check", "--experimental-corrupt-check-time=1m30s"],
+            {"ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME": "5s"},
+        )
+        self.assertTrue(c.experimental_initial_corrupt_check)
+        self.assertEqual(c.experimental_corrupt_check_time, 90.0)
+        c = parse([], {"ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME": "5s"})
+        self.assertEqual(c.experimental_corrupt_check_time, 5.0)
+
     def test_lists_and_cluster(self) -> None:
         """URL lists split on commas; initial-cluster maps names to their URLs."""
         c = parse(

@@ -100,6 +100,14 @@ class MemberTests(TestCase):
         self.assertIn("etcd_server_has_leader 1.0", metrics)
         self.assertIn("etcd_server_is_leader 1.0", metrics)
 
+    async def test_serving_once_published(self) -> None:
+        """serving() fires once the client port listens and the member's name is applied."""
+        service, _ = await self.start()
+        await service.serving()
+        self.assertTrue(service.server.publisher.published)
+        members = service.server.maintenance.member_list().members
+        self.assertEqual([m.clientURLs for m in members], [service.config.advertise_client_urls])
+
     async def test_watch_stream_gauge(self) -> None:
         """etcd_debugging_mvcc_watch_stream_total counts open Watch calls, back to 0 when closed."""
         _, port = await self.start()

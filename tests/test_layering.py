@@ -14,7 +14,7 @@ ROOT = Path(etcd_twisted.__file__).parent
 PACKAGE = "etcd_twisted"
 
 #: Each top-level part of the package and its layer; a module may import only from its own
-#: layer or lower ones. ``grpc``, ``sniff``, ``listen``, ``logs`` and ``tls`` stand apart: they
+#: layer or lower ones. ``grpc``, ``sniff``, ``listen``, ``logs``, ``systemd`` and ``tls`` stand apart: they
 #: know nothing of etcd (they may use ``_pb`` for the gRPC health messages).
 LAYERS: dict[str, int] = {
     "__init__": 0,
@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "tls": 0,
     "security": 5,
     "logs": 5,
+    "systemd": 5,
     "peer": 6,
     "api": 6,
     "metrics": 6,
@@ -49,7 +50,7 @@ LAYERS: dict[str, int] = {
     "testing": 9,
 }
 #: Parts that know only Twisted, h2 and TLS (and ``_pb``, and each other), nothing of etcd.
-STANDALONE = {"grpc", "sniff", "listen", "logs", "tls"}
+STANDALONE = {"grpc", "sniff", "listen", "logs", "systemd", "tls"}
 #: Pure logic: driven by plain calls and an injected clock, never the reactor.
 PURE = {"raft", "wal", "backend", "mvcc", "lease", "auth", "membership", "apply"}
 

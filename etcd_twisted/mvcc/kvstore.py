@@ -86,6 +86,35 @@ class _Compaction:
     cursor: bytes = field(default=rev_to_bytes(Revision(0, 0)))
 
 
+@dataclass
+class KeyHasher:
+    """Folds ``key``-bucket records, in key order, into ``KVStore.hash_kv``'s CRC; feed it
+    the records before ``end`` (from the store, or from a pinned snapshot in steps)."""
+
+    rev: int
+    current_rev: int
+    compact_rev: int
+    #: The revisions at or below ``compact_rev`` that compaction keeps.
+    keep: set[Revision]
+    crc: int = crc32c.crc32c(KEY_BUCKET)
+
+    @property
+    def end(self) -> bytes:
+        """The first record key past the hashed revisions."""
+        return rev_to_bytes(Revision(self.rev + 1, 0))
+
+    def add(self, key: bytes, value: bytes) -> None:
+        """Fold one record in (unless compaction will delete it)."""
+        if self.keep and bytes_to_rev(key) < Revision(self.compact_rev + 1, 0):
+            if bytes_to_rev(key) not in self.keep:
+                return
+        self.crc = crc32c.crc32c(value, crc32c.crc32c(key, self.crc))
+
+    def result(self) -> tuple[int, int, int]:
+        """``(hash, current_rev, compact_rev)``."""
+        return self.crc, self.current_rev, self.compact_rev
+
+
 class KVStore:
     """Revisions, the key index and the ``key`` bucket, behind range / write / compact."""
 
@@ -197,12 +226,9 @@ class KVStore:
 
     # --- hashing
 
-    def hash_kv(self, rev: int = 0) -> tuple[int, int, int]:
-        """``(hash, current_rev, compact_rev)``: CRC32-C over the ``key`` bucket up to ``rev``.
-
-        Records a pending compaction will delete are skipped, so members that compacted
-        at the same revision agree whether or not their physical compaction finished.
-        """
+    def hasher(self, rev: int = 0) -> KeyHasher:
+        """A :class:`KeyHasher` for the ``key`` bucket up to ``rev`` (0: now), fixed at
+        this moment; raises for a compacted or future revision."""
         if rev > self.current_rev:
             raise FutureRevisionError()
         if 0 < rev < self.compact_main_rev:
@@ -211,15 +237,18 @@ class KVStore:
             rev = self.current_rev
         compact_rev = self.compact_main_rev
         keep = self.index.keep(compact_rev) if compact_rev > 0 else set()
-        upper = Revision(rev + 1, 0)
-        lower = Revision(compact_rev + 1, 0)
-        crc = crc32c.crc32c(KEY_BUCKET)
-        for k, v in self._iter_bucket(rev_to_bytes(Revision(0, 0)), rev_to_bytes(upper)):
-            kr = bytes_to_rev(k)
-            if kr < lower and keep and kr not in keep:
-                continue
-            crc = crc32c.crc32c(v, crc32c.crc32c(k, crc))
-        return crc, self.current_rev, compact_rev
+        return KeyHasher(rev, self.current_rev, compact_rev, keep)
+
+    def hash_kv(self, rev: int = 0) -> tuple[int, int, int]:
+        """``(hash, current_rev, compact_rev)``: CRC32-C over the ``key`` bucket up to ``rev``.
+
+        Records a pending compaction will delete are skipped, so members that compacted
+        at the same revision agree whether or not their physical compaction finished.
+        """
+        hasher = self.hasher(rev)
+        for k, v in self._iter_bucket(rev_to_bytes(Revision(0, 0)), hasher.end):
+            hasher.add(k, v)
+        return hasher.result()
 
     def _iter_bucket(
         self, start: bytes, end: bytes, batch: int = 1000

@@ -15,6 +15,16 @@ from etcd_twisted import CLUSTER_VERSION, ETCD_VERSION
 from etcd_twisted.api.http import write_json
 from etcd_twisted.membership.cluster import Member
 from etcd_twisted.membership.ids import format_id
+from etcd_twisted.mvcc.errors import MvccError
+from etcd_twisted.server.corruption import HASHKV_PATH, request_revision, response_body
+
+
+def _http_error(request: IRequest, code: int, message: str) -> bytes:
+    """An error as Go's ``http.Error`` writes it: plain text and a newline."""
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    return message.encode() + b"\n"
 
 
 def member_json(member: Member) -> dict[str, Any]:
@@ -45,10 +55,13 @@ class PeerApi:
         members: Callable[[], Iterable[Member]] = tuple,
         cluster_id: Callable[[], int] | None = None,
         forwarded: ForwardedHandler | None = None,
+        hash_kv: Callable[[int], Deferred[tuple[int, int, int]] | tuple[int, int, int]]
+        | None = None,
     ) -> None:
         self._members = members
         self._cluster_id = cluster_id
         self._handle_forwarded = forwarded
+        self._hash_kv = hash_kv
 
     @app.route("/leases", methods=["POST"])
     def lease_renew(self, request: IRequest) -> Deferred[bytes] | bytes:
@@ -78,6 +91,29 @@ class PeerApi:
             return failure.getErrorMessage().encode()
 
         return maybeDeferred(self._handle_forwarded, kind, body).addErrback(failed)
+
+    @app.route(HASHKV_PATH, methods=["GET"])
+    def hash_kv(self, request: IRequest) -> Deferred[bytes] | bytes:
+        """This member's key hash at a revision, for the peers' corruption checks."""
+        if self._hash_kv is None:
+            request.setResponseCode(404)
+            return b""
+        try:
+            revision = request_revision(request.content.read())
+        except ValueError:
+            return _http_error(request, 400, "error unmarshalling request")
+
+        def answer(result: tuple[int, int, int]) -> bytes:
+            if self._cluster_id is not None:
+                request.setHeader(b"x-etcd-cluster-id", format_id(self._cluster_id()).encode())
+            request.setHeader(b"content-type", b"application/json")
+            return response_body(*result)
+
+        def failed(failure: Failure) -> bytes:
+            failure.trap(MvccError)
+            return _http_error(request, 400, failure.getErrorMessage())
+
+        return maybeDeferred(self._hash_kv, revision).addCallbacks(answer, failed)
 
     @app.route("/version", methods=["GET"])
     def version(self, request: IRequest) -> bytes:

@@ -9,7 +9,8 @@ storage from snapshot + WAL; the backend's consistent index says which committed
 entries were already applied. A crash after a leader's snapshot was saved but before
 its database replaced the backend leaves the backend behind the snapshot: the restart
 installs the database kept beside it (``<index>.snap.db``), as etcd's
-``recoverSnapshotBackend`` does.
+``recoverSnapshotBackend`` does. With ``--force-new-cluster`` a restart leaves the
+member alone in its cluster (``standalone.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from etcd_twisted.membership.cluster import Member
 from etcd_twisted.membership.ids import cluster_id, member_id
 from etcd_twisted.raft import Config as RaftConfig
 from etcd_twisted.raft import MemoryStorage, Peer, RawNode
+from etcd_twisted.server.standalone import restart_standalone
 from etcd_twisted.wal import (
     WAL,
     DirType,
@@ -220,6 +222,8 @@ def _restart(config: Config, rng: Random, on_sync: Callable[[float], None] | Non
     )
     raw_metadata, hard_state, entries = wal.read_all()
     metadata = Metadata.FromString(raw_metadata)
+    if config.force_new_cluster:
+        entries = restart_standalone(wal, metadata.NodeID, snapshot, hard_state, entries)
     backend = _open_backend(config)
     if snapshot is not None:
         backend = _catch_up_backend(config, backend, snapshot.metadata.index)

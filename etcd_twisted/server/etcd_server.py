@@ -15,12 +15,12 @@ The path of a linearizable read: ``range(req)`` waits for a batched ReadIndex ro
 reach the answered index, then reads the local store. A serializable read runs at once.
 
 The children, in start order: ``wal-writer``, ``raft``, ``deadlines`` (request
-timeouts), ``lease-checker``, ``watch-sync``, and ``compactor`` when auto-compaction
-is on. Stopping stops them in reverse order, each after the one before has stopped;
-waiting requests fail once raft is idle, then the backend and the WAL close.
-Everything arrives through the constructor: the peer network (a factory given the
-server as its inbox), the HTTP client that forwards calls to the leader, the
-callbacks of :class:`MemberEvents`, and (for tests) the WAL writer.
+timeouts), ``lease-checker``, ``watch-sync``, ``compactor`` (auto-compaction) and
+``corruption-check`` (``corruption.py``) when on. Stopping stops them in reverse order,
+each after the one before; waiting requests fail once raft is idle, then the backend
+and the WAL close. Everything arrives through the constructor: the peer network (a
+factory given the server as its inbox), the HTTP client (calls to the leader, peers'
+hashes), the callbacks of :class:`MemberEvents`, and (for tests) the WAL writer.
 """
 
 from __future__ import annotations
@@ -38,12 +38,7 @@ from twisted.python.failure import Failure
 
 from etcd_twisted import CLUSTER_VERSION, deep_proto
 from etcd_twisted._pb import raft_pb2, rpc_pb2
-from etcd_twisted._pb.raft_internal_pb2 import (
-    ClusterMemberAttrSetRequest,
-    ClusterVersionSetRequest,
-    InternalRaftRequest,
-    MemberAttributes,
-)
+from etcd_twisted._pb.raft_internal_pb2 import ClusterVersionSetRequest, InternalRaftRequest
 from etcd_twisted.apply.applier import Applier
 from etcd_twisted.apply.state import MemberState, StateOptions
 from etcd_twisted.backend import Backend
@@ -56,6 +51,7 @@ from etcd_twisted.server.auth_frontend import AuthFrontend, token_provider
 from etcd_twisted.server.bootstrap import Bootstrapped
 from etcd_twisted.server.compaction import PhysicalCompaction
 from etcd_twisted.server.conf_changes import ConfChangeApplier
+from etcd_twisted.server.corruption import checker_for
 from etcd_twisted.server.deadlines import Deadlines
 from etcd_twisted.server.errors import TimeoutError
 from etcd_twisted.server.forwarder import HTTPPoster, LeaderForwarder
@@ -66,6 +62,7 @@ from etcd_twisted.server.leases import LeaseFrontend
 from etcd_twisted.server.maintenance import Maintenance
 from etcd_twisted.server.peers import LoneNetwork, NetworkFactory, follow_conf_change, sync_peers
 from etcd_twisted.server.proposer import Proposer
+from etcd_twisted.server.publish import AttributePublisher
 from etcd_twisted.server.quota import QuotaGuard
 from etcd_twisted.server.raft_service import RaftService
 from etcd_twisted.server.read_index import AppliedIndex
@@ -153,6 +150,7 @@ class EtcdServer(MultiService):
         self.watch_sync = WatchSync(self.watchable, clock)
         self.quota = QuotaGuard(lambda: self.state, self.proposer, self.member_id)
         self.forwarder = LeaderForwarder(http, self._leader_peer_url, self.request_timeout)
+        self.corruption = checker_for(self, http)
         self.auth_frontend = AuthFrontend(
             lambda: self.state.auth, self.proposer, clock, config.client_cert_auth
         )
@@ -210,6 +208,10 @@ class EtcdServer(MultiService):
         self._campaign_alone = True
         self._version_proposed = False
         self._stopping = False
+        self.publisher = AttributePublisher(
+            self.member_id, config.name, config.advertise_client_urls,
+            self.proposer.propose, clock, lambda: self._stopping,
+        )  # fmt: skip
         sync_peers(self.network, self.state.cluster.members, self._initial_members)
         children: list[Service] = [
             self.wal_writer,
@@ -229,6 +231,8 @@ class EtcdServer(MultiService):
         )
         if auto_compactor is not None:
             children.append(auto_compactor)
+        if config.experimental_corrupt_check_time > 0:
+            children.append(self.corruption.service(config.experimental_corrupt_check_time, clock))
         for child in children:
             child.setServiceParent(self)
 
@@ -276,7 +280,7 @@ class EtcdServer(MultiService):
 
     def startService(self) -> None:
         super().startService()
-        self._publish_attributes()
+        self.publisher.publish()
 
     def stopService(self) -> Deferred[None]:
         """Stop the children in reverse order, one after another (see the module docstring)."""
@@ -472,21 +476,6 @@ class EtcdServer(MultiService):
                 self._campaign_alone = False
                 if voters == [self.member_id] and not self.leader_id:
                     self.raft.campaign()
-
-    def _publish_attributes(self) -> None:
-        """Propose this member's name and client URLs, retrying until it is applied."""
-        attrs = ClusterMemberAttrSetRequest(
-            member_ID=self.member_id,
-            member_attributes=MemberAttributes(
-                name=self.config.name, client_urls=self.config.advertise_client_urls
-            ),
-        )
-
-        def retry(failure: Failure) -> None:
-            if not self._stopping:
-                self.clock.callLater(0.5, self._publish_attributes)
-
-        self.proposer.propose(InternalRaftRequest(cluster_member_attr_set=attrs)).addErrback(retry)
 
     def _watch_work(self) -> None:
         """The watchable store has catching up to do: sync on the next reactor turn."""

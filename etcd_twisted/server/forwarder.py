@@ -34,9 +34,11 @@ FORWARDED_ERRORS: dict[str, type[Exception]] = {
 
 
 class HTTPPoster(Protocol):
-    """The one call of treq's ``HTTPClient`` the forwarder uses."""
+    """The calls of treq's ``HTTPClient`` the server uses (the forwarder's ``post``; the
+    corruption checker's ``GET`` with a body)."""
 
     def post(self, url: str, data: bytes, timeout: float) -> Deferred[Any]: ...
+    def request(self, method: str, url: str, data: bytes, timeout: float) -> Deferred[Any]: ...
 
 
 class LeaderForwarder:

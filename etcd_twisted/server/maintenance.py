@@ -96,11 +96,12 @@ class Maintenance:
         return rpc_pb2.DefragmentResponse(header=self._m.header())
 
     def health(self) -> tuple[bool, str]:
-        """``(healthy, reason)`` as ``/health`` reports it."""
+        """``(healthy, reason)`` as ``/health`` reports it: the first raised alarm
+        ("ALARM NOSPACE", "ALARM CORRUPT"), else whether there is a leader."""
+        for alarm in self._m.state.alarms.get():
+            return False, f"ALARM {rpc_pb2.AlarmType.Name(alarm.alarm)}"
         if not self._m.leader_id:
             return False, "RAFT NO LEADER"
-        if self._m.state.alarms.active(rpc_pb2.NOSPACE):
-            return False, "ALARM NOSPACE"
         return True, ""
 
     def hash(self, r: rpc_pb2.HashRequest) -> rpc_pb2.HashResponse:

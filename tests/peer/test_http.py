@@ -8,6 +8,7 @@ from treq.testing import StubTreq
 from twisted.trial.unittest import SynchronousTestCase
 
 from etcd_twisted.membership.cluster import Member
+from etcd_twisted.mvcc.errors import CompactedError
 from etcd_twisted.peer.http import PeerApi
 
 
@@ -40,3 +41,38 @@ class PeerApiTests(SynchronousTestCase):
         code, _, body = self.get(PeerApi(), "/version")
         self.assertEqual(code, 200)
         self.assertEqual(set(json.loads(body)), {"etcdserver", "etcdcluster"})
+
+    def hashkv(self, api: PeerApi, body: bytes) -> tuple[int, bytes]:
+        treq = StubTreq(api.app.resource())
+        response = self.successResultOf(
+            treq.request("GET", "http://peer/members/hashkv", data=body)
+        )
+        return response.code, self.successResultOf(response.content())
+
+    def test_hashkv(self) -> None:
+        """/members/hashkv answers the hash at the asked revision as JSON."""
+        asked: list[int] = []
+
+        def hash_kv(revision: int) -> tuple[int, int, int]:
+            asked.append(revision)
+            return 0xCAFE, 9, 4
+
+        api = PeerApi(cluster_id=lambda: 1, hash_kv=hash_kv)
+        code, body = self.hashkv(api, b'{"revision":7}')
+        self.assertEqual((code, asked), (200, [7]))
+        self.assertEqual(
+            json.loads(body), {"header": {"revision": 9}, "hash": 0xCAFE, "compact_revision": 4}
+        )
+
+    def test_hashkv_errors(self) -> None:
+        """A compacted revision is a 400 with the mvcc text; a bad body a 400 too."""
+
+        def hash_kv(revision: int) -> tuple[int, int, int]:
+            raise CompactedError()
+
+        api = PeerApi(hash_kv=hash_kv)
+        self.assertEqual(
+            self.hashkv(api, b'{"revision":1}'),
+            (400, b"mvcc: required revision has been compacted\n"),
+        )
+        self.assertEqual(self.hashkv(api, b"nope"), (400, b"error unmarshalling request\n"))

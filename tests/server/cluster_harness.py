@@ -15,7 +15,9 @@ from twisted.python.failure import Failure
 
 from etcd_twisted._pb import raft_pb2
 from etcd_twisted.config import Config, parse
+from etcd_twisted.mvcc.errors import MvccError
 from etcd_twisted.server.bootstrap import bootstrap
+from etcd_twisted.server.corruption import HASHKV_PATH, request_revision, response_body
 from etcd_twisted.server.etcd_server import EtcdServer
 from etcd_twisted.server.peers import PeerInbox
 
@@ -73,8 +75,8 @@ class MemoryNetwork:
 class StubResponse:
     """The parts of a treq response the forwarder reads."""
 
-    def __init__(self, body: bytes) -> None:
-        self.code = 200
+    def __init__(self, body: bytes, code: int = 200) -> None:
+        self.code = code
         self._body = body
 
     def content(self) -> Deferred[bytes]:
@@ -87,6 +89,7 @@ class StubHTTP:
     def __init__(self, cluster: Cluster) -> None:
         self._cluster = cluster
         self.posts: list[str] = []
+        self.requests: list[tuple[str, str]] = []
 
     def post(self, url: str, data: bytes, timeout: float) -> Deferred[Any]:
         self.posts.append(url)
@@ -100,6 +103,25 @@ class StubHTTP:
                 answer = server.maintenance.handle_forwarded(kind, data)
                 d.callback(StubResponse(answer))
                 return d
+        raise AssertionError(f"no member at {url}")
+
+    def request(self, method: str, url: str, data: bytes, timeout: float) -> Deferred[Any]:
+        """``GET /members/hashkv`` answered from the member at ``url`` (unreachable when
+        it is cut off), as the peer API's handler answers it."""
+        self.requests.append((method, url))
+        parts = urlsplit(url)
+        assert (method, parts.path) == ("GET", HASHKV_PATH)
+        for server in self._cluster.servers.values():
+            if f"{parts.scheme}://{parts.netloc}" in server.config.initial_advertise_peer_urls:
+                if server.member_id in self._cluster.cut:
+                    return fail(ConnectionRefusedError(url))
+
+                def failed(failure: Failure) -> StubResponse:
+                    failure.trap(MvccError)
+                    return StubResponse(failure.getErrorMessage().encode() + b"\n", 400)
+
+                d = server.corruption.local_hash(request_revision(data))
+                return d.addCallbacks(lambda answer: StubResponse(response_body(*answer)), failed)
         raise AssertionError(f"no member at {url}")
 
 
