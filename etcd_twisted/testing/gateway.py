@@ -91,12 +91,14 @@ class Gateway:
     def ready_status(self, timeout: float = 1.0) -> dict[str, Any] | None:
         """Maintenance.Status once the member is ready, else None: it knows a leader and has
         published its client URLs to the cluster (etcd's ReadyNotify), so member lists show
-        it started. A member under the NOSPACE alarm is ready too, though
-        ``/health`` calls it unhealthy."""
+        it started; a learner, which may not list members, once it knows a leader. A
+        member under the NOSPACE alarm is ready too, though ``/health`` calls it unhealthy."""
         try:
             status = self.call("maintenance/status", timeout=timeout)
             if not int(status.get("leader", 0)):
                 return None
+            if status.get("isLearner"):
+                return status  # a learner may not list members (etcd refuses the RPC)
             me = status["header"]["member_id"]
             members = self.call("cluster/member/list", timeout=timeout).get("members", [])
         except (OSError, GatewayError, KeyError):
