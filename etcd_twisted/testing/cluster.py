@@ -303,6 +303,8 @@ class Cluster:
 
     async def any_gateway(self) -> Gateway:
         """The gateway of a member that answers (the leader when there is one)."""
+        if len(self.members) == 1:
+            return self.members[0].gateway
         try:
             return (await self.leader(timeout=5.0)).gateway
         except ClusterError:
