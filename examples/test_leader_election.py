@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-
 from leader_election import Client, Elector, Refused, current_leader
 
 
