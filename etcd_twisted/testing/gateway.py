@@ -99,6 +99,8 @@ class Gateway:
             status = self.call("maintenance/status", timeout=timeout)
             if not int(status.get("leader", 0)):
                 return None
+            if status.get("isLearner"):
+                return status  # a learner serves once it follows a leader
             me = status["header"]["member_id"]
             members = self.call("cluster/member/list", timeout=timeout).get("members", [])
         except (OSError, GatewayError, KeyError):
