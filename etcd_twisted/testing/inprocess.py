@@ -5,7 +5,7 @@
     await member.reset()                           # between tests of one member
     await member.stop()                            # graceful; the data dir is removed
 
-Fast mode (the default) adds ``--unsafe-no-fsync`` and 25 ms heartbeats / 250 ms
+Fast mode (the default) adds ``--unsafe-no-fsync`` and 10 ms heartbeats / 50 ms
 elections; a lone member campaigns at once, so its first put is acknowledged a few
 milliseconds after start.
 """

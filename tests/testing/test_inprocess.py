@@ -27,7 +27,7 @@ class InProcessTests(EtcdTestMixin, TestCase):
         await member.in_thread(member.gateway.put, "k", "v")
         self.assertLess(time.monotonic() - t0, 2.0)
         self.assertTrue(member.service.config.unsafe_no_fsync)
-        self.assertEqual(member.service.config.election_timeout, 250)
+        self.assertEqual(member.service.config.election_timeout, 50)
 
     async def test_grpcio_and_etcdctl(self) -> None:
         """grpcio and etcdctl both reach the member on its one client port."""
