@@ -111,8 +111,12 @@ class Elector:
         self.client.post(
             "kv/txn",
             {
-                "compare": [{"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": 0}],
-                "success": [{"request_put": {"key": key, "value": _b64(self.name), "lease": self.lease}}],
+                "compare": [
+                    {"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": 0}
+                ],
+                "success": [
+                    {"request_put": {"key": key, "value": _b64(self.name), "lease": self.lease}}
+                ],
             },
         )
         return current_leader(self.client) == self.name

@@ -30,7 +30,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 
 from etcd_twisted.testing.children import Child, kill_all
-from etcd_twisted.testing.commands import FAST_FLAGS, Address, initial_cluster, server_argv
+from etcd_twisted.testing.commands import Address, fast_flags, initial_cluster, server_argv
 from etcd_twisted.testing.forkserver import ForkedChild
 from etcd_twisted.testing.gateway import Gateway, GatewayError
 from etcd_twisted.testing.ports import free_ports
@@ -135,7 +135,7 @@ class Cluster:
         self.base_dir = os.path.abspath(base_dir)
         self.kind = kind
         self.proxies = size > 1 if proxies is None else proxies
-        self.extra = [*(FAST_FLAGS if fast and kind == "ours" else ()), *extra]
+        self.extra = [*(fast_flags(size) if fast and kind == "ours" else ()), *extra]
         self.token = token
         self.env = dict(env or {})
         self.prefix = list(prefix)
@@ -303,6 +303,8 @@ class Cluster:
 
     async def any_gateway(self) -> Gateway:
         """The gateway of a member that answers (the leader when there is one)."""
+        if len(self.members) == 1:
+            return self.members[0].gateway
         try:
             return (await self.leader(timeout=5.0)).gateway
         except ClusterError:

@@ -92,6 +92,7 @@ def test_cluster_of_five(etcd_cluster):
     assert len(etcd_cluster.endpoints) == 5
     etcd_cluster.kill(0)
     etcd_cluster.kill(1)
+    assert etcd_cluster.leader() in etcd_cluster.members[2:]  # the three elect one
     etcdctl(etcd_cluster.endpoints[2:], "put", "k", "v")
     etcd_cluster.restart(0)
 
