@@ -90,6 +90,19 @@ class EncodedRangeResponse:
     def header(self) -> Any:
         return self.head.header
 
+    @property
+    def count(self) -> int:
+        return self.head.count
+
+    @property
+    def more(self) -> bool:
+        return self.head.more
+
+    @property
+    def kvs(self) -> Any:
+        """The key-values, decoded on demand (callers other than the gRPC answer)."""
+        return self.to_message().kvs
+
     def SerializeToString(self) -> bytes:  # noqa: N802 (protobuf's name)
         header = rpc_pb2.RangeResponse()
         header.header.CopyFrom(self.head.header)

@@ -104,3 +104,6 @@ class EncodedRangeTests(SynchronousTestCase):
         decoded = rpc_pb2.RangeResponse.FromString(response.SerializeToString())
         self.assertEqual((decoded.header.member_id, decoded.count), (9, KEYS - 10))
         self.assertEqual(response.to_message(), decoded)
+        self.assertEqual(
+            (response.count, response.more, len(response.kvs)), (KEYS - 10, False, KEYS - 10)
+        )
