@@ -29,8 +29,8 @@ from twisted.trial.unittest import TestCase
 
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
 from etcd_twisted.backend.bbolt_read import BboltReader
+from etcd_twisted.testing.commands import BIN_DIR
 from tests.support.processes import (
-    BIN_DIR,
     Completed,
     Member,
     ServerProcess,
