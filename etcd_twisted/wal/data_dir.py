@@ -24,7 +24,9 @@ __all__ = [
     "wal_dir",
 ]
 
-_IGNORED = frozenset({"lost+found"})
+#: Entries that do not make a data dir "not empty": the file system's, and the
+#: certificates ``--auto-tls``/``--peer-auto-tls`` generate before the member exists.
+_IGNORED = frozenset({"lost+found", "fixtures"})
 
 
 class DirType(enum.Enum):
@@ -71,7 +73,7 @@ def snapshot_db_path(snap_path: str, index: int) -> str:
 def identify_data_dir(data_dir: str) -> DataDir:
     """Classify ``data_dir``; raise DataDirError for a layout this server will not touch.
 
-    Missing or empty (hidden files and ``lost+found`` aside) is EMPTY; a
+    Missing or empty (hidden files, ``lost+found`` and ``fixtures`` aside) is EMPTY; a
     ``member`` directory is MEMBER. Refused: a path that is not a directory,
     ``member`` or ``proxy`` that is not a directory, both at once, a ``proxy``
     directory (v2 proxy mode is not supported), and a non-empty directory with

@@ -27,6 +27,11 @@ class IdentifyTests(SynchronousTestCase):
         self.make("lost+found", ".snapshot")
         self.assertEqual(identify_data_dir(self.dir).type, DirType.EMPTY)
 
+    def test_auto_tls_fixtures_alone_is_empty(self) -> None:
+        """The certificates --auto-tls writes before the member exists leave it EMPTY."""
+        self.make("fixtures/client", "fixtures/peer")
+        self.assertEqual(identify_data_dir(self.dir).type, DirType.EMPTY)
+
     def test_member(self) -> None:
         """A member directory makes a MEMBER data dir; other names are reported."""
         self.make("member/wal", "notes")
