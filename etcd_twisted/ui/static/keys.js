@@ -4,7 +4,11 @@
 import { call } from './api.js';
 import { fromBase64, prefixRange, printable, show, toBase64, toHex, utf8 } from './bytes.js';
 import { $, h, status } from './dom.js';
-import { hexId } from './cluster.js';
+
+/** A lease id (a decimal int64 string) as etcdctl prints it: 16 hex digits. */
+function hexLease(id) {
+  return BigInt(id).toString(16).padStart(16, '0');
+}
 
 /** Keys listed per tree node (the rest are counted, not shown). */
 const LIMIT = 500;
@@ -159,7 +163,7 @@ export async function showKey(key) {
   edit.addEventListener('click', () => {
     $('put-key').value = printable(key);
     $('put-value').value = printable(value);
-    $('put-lease').value = lease ? hexId(lease) : '';
+    $('put-lease').value = lease ? hexLease(lease) : '';
   });
   detail.replaceChildren(
     h('h3', { id: 'detail-key', class: 'mono' }, show(key)),
@@ -167,7 +171,7 @@ export async function showKey(key) {
       field('create revision', kv.create_revision, 'detail-create'),
       field('mod revision', kv.mod_revision, 'detail-mod'),
       field('version', kv.version, 'detail-version'),
-      field('lease', lease ? hexId(lease) : 'none', 'detail-lease'),
+      field('lease', lease ? hexLease(lease) : 'none', 'detail-lease'),
       lease ? field('lease TTL', '…', 'detail-ttl') : [],
       field('size', `${value.length} bytes${binary ? ' (binary, shown as hex)' : ''}`)),
     h('pre', { id: 'detail-value' }, show(value)),
