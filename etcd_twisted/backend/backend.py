@@ -143,10 +143,14 @@ class Backend:
         self.commits = 0
         self._closed = False
         self._snapshots: set[BackendSnapshot] = set()
-        os.makedirs(os.path.dirname(path) or ".", files.DIR_MODE, exist_ok=True)
+        directory = os.path.dirname(os.path.abspath(path))
+        files.makedirs_durable(directory)
         if os.path.exists(path + ".defrag"):  # a defragment cut short
             os.unlink(path + ".defrag")
+        created = not os.path.exists(path)
         self._open()
+        if created:  # the new file's entry; its pages are synced with the first commit
+            files.fsync_dir(directory)
 
     def _open(self) -> None:
         self._env = lmdb.open(

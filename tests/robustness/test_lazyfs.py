@@ -5,16 +5,10 @@ from __future__ import annotations
 import os
 
 import lmdb
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from etcd_twisted.wal.files import fsync_dir
-
-try:
-    from robustness.lazyfs import LazyMount, fuse_available
-
-    _why_not = fuse_available()
-except OSError as e:  # fusepy raises this when libfuse is not installed
-    _why_not = f"libfuse not usable: {e}"
+from tests.support.power_loss import PowerLossMixin
 
 
 def _write(path: str, data: bytes, *, sync: bool, append: bool = False) -> None:
@@ -33,16 +27,8 @@ def _read(path: str) -> bytes:
         return f.read()
 
 
-class LazyMountTests(TestCase):
+class LazyMountTests(PowerLossMixin, TestCase):
     timeout = 60
-
-    def setUp(self) -> None:
-        if _why_not is not None:
-            raise SkipTest(_why_not)
-        self.fs = LazyMount(os.path.abspath(self.mktemp()))
-        self.fs.start()
-        self.addCleanup(self.fs.stop)
-        self.mnt = self.fs.mount
 
     def test_unsynced_write_is_dropped(self) -> None:
         """Bytes written after the last fsync are gone after a power loss; the fsynced ones stay."""
@@ -51,7 +37,7 @@ class LazyMountTests(TestCase):
         fsync_dir(self.mnt)
         _write(path, b"+lost", sync=False, append=True)
         self.assertEqual(_read(path), b"durable+lost")
-        self.fs.power_loss()
+        self.power_loss()
         self.assertEqual(_read(path), b"durable")
 
     def test_fdatasync_keeps_write(self) -> None:
@@ -64,7 +50,7 @@ class LazyMountTests(TestCase):
         os.fdatasync(fd)
         os.pwrite(fd, b"c", 0)
         os.close(fd)
-        self.fs.power_loss()
+        self.power_loss()
         self.assertEqual(_read(path), b"a" * 3000 + b"b" * 5000 + b"a" * 2000)
 
     def test_unsynced_truncate_is_undone(self) -> None:
@@ -74,14 +60,14 @@ class LazyMountTests(TestCase):
         fsync_dir(self.mnt)
         os.truncate(path, 5)
         self.assertEqual(_read(path), b"01234")
-        self.fs.power_loss()
+        self.power_loss()
         self.assertEqual(_read(path), b"0123456789" * 1000)
 
     def test_file_whose_directory_was_not_synced_disappears(self) -> None:
         """A new file fsynced itself but whose directory entry was never synced is gone."""
         path = os.path.join(self.mnt, "new")
         _write(path, b"data", sync=True)
-        self.fs.power_loss()
+        self.power_loss()
         self.assertFalse(os.path.exists(path))
 
     def test_synced_directory_keeps_file(self) -> None:
@@ -89,7 +75,7 @@ class LazyMountTests(TestCase):
         path = os.path.join(self.mnt, "new")
         _write(path, b"data", sync=True)
         fsync_dir(self.mnt)
-        self.fs.power_loss()
+        self.power_loss()
         self.assertEqual(_read(path), b"data")
 
     def test_unsynced_rename_and_unlink_are_undone(self) -> None:
@@ -102,7 +88,7 @@ class LazyMountTests(TestCase):
         os.replace(a, b)
         os.unlink(c)
         self.assertEqual(sorted(os.listdir(self.mnt)), ["b"])
-        self.fs.power_loss()
+        self.power_loss()
         self.assertEqual([_read(a), _read(b), _read(c)], [b"A", b"B", b"C"])
 
     def test_lmdb_keeps_its_last_synced_commit(self) -> None:
@@ -118,7 +104,7 @@ class LazyMountTests(TestCase):
         with env.begin() as txn:
             self.assertEqual(txn.get(b"k2"), b"not synced")
         env.close()
-        self.fs.power_loss()
+        self.power_loss()
         env = lmdb.open(path, subdir=False, map_size=1 << 24)
         try:
             with env.begin() as txn:
