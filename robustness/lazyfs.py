@@ -10,7 +10,10 @@ its directory is fsynced. So ``BACKING`` plus the journal always describe the
 state a disk would hold after a power loss at that instant.
 
 Power loss: kill the processes using the mount, then SIGKILL this process (all
-unsynced data goes with it) and detach the mount. Starting it again first
+unsynced data goes with it) and detach the mount. A torn power loss first
+writes a random half of the unsynced pages to ``BACKING`` (without any order,
+as a disk cache may), then dies the same way: only writers that order their
+writes with fsync (LMDB's data pages before its meta page) survive it. Starting it again first
 undoes every journalled change whose directory was never fsynced (a file whose
 directory entry was never synced disappears), then mounts. ``LazyMount`` does
 all of that for tests and the robustness harness.
@@ -28,6 +31,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -119,6 +123,39 @@ class LazyFS(Operations):
         name = str(self._stash_seq)
         os.rename(full, os.path.join(self.stash, name))
         return name
+
+    def tear(self, seed: int) -> int:
+        """Write a random half of every file's unsynced pages to the backing file, unsynced
+        and in no order (a torn power loss); returns how many were written."""
+        rng = random.Random(seed)
+        written = 0
+        with self._lock:
+            for node in self._dirty.values():
+                try:
+                    fd = os.open(self._full(node.path), os.O_WRONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    for index, page in sorted(node.pages.items()):
+                        start = index * PAGE
+                        if start < node.size and rng.random() < 0.5:
+                            os.pwrite(fd, page[: node.size - start], start)
+                            written += 1
+                finally:
+                    os.close(fd)
+        return written
+
+    def serve_control(self, fifo: str) -> None:
+        """Answer ``tear SEED`` lines on the FIFO ``fifo`` (a thread of the daemon): tear, then
+        create ``fifo + ".done"`` holding the count of pages written."""
+        while True:
+            with open(fifo) as f:
+                for line in f:
+                    cmd, _, arg = line.strip().partition(" ")
+                    if cmd == "tear":
+                        n = self.tear(int(arg))
+                        with open(fifo + ".done", "w") as done:
+                            done.write(str(n))
 
     # -- helpers --------------------------------------------------------------
 
@@ -368,6 +405,9 @@ class LazyMount:
         self.mount = os.path.join(root, "mnt")
         for d in (self.backing, self.state, self.mount):
             os.makedirs(d, exist_ok=True)
+        self._control = os.path.join(self.state, "control")
+        if not os.path.exists(self._control):
+            os.mkfifo(self._control)
         self._proc: subprocess.Popen[bytes] | None = None
         #: Simulated power losses so far.
         self.power_losses = 0
@@ -388,11 +428,24 @@ class LazyMount:
                 raise RuntimeError("lazyfs did not mount in time")
             time.sleep(0.02)
 
-    def power_loss(self) -> None:
+    def power_loss(self, torn_seed: int | None = None, timeout: float = 10.0) -> None:
         """Drop everything not synced: SIGKILL the daemon, detach, remount after recovery.
 
-        Kill the processes using the mount first (a power loss stops them too).
+        With ``torn_seed``, a random half of the unsynced pages reach the disk first
+        (``LazyFS.tear``). Kill the processes using the mount first (a power loss stops
+        them too).
         """
+        if torn_seed is not None:
+            done = self._control + ".done"
+            if os.path.exists(done):
+                os.unlink(done)
+            with open(self._control, "w") as f:
+                f.write(f"tear {torn_seed}\n")
+            deadline = time.monotonic() + timeout
+            while not os.path.exists(done):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("lazyfs did not tear in time")
+                time.sleep(0.01)
         self._kill()
         self.power_losses += 1
         self.start()
@@ -417,7 +470,11 @@ class LazyMount:
 
 def main(argv: list[str]) -> None:
     backing, mount, state = argv
-    FUSE(LazyFS(backing, state), mount, foreground=True, nothreads=False, default_permissions=True)
+    fs = LazyFS(backing, state)
+    threading.Thread(
+        target=fs.serve_control, args=(os.path.join(state, "control"),), daemon=True
+    ).start()
+    FUSE(fs, mount, foreground=True, nothreads=False, default_permissions=True)
 
 
 if __name__ == "__main__":

@@ -220,7 +220,7 @@ class Backend:
         return True
 
     def force_commit(self) -> None:
-        """Commit the batch now (no fsync unless ``sync_commits``)."""
+        """Commit the batch now (one fdatasync with ``sync_commits``, none without)."""
         if self._write is None:
             return
         txn, self._write = self._write, None

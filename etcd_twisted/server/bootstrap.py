@@ -92,6 +92,7 @@ def _open_backend(config: Config) -> Backend:
         quota_bytes=config.quota_bytes,
         batch_interval=config.backend_batch_interval,
         batch_limit=config.backend_batch_limit,
+        sync_commits=not config.unsafe_no_fsync,
     )
 
 

@@ -111,3 +111,16 @@ class LazyMountTests(PowerLossMixin, TestCase):
                 self.assertEqual((txn.get(b"k1"), txn.get(b"k2")), (b"synced", None))
         finally:
             env.close()
+
+    def test_torn_power_loss_keeps_some_unsynced_pages(self) -> None:
+        """A torn power loss writes part of the unsynced pages, in no order: neither all nor none."""
+        path = os.path.join(self.mnt, "f")
+        _write(path, b"o" * 4096 * 64, sync=True)
+        fsync_dir(self.mnt)
+        fd = os.open(path, os.O_WRONLY)
+        os.pwrite(fd, b"n" * 4096 * 64, 0)
+        os.close(fd)
+        self.power_loss(torn_seed=1)
+        pages = [p[:1] for p in (lambda d: [d[i : i + 4096] for i in range(0, len(d), 4096)])(_read(path))]
+        self.assertEqual(len(pages), 64)
+        self.assertTrue(0 < pages.count(b"n") < 64, pages)

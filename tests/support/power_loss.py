@@ -25,6 +25,7 @@ class PowerLossMixin:
         self.addCleanup(self.fs.stop)  # type: ignore[attr-defined]
         self.mnt = self.fs.mount
 
-    def power_loss(self) -> None:
-        """Drop everything not fsynced under ``self.mnt`` (close what uses it first)."""
-        self.fs.power_loss()
+    def power_loss(self, torn_seed: int | None = None) -> None:
+        """Drop everything not fsynced under ``self.mnt`` (close what uses it first); with
+        ``torn_seed``, a random half of the unsynced pages reach the disk first."""
+        self.fs.power_loss(torn_seed)
