@@ -181,14 +181,12 @@ class LazyFS(Operations):
         data = os.pread(fd, end - offset, offset) if end > offset else b""
         return data.ljust(min(offset + size, node.size) - offset, b"\0")
 
-    def _flush(self, ino: int) -> None:
+    def _flush(self, ino: int, fh: int) -> None:
         node = self._dirty.pop(ino, None)
         if node is None:
             return
-        try:
-            fd = os.open(self._full(node.path), os.O_WRONLY)
-        except FileNotFoundError:  # removed meanwhile: nothing of it to keep
-            return
+        # Through the handle, not a path: the file may have been renamed (or its directory).
+        fd = os.open(f"/proc/self/fd/{fh}", os.O_WRONLY)
         try:
             if node.zero_from < os.fstat(fd).st_size:
                 os.ftruncate(fd, node.zero_from)
@@ -288,7 +286,7 @@ class LazyFS(Operations):
 
     def fsync(self, path: str, datasync: int, fh: int) -> None:
         with self._lock:
-            self._flush(os.fstat(fh).st_ino)
+            self._flush(os.fstat(fh).st_ino, fh)
 
     def flush(self, path: str, fh: int) -> None:
         return None
@@ -322,8 +320,8 @@ class LazyFS(Operations):
             stash = self._to_stash(full_new) if os.path.lexists(full_new) else None
             os.rename(self._full(old), full_new)
             for node in self._dirty.values():
-                if node.path == old:
-                    node.path = new
+                if node.path == old or node.path.startswith(old + "/"):
+                    node.path = new + node.path[len(old) :]
             self._record(
                 {"op": "rename", "path": old, "new": new, "stash": stash, "dir": os.path.dirname(new)}
             )
