@@ -1,4 +1,4 @@
-"""Server CPU time per request for put and range, read from /proc: ours at two checkouts.
+"""Server CPU time per request for put, txn and range, read from /proc: ours at two checkouts.
 
 Usage: .venv/bin/python bench/cpu_per_request.py [--requests N] [--window W] [--rounds R]
                                                   REPO [REPO ...]
@@ -6,9 +6,10 @@ Usage: .venv/bin/python bench/cpu_per_request.py [--requests N] [--window W] [--
 Each REPO is a checkout of this project (its own ``etcd_twisted`` is imported by the
 member it starts, with this venv's packages). For every round, every REPO in turn
 (alternating order) gets a fresh member on loopback; a grpcio client sends N puts
-(random keys over a 10k space, 256-byte values) then N serializable and N
-linearizable ranges, W calls in flight; the member's user+system CPU time over each
-phase, divided by N, is the figure. CPU time is what a request costs the server,
+(random keys over a 10k space, 256-byte values), N txns (a compare on the key's
+version and a put), then N serializable and N linearizable ranges, W calls in
+flight; the member's user+system CPU time over each phase, divided by N, is the
+figure (the wall-clock requests per second of each phase are printed too). CPU time is what a request costs the server,
 which load from other processes disturbs far less than throughput. Prints the
 median per REPO and workload, and the ratio to the first REPO.
 """
@@ -98,6 +99,17 @@ def measure(repo: str, n: int, window: int) -> dict[str, float]:
             wait_ready(kv)
             phases: dict[str, Callable[[int], grpc.Future]] = {
                 "put": lambda i: kv.Put.future(rpc_pb2.PutRequest(key=keys[i], value=value)),
+                "txn": lambda i: kv.Txn.future(
+                    rpc_pb2.TxnRequest(
+                        compare=[rpc_pb2.Compare(
+                            key=keys[i], target=rpc_pb2.Compare.VERSION,
+                            result=rpc_pb2.Compare.GREATER, version=-1,
+                        )],
+                        success=[rpc_pb2.RequestOp(
+                            request_put=rpc_pb2.PutRequest(key=keys[i], value=value)
+                        )],
+                    )  # fmt: skip
+                ),
                 "range_ser": lambda i: kv.Range.future(
                     rpc_pb2.RangeRequest(key=keys[i], serializable=True)
                 ),
@@ -105,9 +117,10 @@ def measure(repo: str, n: int, window: int) -> dict[str, float]:
             }
             out = {}
             for name, call in phases.items():
-                before = cpu_seconds(proc.pid)
+                before, started = cpu_seconds(proc.pid), time.monotonic()
                 drive(call, n, window)
                 out[name] = (cpu_seconds(proc.pid) - before) / n * 1e6
+                out[f"{name}/s"] = n / (time.monotonic() - started)
             channel.close()
             return out
         finally:
@@ -129,13 +142,14 @@ def main() -> None:
             result = measure(repo, args.requests, args.window)
             samples[repo].append(result)
             print(
-                f"round {round_} {repo}: " + ", ".join(f"{k} {v:.0f} µs" for k, v in result.items())
+                f"round {round_} {repo}: "
+                + ", ".join(f"{k} {v:.0f}" + ("" if k.endswith("/s") else " µs") for k, v in result.items())
             )
     print(
         f"\nserver CPU µs per request, median of {args.rounds} (load average {os.getloadavg()[0]:.1f})"
     )
     first = args.repos[0]
-    for workload in ("put", "range_ser", "range_lin"):
+    for workload in ("put", "txn", "range_ser", "range_lin"):
         base = statistics.median(s[workload] for s in samples[first])
         cells = []
         for repo in args.repos:
@@ -144,6 +158,14 @@ def main() -> None:
                 s[workload] for s in samples[repo]
             )
             cells.append(f"{repo}: {med:.0f} ±{spread / 2:.0f} ({med / base:.2f}x)")
+        print(f"  {workload:10s} " + " | ".join(cells))
+    print("wall-clock requests per second, median (ratio to the first REPO)")
+    for workload in ("put", "txn", "range_ser", "range_lin"):
+        base = statistics.median(s[f"{workload}/s"] for s in samples[first])
+        cells = []
+        for repo in args.repos:
+            med = statistics.median(s[f"{workload}/s"] for s in samples[repo])
+            cells.append(f"{repo}: {med:.0f}/s ({med / base:.2f}x)")
         print(f"  {workload:10s} " + " | ".join(cells))
 
 

@@ -5,10 +5,13 @@ Member ``mN`` listens for peers on its real port and advertises its proxy's port
 harness owns every byte between members (see :mod:`etcd_twisted.testing.cluster`).
 Clients talk to the client ports directly. Crash points are armed per start with
 ``spawn(m, env={failpoints.ENV: ...})``; a start without them clears the variable.
+With ``power_loss``, each member's data dir lives on its own LazyFS mount
+(:mod:`robustness.lazyfs`) and ``power_loss(m)`` drops what ``m`` had not synced.
 """
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,6 +23,7 @@ from etcd_twisted import failpoints
 from etcd_twisted._pb import rpc_pb2, rpc_pb2_grpc
 from etcd_twisted.testing import ChildMember, ClusterError
 from etcd_twisted.testing import Cluster as KitCluster
+from robustness.lazyfs import LazyMount
 
 __all__ = ["Cluster", "ClusterError", "Member"]
 
@@ -43,22 +47,44 @@ class Cluster(KitCluster):
         rng: random.Random,
         extra: Sequence[str] = (),
         token: str = "robustness",
+        power_loss: bool = False,
     ) -> None:
+        self.power_loss_mounts = power_loss
+        #: Each member's LazyFS mount (with ``power_loss``).
+        self.mounts: dict[ChildMember, LazyMount] = {}
         super().__init__(
             reactor, base_dir, size, fast=False, proxies=True, extra=extra, token=token, rng=rng
         )
         self._channels: dict[ChildMember, grpc.Channel] = {}
 
+    def new_member(self) -> ChildMember:
+        """A member not started yet; with ``power_loss`` its data dir is on a new LazyFS mount."""
+        m = super().new_member()
+        if self.power_loss_mounts:
+            mount = LazyMount(os.path.join(self.base_dir, f"{m.name}.lazy"))
+            mount.start()
+            self.mounts[m] = mount
+            m.address.data_dir = os.path.join(mount.mount, f"{m.name}.etcd")
+        return m
+
     def spawn(self, m: ChildMember, env: dict[str, str] | None = None) -> None:
         """Start ``m`` with crash points armed only by ``env``."""
         super().spawn(m, {failpoints.ENV: "", **(env or {})})
 
+    async def power_loss(self, m: ChildMember, torn_seed: int | None) -> None:
+        """SIGKILL ``m`` and drop what it had not synced (``torn_seed``: a random half of the
+        unsynced pages reach the disk first); ``spawn`` restarts it."""
+        await self.kill(m)
+        await deferToThread(self.mounts[m].power_loss, torn_seed)
+
     async def stop(self) -> None:
-        """Stop every process and proxy, close the admin channels."""
+        """Stop every process and proxy, close the admin channels, detach the mounts."""
         await super().stop()
         for channel in self._channels.values():
             channel.close()
         self._channels.clear()
+        for mount in self.mounts.values():
+            mount.stop()
 
     async def leader(self, timeout: float = 10.0) -> ChildMember | None:  # type: ignore[override]
         """The member a majority names as leader, or None within ``timeout``."""

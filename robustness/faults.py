@@ -12,7 +12,11 @@ Kinds (those that need peers are skipped for a single member):
   (``ETCD_TWISTED_FAILPOINTS``), wait for it to exit there, restart it clean;
 * ``defragment``: Maintenance.Defragment on a random member (reaches the
   defragment crash points when armed);
-* ``replace_member``: remove a follower with MemberRemove and add a fresh member.
+* ``replace_member``: remove a follower with MemberRemove and add a fresh member;
+* ``power_loss_random``, ``power_loss_leader``, ``power_loss_all`` (only on a
+  cluster with LazyFS mounts): SIGKILL and drop every write the member(s) had not
+  synced, half of the time as a torn loss (a random half of the unsynced pages
+  reach the disk, in no order), then restart.
 
 After each fault the cluster is healed and every member restarted and ready
 before the next one; a member that does not become ready in time is noted
@@ -44,6 +48,8 @@ KINDS_PEERS = (
     "drop",
     "replace_member",
 )
+#: Kinds that need each member's data dir on a LazyFS mount (``Cluster(power_loss=True)``).
+KINDS_POWER = ("power_loss_random", "power_loss_leader", "power_loss_all")
 #: Crash points hit on nearly every write, armed at a random hit so they fire soon.
 FREQUENT = (
     "before_wal_save",
@@ -98,7 +104,9 @@ class Faults:
         self.cluster = cluster
         self.rng = rng
         size = len(cluster.members)
-        available = KINDS_ANY + (KINDS_PEERS if size > 1 else ())
+        available = (
+            KINDS_ANY + (KINDS_PEERS if size > 1 else ()) + (KINDS_POWER if cluster.mounts else ())
+        )
         self.kinds = tuple(k for k in (kinds or available) if k in available)
         self.records: list[FaultRecord] = []
         self.stuck: list[str] = []
@@ -180,6 +188,25 @@ class Faults:
         members = self.cluster.members
         victims = self.rng.sample(members, len(members) // 2 + 1)
         await self._kill(record, victims, hold)
+
+    async def _power_loss(self, record: FaultRecord, victims: list[Member], hold: float) -> None:
+        record.target = ",".join(m.name for m in victims)
+        torn = self.rng.random() < 0.5
+        record.detail["torn"] = torn
+        for m in victims:
+            await self.cluster.power_loss(m, self.rng.randrange(1 << 30) if torn else None)
+        await self.sleep(hold)
+        for m in victims:
+            self.cluster.spawn(m)
+
+    async def _power_loss_random(self, record: FaultRecord, hold: float) -> None:
+        await self._power_loss(record, [await self._target(None)], hold)
+
+    async def _power_loss_leader(self, record: FaultRecord, hold: float) -> None:
+        await self._power_loss(record, [await self._target(True)], hold)
+
+    async def _power_loss_all(self, record: FaultRecord, hold: float) -> None:
+        await self._power_loss(record, list(self.cluster.members), hold)
 
     async def _pause(self, record: FaultRecord, hold: float) -> None:
         m = await self._target(None)

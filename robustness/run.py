@@ -50,6 +50,8 @@ class Settings:
     snapshot_catchup_entries: int = 200
     check_timeout: float = 120.0
     extra_flags: tuple[str, ...] = ()
+    #: Each member's data dir on a LazyFS mount, with the ``power_loss_*`` faults.
+    power_loss: bool = False
 
 
 @dataclass
@@ -81,7 +83,13 @@ async def run(reactor: Any, settings: Settings, log: Any = print) -> Outcome:
         *settings.extra_flags,
     )
     cluster = Cluster(
-        reactor, out, settings.members, rng, flags, token=f"robustness-{settings.seed}"
+        reactor,
+        out,
+        settings.members,
+        rng,
+        flags,
+        token=f"robustness-{settings.seed}",
+        power_loss=settings.power_loss,
     )
     recorder = Recorder()
     faults = Faults(

@@ -11,7 +11,8 @@ API (pure; everything on one owner thread unless noted)::
                                                   # None = the single key ``start``
     be.batch_tx.items(bucket) -> iterator of (key, value)                   # etcd's ForEach
     be.set_consistent_index(index, term); be.consistent_index() -> (index, term)
-    be.maybe_commit(now) -> bool; be.force_commit(); be.pending; be.commits
+    be.maybe_commit(now) -> bool; be.force_commit(); be.pending; be.commits   # fdatasync
+                                                  # per commit with sync_commits
     be.would_exceed(nbytes) -> bool; be.size(); be.size_in_use(); be.quota_bytes
     be.defragment(); be.hash() -> int   # defragment: SnapshotInProgressError while a snapshot is open
     be.snapshot() -> BackendSnapshot   # .chunks() may run on another thread; .close()
@@ -34,22 +35,28 @@ the server replays WAL entries after its consistent index: replay is
 idempotent. The WAL, fdatasync'd before anything is acknowledged, is the source
 of truth.
 
-Commits therefore do not fsync by default (``sync_commits=False``: LMDB's
-NOSYNC), so the 100 ms commit never blocks the reactor on the disk. A commit
-is in the OS page cache as soon as it returns, which survives ``kill -9`` and
-any crash of this process. It does not survive power loss or a kernel crash:
-recent commits can be lost and, because LMDB needs its fsync to order data
-pages before the meta page, the file can be left corrupt. Rule for the server:
-run ``be.sync()`` on a thread and wait for it before a raft snapshot lets the
-WAL release or purge entries the backend covers, so a WAL file is never
-deleted while the backend state it fed is only in memory. Power loss remains
-the trade-off: a member whose database is damaged must be rebuilt from a peer
-snapshot (remove and re-add it).
+Commits are durable when the server opens the backend (``sync_commits=True``,
+as etcd fsyncs every bbolt commit; only ``--unsafe-no-fsync`` turns it off):
+LMDB with sync but without metasync, so each commit pays one fdatasync that
+orders its data pages before its meta page (the meta page is synced by the
+next commit's fdatasync). A power loss at any instant, even one that writes an
+arbitrary subset of the unsynced pages (``robustness/lazyfs.py``'s torn
+power loss), leaves the database whole at its last or second-last commit,
+and the WAL replays the rest. The fdatasync runs on the owner thread (the
+reactor), once per batch (``batch_interval``), not per request. It cannot
+move to another thread: LMDB's writer lock belongs to the thread that began
+the write transaction (a commit elsewhere leaves it held, and the next begin
+blocks for ever), there is one write transaction at a time, and every read of
+the batch goes through it.
 
-``sync_commits=True`` opens LMDB with sync but without metasync: each commit
-pays one fdatasync on the calling thread (the meta page follows with the next
-commit), and a power loss costs at most the last commit, never corruption.
-Choose it when the disk is fast enough to sync on the reactor every 100 ms.
+``sync_commits=False`` (NOSYNC) writes the meta page with no ordering: a
+commit is in the OS page cache as soon as it returns, which survives
+``kill -9``, but a power loss can leave the meta page on disk without the
+pages it points to (``MDB_CORRUPTED``; a later ``sync()`` on another thread
+does not help, it only shortens the window). The server still runs
+``be.sync()`` on the WAL writer thread before a raft snapshot lets the WAL
+release or purge entries, so no WAL file is deleted while the state it fed is
+only in memory.
 
 LMDB limits keys to 511 bytes; MVCC keys in the key bucket are revisions.
 """

@@ -143,10 +143,14 @@ class Backend:
         self.commits = 0
         self._closed = False
         self._snapshots: set[BackendSnapshot] = set()
-        os.makedirs(os.path.dirname(path) or ".", files.DIR_MODE, exist_ok=True)
+        directory = os.path.dirname(os.path.abspath(path))
+        files.makedirs_durable(directory)
         if os.path.exists(path + ".defrag"):  # a defragment cut short
             os.unlink(path + ".defrag")
+        created = not os.path.exists(path)
         self._open()
+        if created:  # the new file's entry; its pages are synced with the first commit
+            files.fsync_dir(directory)
 
     def _open(self) -> None:
         self._env = lmdb.open(
@@ -216,7 +220,7 @@ class Backend:
         return True
 
     def force_commit(self) -> None:
-        """Commit the batch now (no fsync unless ``sync_commits``)."""
+        """Commit the batch now (one fdatasync with ``sync_commits``, none without)."""
         if self._write is None:
             return
         txn, self._write = self._write, None

@@ -29,6 +29,7 @@ from etcd_twisted.peer import codec
 from etcd_twisted.peer.handshake import Hello
 from etcd_twisted.peer.link import DialingLink, Timing
 from etcd_twisted.wal import snapshot_db_path
+from etcd_twisted.wal.files import fsync_dir, makedirs_durable
 
 #: Runs ``f(*args)`` off the reactor thread; fires with its result.
 RunInThread = Callable[..., Deferred[Any]]
@@ -147,7 +148,7 @@ class SnapshotFile:
     """The receiver's spool file for one snapshot's database stream."""
 
     def __init__(self, directory: str, index: int) -> None:
-        os.makedirs(directory, exist_ok=True)
+        makedirs_durable(directory)
         self.final_path = snapshot_db_path(directory, index)
         fd, self.part_path = tempfile.mkstemp(
             prefix=f"{index:016x}.", suffix=".snap.db.part", dir=directory
@@ -166,6 +167,7 @@ class SnapshotFile:
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self.part_path, self.final_path)
+        fsync_dir(os.path.dirname(self.final_path))
         return self.final_path
 
     def discard(self) -> None:

@@ -44,6 +44,7 @@ from etcd_twisted.wal import (
     valid_snapshot_entries,
 )
 from etcd_twisted.wal import exist as wal_exists
+from etcd_twisted.wal.files import makedirs_durable
 
 #: Raft messages are at most this large (etcd's ``maxSizePerMsg``).
 MAX_SIZE_PER_MSG = 1024 * 1024
@@ -87,12 +88,13 @@ def bootstrap(
 
 
 def _open_backend(config: Config) -> Backend:
-    os.makedirs(snap_dir(config.data_dir), mode=0o700, exist_ok=True)
+    makedirs_durable(snap_dir(config.data_dir))
     return Backend(
         backend_path(config.data_dir),
         quota_bytes=config.quota_bytes,
         batch_interval=config.backend_batch_interval,
         batch_limit=config.backend_batch_limit,
+        sync_commits=not config.unsafe_no_fsync,
     )
 
 
@@ -148,8 +150,8 @@ def _first_start(
 ) -> Bootstrapped:
     """Create a member's data dir, WAL (naming member and cluster) and backend, and an
     empty raft node: what a new cluster's member and a joining member both start from."""
-    os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
-    os.makedirs(snap_dir(config.data_dir), mode=0o700, exist_ok=True)
+    makedirs_durable(config.data_dir)
+    makedirs_durable(snap_dir(config.data_dir))
     metadata = Metadata(NodeID=local_id, ClusterID=cid).SerializeToString()
     wal = WAL.create(
         config.wal_path, metadata, on_sync=on_sync, unsafe_no_fsync=config.unsafe_no_fsync

@@ -267,6 +267,7 @@ class EtcdServer(MultiService):
             quota_bytes=c.quota_bytes,
             batch_interval=c.backend_batch_interval,
             batch_limit=c.backend_batch_limit,
+            sync_commits=not c.unsafe_no_fsync,
         )
 
     def _install_backend(self, backend: Backend, index: int) -> None:

@@ -19,6 +19,20 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def makedirs_durable(path: str, mode: int = DIR_MODE) -> None:
+    """``os.makedirs(path, exist_ok=True)``, with each new directory's entry fsynced in its parent."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    makedirs_durable(parent, mode)
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        return
+    fsync_dir(parent)
+
+
 def preallocate(fd: int, size: int) -> None:
     """Reserve ``size`` bytes of zeros for the file (a sparse extension if unsupported)."""
     try:

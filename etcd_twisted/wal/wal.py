@@ -202,6 +202,7 @@ class WAL:
         files.write_all(fd, head, 0)
         if not unsafe_no_fsync:
             os.fdatasync(fd)
+        files.fsync_dir(tmpdir)  # the segment's entry, before the directory is renamed into place
         if os.path.isdir(dirpath):
             os.rmdir(dirpath)
         os.rename(tmpdir, dirpath)
