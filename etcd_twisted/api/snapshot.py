@@ -89,7 +89,7 @@ def snapshot_handler(
         except AuthError as e:
             # etcd 3.5.1's maintenance server returns the auth error unconverted.
             raise GrpcError(StatusCode.UNKNOWN, str(e)) from None
-        snapshot = server.backend.snapshot()
+        snapshot = server.state.backend.snapshot()
         try:
             file = etcd_snapshot_file(snapshot)
             total = await run_in_thread(lambda: file.size)

@@ -43,11 +43,18 @@ class RecordingBackend:
         return snap
 
 
+class FakeState:
+    """The member state's backend (``EtcdServer.state.backend``)."""
+
+    def __init__(self, backend: RecordingBackend) -> None:
+        self.backend = backend
+
+
 class FakeServer:
     leader_id = 1
 
     def __init__(self, backend: RecordingBackend, admins: set[str | None]) -> None:
-        self.backend = backend
+        self.state = FakeState(backend)
         self.auth_frontend = FakeAuthFrontend(admins)
 
 
