@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from twisted.internet.defer import Deferred
 from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from etcd_twisted._pb import raft_pb2
@@ -22,7 +23,7 @@ from etcd_twisted.tls.context import client_tls
 from etcd_twisted.tls.gate import run_now
 from etcd_twisted.tls.info import TLSInfo
 from tests.peer.fakes import app
-from tests.peer.loopback import LoopbackMember, reactor, sleep, wait_for
+from tests.peer.loopback import LoopbackMember, reactor, wait_for
 from tests.support.certs import CA, Leaf
 
 
@@ -178,8 +179,17 @@ class MutualTLSTests(TestCase):
             ca = CA.create(self.mktemp())
             a = await self.member(1, ca.issue("peer", cn="etcd-peer"), ca, allowed_cn="etcd-peer")
             b = await self.member(2, ca.issue("intruder", cn="intruder"), ca)
+            rejected: list[dict[str, object]] = []
+
+            def observe(event: dict[str, object]) -> None:
+                if "rejected connection" in str(event.get("log_format", "")):
+                    rejected.append(event)
+
+            globalLogPublisher.addObserver(observe)
+            self.addCleanup(globalLogPublisher.removeObserver, observe)
             b.transport.add_peer(1, [a.url])
-            await sleep(1.0)
+            await wait_for(lambda: rejected)  # a refused b's certificate at the handshake
+            self.assertEqual(rejected[0]["cn"], "intruder")
             self.assertFalse(b.transport.is_active(1))
 
         return Deferred.fromCoroutine(run())
