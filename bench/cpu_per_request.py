@@ -101,13 +101,19 @@ def measure(repo: str, n: int, window: int) -> dict[str, float]:
                 "put": lambda i: kv.Put.future(rpc_pb2.PutRequest(key=keys[i], value=value)),
                 "txn": lambda i: kv.Txn.future(
                     rpc_pb2.TxnRequest(
-                        compare=[rpc_pb2.Compare(
-                            key=keys[i], target=rpc_pb2.Compare.VERSION,
-                            result=rpc_pb2.Compare.GREATER, version=-1,
-                        )],
-                        success=[rpc_pb2.RequestOp(
-                            request_put=rpc_pb2.PutRequest(key=keys[i], value=value)
-                        )],
+                        compare=[
+                            rpc_pb2.Compare(
+                                key=keys[i],
+                                target=rpc_pb2.Compare.VERSION,
+                                result=rpc_pb2.Compare.GREATER,
+                                version=-1,
+                            )
+                        ],
+                        success=[
+                            rpc_pb2.RequestOp(
+                                request_put=rpc_pb2.PutRequest(key=keys[i], value=value)
+                            )
+                        ],
                     )  # fmt: skip
                 ),
                 "range_ser": lambda i: kv.Range.future(
@@ -143,7 +149,9 @@ def main() -> None:
             samples[repo].append(result)
             print(
                 f"round {round_} {repo}: "
-                + ", ".join(f"{k} {v:.0f}" + ("" if k.endswith("/s") else " µs") for k, v in result.items())
+                + ", ".join(
+                    f"{k} {v:.0f}" + ("" if k.endswith("/s") else " µs") for k, v in result.items()
+                )
             )
     print(
         f"\nserver CPU µs per request, median of {args.rounds} (load average {os.getloadavg()[0]:.1f})"

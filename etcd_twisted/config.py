@@ -55,14 +55,15 @@ def _parse_int(raw: str) -> int:
     return int(raw.strip(), 0)
 
 
-_TRUE = {"1", "t", "T", "true", "TRUE", "True"}
-_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
+#: The spellings Go's ``strconv.ParseBool`` takes for true and false.
+TRUE_WORDS = frozenset({"1", "t", "T", "true", "TRUE", "True"})
+FALSE_WORDS = frozenset({"0", "f", "F", "false", "FALSE", "False"})
 
 
 def _parse_bool(raw: str) -> bool:
-    if raw in _TRUE:
+    if raw in TRUE_WORDS:
         return True
-    if raw in _FALSE:
+    if raw in FALSE_WORDS:
         return False
     raise ValueError("not a boolean")
 

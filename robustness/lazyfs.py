@@ -207,10 +207,20 @@ class LazyFS(Operations):
                 st = os.lstat(self._full(path))
             except OSError as e:
                 raise FuseOSError(e.errno) from None
-            attrs = {k: getattr(st, k) for k in (
-                "st_mode", "st_nlink", "st_uid", "st_gid", "st_size",
-                "st_atime", "st_mtime", "st_ctime", "st_ino",
-            )}
+            attrs = {
+                k: getattr(st, k)
+                for k in (
+                    "st_mode",
+                    "st_nlink",
+                    "st_uid",
+                    "st_gid",
+                    "st_size",
+                    "st_atime",
+                    "st_mtime",
+                    "st_ctime",
+                    "st_ino",
+                )
+            }
             node = self._dirty.get(st.st_ino)
             if node is not None:
                 attrs["st_size"] = node.size
@@ -300,7 +310,9 @@ class LazyFS(Operations):
         with self._lock:
             full = self._full(path)
             stash = self._to_stash(full)
-            self._record({"op": "remove", "path": path, "stash": stash, "dir": os.path.dirname(path)})
+            self._record(
+                {"op": "remove", "path": path, "stash": stash, "dir": os.path.dirname(path)}
+            )
 
     def rmdir(self, path: str) -> None:
         with self._lock:
@@ -323,7 +335,13 @@ class LazyFS(Operations):
                 if node.path == old or node.path.startswith(old + "/"):
                     node.path = new + node.path[len(old) :]
             self._record(
-                {"op": "rename", "path": old, "new": new, "stash": stash, "dir": os.path.dirname(new)}
+                {
+                    "op": "rename",
+                    "path": old,
+                    "new": new,
+                    "stash": stash,
+                    "dir": os.path.dirname(new),
+                }
             )
 
     def fsyncdir(self, path: str, datasync: int, fh: int) -> None:
@@ -361,10 +379,21 @@ class LazyFS(Operations):
 
     def statfs(self, path: str) -> dict:
         st = os.statvfs(self._full(path))
-        return {k: getattr(st, k) for k in (
-            "f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail",
-            "f_ffree", "f_files", "f_flag", "f_frsize", "f_namemax",
-        )}
+        return {
+            k: getattr(st, k)
+            for k in (
+                "f_bavail",
+                "f_bfree",
+                "f_blocks",
+                "f_bsize",
+                "f_favail",
+                "f_ffree",
+                "f_files",
+                "f_flag",
+                "f_frsize",
+                "f_namemax",
+            )
+        }
 
 
 def fuse_available() -> str | None:

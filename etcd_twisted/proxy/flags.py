@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from etcd_twisted.config import Flag, parse_duration
+from etcd_twisted.config import FALSE_WORDS, TRUE_WORDS, Flag, parse_duration
 
 __all__ = [
     "CommandError",
@@ -73,14 +73,10 @@ def _integer(name: str, minimum: int | None) -> Callable[[str], int]:
     return parse
 
 
-_TRUE = {"1", "t", "T", "true", "TRUE", "True"}
-_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
-
-
 def _bool(raw: str) -> bool:
-    if raw in _TRUE:
+    if raw in TRUE_WORDS:
         return True
-    if raw in _FALSE:
+    if raw in FALSE_WORDS:
         return False
     raise ValueError(f'strconv.ParseBool: parsing "{raw}": invalid syntax')
 

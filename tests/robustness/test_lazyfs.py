@@ -121,6 +121,9 @@ class LazyMountTests(PowerLossMixin, TestCase):
         os.pwrite(fd, b"n" * 4096 * 64, 0)
         os.close(fd)
         self.power_loss(torn_seed=1)
-        pages = [p[:1] for p in (lambda d: [d[i : i + 4096] for i in range(0, len(d), 4096)])(_read(path))]
+        pages = [
+            p[:1]
+            for p in (lambda d: [d[i : i + 4096] for i in range(0, len(d), 4096)])(_read(path))
+        ]
         self.assertEqual(len(pages), 64)
         self.assertTrue(0 < pages.count(b"n") < 64, pages)

@@ -61,7 +61,9 @@ class MemberPowerLossTests(PowerLossMixin, TestCase):
         proc.start()
         await wait_healthy(member.client_url, proc, timeout=60)
         self.assertGreater(len(acked), 0)
-        self.check(Gateway(member.client_url), acked, maybe, f"after the last power loss, seed {seed}")
+        self.check(
+            Gateway(member.client_url), acked, maybe, f"after the last power loss, seed {seed}"
+        )
         await proc.stop()
 
     def check(
